@@ -1,0 +1,1 @@
+"""The `reeltrace` command line."""

@@ -1,0 +1,22 @@
+"""Entry point of the `reeltrace` command."""
+
+from __future__ import annotations
+
+import typer
+
+from service.cli import database, serve
+
+app = typer.Typer(
+    name="reeltrace",
+    help="Tracked, observable generative-video requests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (serve, database):
+    module.register(app)
+
+
+def main() -> None:
+    app()

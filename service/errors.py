@@ -1,0 +1,76 @@
+"""The error hierarchy: one root, each subclass fixing the HTTP status it maps to.
+
+Expected outcomes are 4xx so that a 5xx always means a bug or an outage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReeltraceError(Exception):
+    """Root of every error reeltrace raises on purpose."""
+
+    status_code = 500
+    error = "internal_error"
+
+    def __init__(self, detail: str = "", **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class ConfigurationError(ReeltraceError):
+    """A setting is missing or invalid; the message names the variable."""
+
+    error = "configuration_error"
+
+
+class NotFoundError(ReeltraceError):
+    status_code = 404
+    error = "not_found"
+
+
+class RequestNotFound(NotFoundError):
+    """No request has this UUID or correlation ID."""
+
+
+class InvalidStatusTransition(ReeltraceError):
+    """A status change outside pending -> generating -> completed|failed|timeout."""
+
+    status_code = 409
+    error = "invalid_status_transition"
+
+    def __init__(self, detail: str = "Invalid status transition", **context: Any) -> None:
+        super().__init__(detail, **context)
+
+
+class TrackingUnavailable(ReeltraceError):
+    """PostgreSQL could not be reached for a tracking write or read."""
+
+    status_code = 503
+    error = "tracking_unavailable"
+
+
+class ValidationFailed(ReeltraceError):
+    status_code = 422
+    error = "validation_error"
+
+
+class Unauthorized(ReeltraceError):
+    status_code = 401
+    error = "unauthorized"
+
+
+class Forbidden(ReeltraceError):
+    status_code = 403
+    error = "forbidden"
+
+
+class RateLimited(ReeltraceError):
+    status_code = 429
+    error = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

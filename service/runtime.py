@@ -1,0 +1,65 @@
+"""The assembled service: database, tracker and queries, built from settings.
+
+The API, the worker and the CLI each build one `Runtime` explicitly (nothing is
+built at import time) and close it when they stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db import migrate
+from service.db.engine import create_engine, resolve_database_url
+from service.db.urls import redact
+from service.settings import Settings
+from service.tracking.journal import Journal
+from service.tracking.queries import RequestQueries
+from service.tracking.repository import TrackingRepository
+from service.tracking.tracker import RequestTracker
+
+log = structlog.get_logger("reeltrace.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    tracker: RequestTracker
+    queries: RequestQueries
+    journal: Journal
+    embedded: bool
+
+    @classmethod
+    async def start(cls, settings: Settings, *, source_service: str, run_migrations: bool = True) -> Runtime:
+        """Resolve the database (starting the embedded one if need be), migrate, connect."""
+        embedded = settings.database_url is None
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        if run_migrations:
+            await asyncio.to_thread(migrate.upgrade, url)
+        log.info(
+            "database_ready",
+            embedded=embedded,
+            database=redact(url),
+            data_dir=str(settings.data_dir.resolve()) if embedded else None,
+        )
+        return cls.build(settings, url, source_service=source_service, embedded=embedded)
+
+    @classmethod
+    def build(cls, settings: Settings, url: str, *, source_service: str, embedded: bool = False) -> Runtime:
+        engine = create_engine(url, settings, application_name=f"reeltrace-{source_service}")
+        journal = Journal(settings.journal_path)
+        tracker = RequestTracker(
+            TrackingRepository(engine), journal, source_service=source_service, max_retries=settings.max_retries
+        )
+        queries = RequestQueries(
+            engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms
+        )
+        return cls(settings, url, engine, tracker, queries, journal, embedded)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,202 @@
+"""Service settings, read from the environment (and an optional `.env`).
+
+Only the app factory, the CLI and dependencies build a `Settings`; nothing reads the
+environment at import time. Most variables carry the `REELTRACE_` prefix; the few
+that the spec or Google's tooling name (`DATABASE_URL`, `REQUEST_RETENTION_DAYS`,
+`GOOGLE_CLOUD_*`) are read under those exact names.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import ConfigurationError
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class RateLimit:
+    """A parsed `N/period` limit such as `5/minute`."""
+
+    __slots__ = ("limit", "window_seconds")
+
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        match = _RATE_RE.match(text)
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError("expected N/second, N/minute, N/hour or N/day with N >= 1, e.g. 5/minute")
+        return cls(int(match.group(1)), _RATE_PERIODS[match.group(2)])
+
+    def __repr__(self) -> str:
+        return f"RateLimit({self.limit}/{self.window_seconds}s)"
+
+
+class Settings(BaseSettings):
+    """Everything reeltrace can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REELTRACE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- environment and process -------------------------------------------------
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path(".reeltrace")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    public_base_url: str | None = Field(
+        default=None, description="Base URL clients use to reach this service; defaults to host:port."
+    )
+
+    # --- PostgreSQL ----------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "REELTRACE_DATABASE_URL")
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    slow_query_ms: float = Field(default=100.0, gt=0)
+    very_slow_query_ms: float = Field(default=500.0, gt=0)
+
+    # --- retention -----------------------------------------------------------------
+    request_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("REQUEST_RETENTION_DAYS", "REELTRACE_REQUEST_RETENTION_DAYS"),
+    )
+    cleanup_interval_seconds: float = Field(default=86400.0, gt=0)
+
+    # --- pipeline and workers ------------------------------------------------------
+    generation_backend: Literal["simulated", "vertex"] = "simulated"
+    storage_backend: Literal["local", "gcs"] = "local"
+    generation_timeout_seconds: float = Field(default=300.0, gt=0)
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    retry_base_seconds: float = Field(default=1.0, ge=0)
+    retry_max_seconds: float = Field(default=30.0, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    worker_concurrency: int = Field(default=1000, ge=1)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    watchdog_interval_seconds: float = Field(default=30.0, gt=0)
+    pending_budget_seconds: float = Field(default=3600.0, gt=0)
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # --- simulated backends --------------------------------------------------------
+    sim_latency_seconds: float = Field(default=3.0, ge=0)
+    sim_jitter_seconds: float = Field(default=1.0, ge=0)
+    sim_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    sim_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    sim_quota_error_rate: float = Field(default=0.0, ge=0, le=1)
+    sim_filter_rate: float = Field(default=0.0, ge=0, le=1)
+    sim_seed: int | None = None
+
+    # --- API -----------------------------------------------------------------------
+    rate_limit: str = "5/minute"
+    api_keys_required: bool = True
+
+    # --- telemetry -----------------------------------------------------------------
+    jaeger_url: str | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    # --- analytics -----------------------------------------------------------------
+    export_dir: Path | None = None
+    export_interval: float | None = Field(default=None, gt=0, description="seconds between exports")
+
+    # --- Google Cloud --------------------------------------------------------------
+    google_cloud_project: str | None = Field(
+        default=None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "REELTRACE_GCP_PROJECT")
+    )
+    google_cloud_location: str = Field(
+        default="us-central1",
+        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "REELTRACE_GCP_LOCATION"),
+    )
+    veo_model: str = "veo-3.1-fast-generate-001"
+    vertex_base_url: str | None = None
+    gcs_bucket: str | None = None
+    gcs_prefix: str = "requests"
+    gcs_url_mode: Literal["public", "signed"] = "signed"
+    signed_url_expiry_seconds: int = Field(default=3600, ge=1, le=604800)
+    signing_service_account: str | None = None
+    script_backend: Literal["simulated", "gemini"] = "simulated"
+    gemini_model: str = "gemini-2.5-flash"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        RateLimit.parse(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> Settings:
+        if self.generation_backend == "vertex" and not self.google_cloud_project:
+            raise ValueError("REELTRACE_GENERATION_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT")
+        if self.storage_backend == "gcs" and not self.gcs_bucket:
+            raise ValueError("REELTRACE_STORAGE_BACKEND=gcs needs REELTRACE_GCS_BUCKET")
+        if self.env == "production" and self.database_url is None:
+            raise ValueError("REELTRACE_ENV=production needs DATABASE_URL (the embedded server is for development)")
+        return self
+
+    @property
+    def rate(self) -> RateLimit:
+        return RateLimit.parse(self.rate_limit)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal" / "tracking.jsonl"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.export_dir or (self.data_dir / "snapshots")
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        first = info.validation_alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return f"REELTRACE_{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into one that names the variables."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = error.get("loc") or ()
+            name = env_name(str(loc[0])) if loc else "settings"
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigurationError("Invalid setting " + "; ".join(problems)) from exc

@@ -1,0 +1,178 @@
+"""The local durable journal of tracking writes PostgreSQL did not receive.
+
+One JSON line per write, appended under an exclusive file lock and fsync'd before
+the append returns, so a write survives a crash of this process or the machine's
+power. Replay moves the journal aside (so appends can go on), applies its writes in
+order through the repository, and puts back whatever could not be applied yet.
+
+Writes are idempotent (absolute values, client-made IDs, ON CONFLICT DO NOTHING),
+so replaying a write that had already landed changes nothing. A write that can never
+apply (say, a transition the request has moved past) goes to `rejected.jsonl`, with
+the reason, for an operator to read: nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+
+from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.tracking.writes import TrackingWrite
+
+log = structlog.get_logger(__name__)
+
+_ADAPTER: TypeAdapter[TrackingWrite] = TypeAdapter(TrackingWrite)
+
+Applier = Callable[[TrackingWrite], Awaitable[object]]
+
+
+@dataclass
+class ReplayReport:
+    applied: int = 0
+    rejected: int = 0
+    remaining: int = 0
+    rejected_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.remaining == 0
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Append-only JSON-lines journal in `<data dir>/journal/`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.directory = path.parent
+        self.replaying_path = path.with_suffix(".replaying.jsonl")
+        self.rejected_path = path.with_name("rejected.jsonl")
+        self._lock_path = path.with_suffix(".lock")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append_lines(self, path: Path, lines: list[str]) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def append(self, write: TrackingWrite) -> None:
+        """Durably append one write (blocking; call it off the event loop)."""
+        line = write.model_dump_json() + "\n"
+        with self._locked():
+            new_file = not self.path.exists()
+            self._append_lines(self.path, [line])
+            if new_file:
+                _fsync_dir(self.directory)
+
+    def has_pending(self) -> bool:
+        """True if writes are waiting; cheap enough to ask before every write."""
+        try:
+            return self.path.stat().st_size > 0 or self.replaying_path.exists()
+        except FileNotFoundError:
+            return self.replaying_path.exists()
+
+    def pending_count(self) -> int:
+        return sum(1 for _ in self._read(self.replaying_path)) + sum(1 for _ in self._read(self.path))
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[str]:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        yield line
+        except FileNotFoundError:
+            return
+
+    def _take(self) -> list[str]:
+        """Move the journal aside for replay; returns every line still to apply."""
+        with self._locked():
+            if self.path.exists():
+                lines = list(self._read(self.path))
+                if self.replaying_path.exists():
+                    # A replay died half-way: its lines are older, so they go first.
+                    self._append_lines(self.replaying_path, lines)
+                    self.path.unlink()
+                else:
+                    os.replace(self.path, self.replaying_path)
+                _fsync_dir(self.directory)
+            return list(self._read(self.replaying_path))
+
+    def _give_back(self, lines: list[str]) -> None:
+        """Put unapplied lines back in front of anything appended meanwhile."""
+        with self._locked():
+            newer = list(self._read(self.path))
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write("".join(lines + newer))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            self.replaying_path.unlink(missing_ok=True)
+            _fsync_dir(self.directory)
+
+    def _finish(self) -> None:
+        with self._locked():
+            self.replaying_path.unlink(missing_ok=True)
+            _fsync_dir(self.directory)
+
+    def _reject(self, line: str, reason: str) -> None:
+        record = {"rejected_at": datetime.now(UTC).isoformat(), "reason": reason, "write": json.loads(line)}
+        with self._locked():
+            self._append_lines(self.rejected_path, [json.dumps(record) + "\n"])
+
+    async def replay(self, apply: Applier) -> ReplayReport:
+        """Apply every journaled write in order; stop early if PostgreSQL goes away."""
+        report = ReplayReport()
+        lines = self._take()
+        for index, line in enumerate(lines):
+            try:
+                write = _ADAPTER.validate_json(line)
+            except ValidationError as exc:
+                self._reject(line, f"unreadable: {exc.errors()[0]['msg']}")
+                report.rejected += 1
+                continue
+            try:
+                await apply(write)
+                report.applied += 1
+            except TrackingUnavailable:
+                rest = lines[index:]
+                self._give_back(rest)
+                report.remaining = len(rest)
+                log.warning("journal_replay_interrupted", applied=report.applied, remaining=report.remaining)
+                return report
+            except (InvalidStatusTransition, RequestNotFound) as exc:
+                # The database has moved past this write (or never had its request):
+                # keep it for inspection rather than dropping it.
+                reason = f"{type(exc).__name__}: {exc.detail} {exc.context or ''}".strip()
+                self._reject(line, reason)
+                report.rejected += 1
+                report.rejected_reasons.append(reason)
+        self._finish()
+        return report

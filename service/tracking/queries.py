@@ -1,0 +1,241 @@
+"""Request history and monitoring reads.
+
+Every query is timed: one slower than 100 ms is logged with its query type and
+parameter count, one slower than 500 ms is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import TextClause
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.errors import RequestNotFound, ValidationFailed
+from service.tracking import read_sql
+from service.tracking.repository import translate_errors
+from service.tracking.schemas import (
+    DashboardRead,
+    EventRead,
+    HourlyBucket,
+    LatencyPercentiles,
+    Page,
+    RequestRead,
+    RequestSummary,
+    StageRead,
+)
+from service.tracking.states import RequestStatus
+from telemetry.correlation import is_correlation_id
+
+log = structlog.get_logger("reeltrace.queries")
+
+MAX_PAGE = 500
+
+
+def encode_cursor(created_at: datetime, request_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{request_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, rid = raw.partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(rid)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("cursor is not a cursor this API returned", field="cursor") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    status: RequestStatus | None = None
+    user_id: str | None = None
+    guild_id: str | None = None
+    pipeline: str | None = None
+    since: datetime | None = None
+
+
+class RequestQueries:
+    """Reads for the API, the CLI and operators."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0
+    ) -> None:
+        self.engine = engine
+        self.slow_ms = slow_ms
+        self.very_slow_ms = very_slow_ms
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        async with translate_errors(), self.engine.connect() as conn:
+            yield conn
+
+    async def _fetch(
+        self, conn: AsyncConnection, query_type: str, statement: TextClause, params: Mapping[str, Any]
+    ) -> list[Any]:
+        started = time.perf_counter()
+        rows = list((await conn.execute(statement, params)).mappings().all())
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if elapsed_ms > self.slow_ms:
+            emit = log.warning if elapsed_ms > self.very_slow_ms else log.info
+            emit(
+                "slow_query",
+                query_type=query_type,
+                parameter_count=len(params),
+                duration_ms=round(elapsed_ms, 2),
+                rows=len(rows),
+            )
+        return rows
+
+    @staticmethod
+    def _page_bounds(limit: int, offset: int) -> None:
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        if offset < 0:
+            raise ValidationFailed("offset must be >= 0", field="offset")
+
+    async def list_requests(
+        self,
+        filters: RequestFilter,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+        query_type: str = "list_requests",
+    ) -> Page[RequestSummary]:
+        """Requests newest first, with offset or keyset (cursor) pagination."""
+        self._page_bounds(limit, offset)
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        present = set()
+        for name in ("status", "user_id", "guild_id", "pipeline", "since"):
+            value = getattr(filters, name)
+            if value is not None:
+                params[name] = value.value if isinstance(value, RequestStatus) else value
+                present.add(name)
+        if cursor:
+            params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
+            present.add("cursor")
+        async with self._connect() as conn:
+            rows = await self._fetch(conn, query_type, read_sql.list_requests(frozenset(present)), params)
+        items = [RequestSummary.model_validate(row) for row in rows]
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(items) == limit else None
+        return Page[RequestSummary](items=items, limit=limit, offset=offset, next_cursor=next_cursor)
+
+    async def user_history(
+        self,
+        user_id: str,
+        *,
+        status: RequestStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> Page[RequestSummary]:
+        """A user's requests, newest first; optional status filter."""
+        return await self.list_requests(
+            RequestFilter(user_id=user_id, status=status),
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+            query_type="user_history",
+        )
+
+    async def get_request(self, key: str | uuid.UUID) -> RequestRead:
+        """A request with its stages, by UUID or correlation ID."""
+        statement, params = self._lookup(key)
+        async with self._connect() as conn:
+            rows = await self._fetch(conn, "request_detail", statement, params)
+            if not rows:
+                raise RequestNotFound(f"no request with id or correlation id {key}")
+            row = rows[0]
+            stages = await self._fetch(conn, "request_stages", read_sql.STAGES_OF_REQUEST, {"id": row["id"]})
+        return RequestRead.model_validate({**row, "stages": [StageRead.model_validate(s) for s in stages]})
+
+    @staticmethod
+    def _lookup(key: str | uuid.UUID) -> tuple[TextClause, dict[str, Any]]:
+        if isinstance(key, uuid.UUID):
+            return read_sql.REQUEST_BY_ID, {"id": key}
+        if is_correlation_id(key):
+            return read_sql.REQUEST_BY_CORRELATION, {"correlation_id": key}
+        try:
+            return read_sql.REQUEST_BY_ID, {"id": uuid.UUID(key)}
+        except ValueError:
+            raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
+
+    async def resolve_id(self, key: str | uuid.UUID) -> uuid.UUID:
+        return (await self.get_request(key)).id
+
+    async def events(self, key: str | uuid.UUID, *, after_id: int = 0, limit: int = 500) -> list[EventRead]:
+        """The event timeline of a request, oldest first."""
+        if not 1 <= limit <= 5000:
+            raise ValidationFailed("limit must be between 1 and 5000", field="limit")
+        request_id = key if isinstance(key, uuid.UUID) else await self.resolve_id(key)
+        async with self._connect() as conn:
+            rows = await self._fetch(
+                conn, "request_events", read_sql.EVENTS_OF_REQUEST,
+                {"id": request_id, "after_id": after_id, "limit": limit},
+            )
+            if not rows and after_id == 0:
+                exists = await self._fetch(conn, "request_exists", read_sql.REQUEST_BY_ID, {"id": request_id})
+                if not exists:
+                    raise RequestNotFound(f"no request {request_id}")
+        return [EventRead.model_validate(row) for row in rows]
+
+    async def dashboard(self, *, window_hours: int = 24, now: datetime | None = None) -> DashboardRead:
+        """Counts by status, completed-latency percentiles and failure rate over a window."""
+        since = (now or datetime.now(UTC)) - timedelta(hours=window_hours)
+        async with self._connect() as conn:
+            row = (await self._fetch(conn, "dashboard", read_sql.DASHBOARD, {"since": since}))[0]
+        counts = {s.value: int(row[s.value]) for s in RequestStatus}
+        terminal = counts["completed"] + counts["failed"] + counts["timeout"]
+        pcts = row["percentiles"] or [None, None, None]
+        return DashboardRead(
+            window_hours=window_hours,
+            since=since,
+            total_requests=int(row["total"]),
+            counts_by_status=counts,
+            completed_latency=LatencyPercentiles(
+                p50_ms=pcts[0], p95_ms=pcts[1], p99_ms=pcts[2], avg_ms=row["avg_ms"]
+            ),
+            failure_rate_pct=(
+                round(100.0 * (counts["failed"] + counts["timeout"]) / terminal, 2) if terminal else None
+            ),
+            active_requests=int(row["active"]),
+        )
+
+    async def hourly_metrics(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        pipeline: str | None = None,
+    ) -> list[HourlyBucket]:
+        """Hourly buckets of counts, failure rate and durations (stages included)."""
+        until = until or datetime.now(UTC)
+        since = since or until - timedelta(hours=24)
+        if since >= until:
+            raise ValidationFailed("since must be before until", field="since")
+        params = {"since": since, "until": until, "pipeline": pipeline}
+        async with self._connect() as conn:
+            rows = await self._fetch(conn, "hourly_metrics", read_sql.HOURLY, params)
+            stage_rows = await self._fetch(conn, "hourly_stage_metrics", read_sql.HOURLY_STAGES, params)
+        per_stage: dict[datetime, dict[str, float]] = {}
+        for s in stage_rows:
+            per_stage.setdefault(s["hour"], {})[s["stage_name"]] = s["avg_duration_ms"]
+        return [HourlyBucket.model_validate({**row, "stage_avg_duration_ms": per_stage.get(row["hour"], {})}) for row in rows]
+
+    async def oldest_active_ages(self) -> dict[str, float]:
+        """Age in seconds of the oldest pending and generating request (0 if none)."""
+        async with self._connect() as conn:
+            rows = await self._fetch(conn, "oldest_active", read_sql.OLDEST_ACTIVE, {})
+        ages = {"pending": 0.0, "generating": 0.0}
+        ages.update({row["status"]: float(row["age_seconds"]) for row in rows})
+        return ages

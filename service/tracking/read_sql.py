@@ -1,0 +1,139 @@
+"""The SQL of the tracking reads (history, detail, events, dashboard, hourly metrics)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import TextClause, text
+
+REQUEST_COLUMNS = """
+    r.id, r.correlation_id, r.pipeline, r.user_id, r.guild_id, r.channel_id, r.prompt, r.status,
+    r.current_stage, r.progress_percentage, r.created_at, r.started_at, r.completed_at, r.duration_ms,
+    r.error_message, r.error_stage, r.trace_id
+"""
+
+DETAIL_COLUMNS = (
+    REQUEST_COLUMNS
+    + """,
+    r.duration_seconds, r.aspect_ratio, r.resolution, r.generate_audio, r.parameters, r.operation_name,
+    r.gcs_prefix, r.video_urls, r.error_details, r.retry_count, r.updated_at,
+    extract(epoch FROM (r.started_at - r.created_at))::double precision AS queueing_seconds
+"""
+)
+
+REQUEST_BY_ID: TextClause = text(f"SELECT {DETAIL_COLUMNS} FROM video_requests r WHERE r.id = :id")
+REQUEST_BY_CORRELATION: TextClause = text(
+    f"SELECT {DETAIL_COLUMNS} FROM video_requests r WHERE r.correlation_id = :correlation_id"
+)
+
+STAGES_OF_REQUEST: TextClause = text(
+    """
+SELECT stage_name AS name, stage_order AS "order", status, started_at, completed_at,
+       duration_ms / 1000.0 AS duration_seconds, attempts, max_retries, error_message, output
+FROM request_stages
+WHERE request_id = :id
+ORDER BY stage_order
+"""
+)
+
+EVENTS_OF_REQUEST: TextClause = text(
+    """
+SELECT id, request_id, event_type, severity, stage_name, message, data, created_at,
+       source_service, source_host
+FROM request_events
+WHERE request_id = :id AND id > :after_id
+ORDER BY id
+LIMIT :limit
+"""
+)
+
+# Keyset pagination rides the (user_id, created_at DESC, id DESC) index; the cursor
+# is the last row's (created_at, id). Only the filters given appear in the statement,
+# so every variant gets a plan that uses the right index (no `:x IS NULL OR` guards).
+_FILTERS = {
+    "user_id": "r.user_id = :user_id",
+    "guild_id": "r.guild_id = :guild_id",
+    "pipeline": "r.pipeline = :pipeline",
+    "status": "r.status = CAST(:status AS request_status)",
+    "since": "r.created_at >= :since",
+    "cursor": "(r.created_at, r.id) < (CAST(:cursor_at AS timestamptz), CAST(:cursor_id AS uuid))",
+}
+
+
+@lru_cache(maxsize=64)
+def list_requests(filters: frozenset[str]) -> TextClause:
+    """Requests newest first, restricted by the named filters (keys of _FILTERS)."""
+    where = " AND ".join(_FILTERS[f] for f in sorted(filters)) or "true"
+    return text(
+        f"""
+SELECT {REQUEST_COLUMNS}
+FROM video_requests r
+WHERE {where}
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT :limit OFFSET :offset
+"""
+    )
+
+
+# One pass over the last 24 h through the covering (created_at) INCLUDE (status,
+# duration_ms) index; active requests come from the partial index on open statuses.
+DASHBOARD: TextClause = text(
+    """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'generating') AS generating,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timeout,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
+           FILTER (WHERE status = 'completed') AS percentiles,
+       avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_ms,
+       (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active
+FROM video_requests
+WHERE created_at >= :since
+"""
+)
+
+HOURLY: TextClause = text(
+    """
+SELECT date_trunc('hour', created_at) AS hour,
+       count(*) AS total_requests,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
+       count(*) FILTER (WHERE status IN ('pending', 'generating')) AS active,
+       round(100.0 * count(*) FILTER (WHERE status IN ('failed', 'timeout'))
+             / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed', 'timeout')), 0), 2)::double precision
+           AS failure_rate_pct,
+       avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_duration_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+           FILTER (WHERE status = 'completed') AS p95_duration_ms
+FROM video_requests
+WHERE created_at >= :since AND created_at < :until
+  AND (CAST(:pipeline AS text) IS NULL OR pipeline = :pipeline)
+GROUP BY 1
+ORDER BY 1
+"""
+)
+
+HOURLY_STAGES: TextClause = text(
+    """
+SELECT date_trunc('hour', r.created_at) AS hour, s.stage_name,
+       avg(s.duration_ms)::double precision AS avg_duration_ms
+FROM video_requests r
+JOIN request_stages s ON s.request_id = r.id
+WHERE r.created_at >= :since AND r.created_at < :until
+  AND (CAST(:pipeline AS text) IS NULL OR r.pipeline = :pipeline)
+  AND s.status = 'completed'
+GROUP BY 1, 2
+"""
+)
+
+OLDEST_ACTIVE: TextClause = text(
+    """
+SELECT status, extract(epoch FROM (now() - min(created_at)))::double precision AS age_seconds
+FROM video_requests
+WHERE status IN ('pending', 'generating')
+GROUP BY status
+"""
+)

@@ -1,0 +1,266 @@
+"""The only code that writes tracking rows.
+
+Driver errors stop here: an unreachable server becomes `TrackingUnavailable`, the
+state-machine trigger's error becomes `InvalidStatusTransition`, and a missing row
+becomes `RequestNotFound`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import TextClause
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.tracking import sql
+from service.tracking.states import TERMINAL, RequestStatus, StageStatus, allowed_sources
+from service.tracking.writes import (
+    CreateRequest,
+    EventWrite,
+    LogEvent,
+    RecordOperation,
+    StageChange,
+    Transition,
+)
+
+STATUS_GUARD_SQLSTATE = "RT001"
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _event_params(event: EventWrite) -> dict[str, Any]:
+    return {
+        "ev_uid": event.event_uid,
+        "ev_type": event.event_type,
+        "ev_severity": event.severity.value,
+        "ev_stage": event.stage_name,
+        "ev_message": event.message,
+        "ev_data": _json(event.data),
+        "ev_created_at": event.created_at,
+        "ev_service": event.source_service,
+        "ev_host": event.source_host,
+    }
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when the error means the server could not be reached (not a SQL error)."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Turn driver errors into domain errors at the repository boundary."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _sqlstate(exc) == STATUS_GUARD_SQLSTATE:
+            raise InvalidStatusTransition(detail="Invalid status transition") from exc
+        if is_unreachable(exc):
+            raise TrackingUnavailable("PostgreSQL is unreachable") from exc
+        raise
+    except (PoolTimeoutError, ConnectionError, TimeoutError, OSError) as exc:
+        raise TrackingUnavailable("PostgreSQL is unreachable") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    id: uuid.UUID
+    correlation_id: str
+    status: RequestStatus
+    created_at: datetime
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    request_id: uuid.UUID
+    correlation_id: str
+    pipeline: str
+    aspect_ratio: str
+    old_status: RequestStatus
+    new_status: RequestStatus
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    error_message: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.old_status != self.new_status
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    stage_name: str
+    stage_order: int
+    status: StageStatus
+    attempts: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    progress_percentage: int
+    retry_count: int
+
+
+class TrackingRepository:
+    """Applies tracking writes to PostgreSQL, one transaction each."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
+        async with translate_errors(), self.engine.begin() as conn:
+            return list((await conn.execute(statement, params)).mappings().all())
+
+    async def create(self, write: CreateRequest) -> CreateResult:
+        params = {
+            "id": write.id,
+            "correlation_id": write.correlation_id,
+            "pipeline": write.pipeline,
+            "user_id": write.user_id,
+            "guild_id": write.guild_id,
+            "channel_id": write.channel_id,
+            "prompt": write.prompt,
+            "duration_seconds": write.duration_seconds,
+            "aspect_ratio": write.aspect_ratio,
+            "resolution": write.resolution,
+            "generate_audio": write.generate_audio,
+            "parameters": _json(write.parameters),
+            "trace_id": write.trace_id,
+            "traceparent": write.traceparent,
+            "created_at": write.created_at,
+            "stage_names": [s.name for s in write.stages],
+            "stage_orders": [s.order for s in write.stages],
+            "stage_max_retries": [s.max_retries for s in write.stages],
+            **_event_params(write.event),
+        }
+        async with translate_errors(), self.engine.begin() as conn:
+            rows = (await conn.execute(sql.CREATE_REQUEST, params)).mappings().all()
+            if rows:
+                row = rows[0]
+                return CreateResult(row["id"], row["correlation_id"], RequestStatus.PENDING, row["created_at"], True)
+            existing = (await conn.execute(sql.FIND_BY_ID, {"id": write.id})).mappings().one()
+            return CreateResult(
+                existing["id"],
+                existing["correlation_id"],
+                RequestStatus(existing["status"]),
+                existing["created_at"],
+                False,
+            )
+
+    async def transition(self, write: Transition) -> TransitionResult:
+        params = {
+            "request_id": write.request_id,
+            "new_status": write.new_status.value,
+            "terminal": write.new_status in TERMINAL,
+            "at": write.at,
+            "allowed_from": [s.value for s in allowed_sources(write.new_status)],
+            "operation_name": write.operation_name,
+            "gcs_prefix": write.gcs_prefix,
+            "video_urls": write.video_urls,
+            "error_message": write.error_message,
+            "error_stage": write.error_stage,
+            "error_details": _json(write.error_details),
+            **_event_params(write.event),
+        }
+        row = (await self._run(sql.TRANSITION, params))[0]
+        if row["found_status"] is None:
+            raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
+        if row["id"] is None:
+            raise InvalidStatusTransition(
+                old_status=row["found_status"], new_status=write.new_status.value
+            )
+        return TransitionResult(
+            request_id=row["id"],
+            correlation_id=row["correlation_id"],
+            pipeline=row["pipeline"],
+            aspect_ratio=row["aspect_ratio"],
+            old_status=RequestStatus(row["old_status"]),
+            new_status=RequestStatus(row["status"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            duration_ms=row["duration_ms"],
+            error_message=row["error_message"],
+        )
+
+    async def record_operation(self, write: RecordOperation) -> None:
+        params = {
+            "request_id": write.request_id,
+            "operation_name": write.operation_name,
+            "gcs_prefix": write.gcs_prefix,
+            **_event_params(write.event),
+        }
+        if not await self._run(sql.RECORD_OPERATION, params):
+            raise RequestNotFound(f"request {write.request_id} not found")
+
+    async def stage_change(self, write: StageChange) -> StageResult:
+        params = {
+            "request_id": write.request_id,
+            "stage_name": write.stage_name,
+            "status": write.status.value,
+            "at": write.at,
+            "starting": write.status == StageStatus.IN_PROGRESS,
+            "finishing": write.status in (StageStatus.COMPLETED, StageStatus.FAILED, StageStatus.SKIPPED),
+            "attempts": write.attempts,
+            "output": _json(write.output),
+            "error_message": write.error_message,
+            "error_details": _json(write.error_details),
+            **_event_params(write.event),
+        }
+        rows = await self._run(sql.STAGE_CHANGE, params)
+        if not rows:
+            raise RequestNotFound(f"request {write.request_id} has no stage {write.stage_name!r}")
+        row = rows[0]
+        return StageResult(
+            stage_name=row["stage_name"],
+            stage_order=row["stage_order"],
+            status=StageStatus(row["status"]),
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            duration_ms=row["duration_ms"],
+            progress_percentage=row["progress_percentage"],
+            retry_count=row["retry_count"],
+        )
+
+    async def log_event(self, write: LogEvent) -> None:
+        params = {"request_id": write.event.request_id, **_event_params(write.event)}
+        if not await self._run(sql.LOG_EVENT, params):
+            raise RequestNotFound(f"request {write.event.request_id} not found")
+
+    async def apply(self, write: CreateRequest | Transition | RecordOperation | StageChange | LogEvent) -> object:
+        """Apply any write; the journal replays through here."""
+        match write:
+            case CreateRequest():
+                return await self.create(write)
+            case Transition():
+                return await self.transition(write)
+            case RecordOperation():
+                return await self.record_operation(write)
+            case StageChange():
+                return await self.stage_change(write)
+            case LogEvent():
+                return await self.log_event(write)
+
+
+async def ping(conn: AsyncConnection) -> None:
+    await conn.exec_driver_sql("SELECT 1")

@@ -1,0 +1,61 @@
+"""Retention: deleting terminal requests older than REQUEST_RETENTION_DAYS.
+
+Stages and events go with their request (ON DELETE CASCADE). A request that is still
+pending or generating is never deleted, however old. Deletions leave tombstones
+marked `retention`, so exported snapshots keep those rows as history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.tracking.repository import translate_errors
+
+log = structlog.get_logger("reeltrace.retention")
+
+# Batches keep each transaction (and its locks) short on a large table.
+BATCH_SIZE = 5000
+
+_DELETE_BATCH = text(
+    """
+DELETE FROM video_requests
+WHERE id IN (
+    SELECT id FROM video_requests
+    WHERE created_at < :cutoff AND status IN ('completed', 'failed', 'timeout')
+    LIMIT :batch
+)
+"""
+)
+# Only one replica runs the job at a time; the others skip this round.
+_LOCK_KEY = 0x7265656C  # "reel"
+
+
+async def delete_expired(
+    engine: AsyncEngine, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+) -> int:
+    """Delete terminal requests created more than `retention_days` ago; returns the count."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    deleted = 0
+    async with translate_errors(), engine.connect() as lock_conn:
+        got = (await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY})).scalar()
+        if not got:
+            log.info("retention_cleanup_skipped", reason="another process holds the retention lock")
+            return 0
+        try:
+            while True:
+                async with engine.begin() as conn:
+                    await conn.execute(text("SET LOCAL reeltrace.delete_reason = 'retention'"))
+                    result = await conn.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": batch_size})
+                count = result.rowcount or 0
+                deleted += count
+                if count < batch_size:
+                    break
+        finally:
+            await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+            await lock_conn.commit()
+    log.info("retention_cleanup", deleted_count=deleted, retention_days=retention_days, cutoff=cutoff.isoformat())
+    return deleted

@@ -1,0 +1,117 @@
+"""Read models: what queries return and the API serialises."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.tracking.states import RequestStatus, Severity, StageStatus
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class StageRead(_Read):
+    name: str
+    order: int
+    status: StageStatus
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    attempts: int
+    max_retries: int
+    error_message: str | None
+    output: dict[str, Any] | None = None
+
+
+class RequestSummary(_Read):
+    id: uuid.UUID
+    correlation_id: str
+    pipeline: str
+    user_id: str
+    guild_id: str | None
+    channel_id: str | None
+    prompt: str
+    status: RequestStatus
+    current_stage: str | None
+    progress_percentage: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    error_message: str | None
+    error_stage: str | None
+    trace_id: str | None
+
+
+class RequestRead(RequestSummary):
+    duration_seconds: int
+    aspect_ratio: str
+    resolution: str
+    generate_audio: bool
+    parameters: dict[str, Any]
+    operation_name: str | None
+    gcs_prefix: str | None
+    video_urls: list[str]
+    error_details: dict[str, Any] | None
+    retry_count: int
+    updated_at: datetime
+    queueing_seconds: float | None = Field(description="started_at - created_at")
+    stages: list[StageRead]
+
+
+class EventRead(_Read):
+    id: int
+    request_id: uuid.UUID
+    event_type: str
+    severity: Severity
+    stage_name: str | None
+    message: str | None
+    data: dict[str, Any]
+    created_at: datetime
+    source_service: str | None
+    source_host: str | None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
+
+
+class LatencyPercentiles(BaseModel):
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    avg_ms: float | None
+
+
+class DashboardRead(BaseModel):
+    window_hours: int
+    since: datetime
+    total_requests: int
+    counts_by_status: dict[str, int]
+    completed_latency: LatencyPercentiles
+    failure_rate_pct: float | None = Field(description="(failed + timeout) / terminal, in percent")
+    active_requests: int
+
+
+class HourlyBucket(BaseModel):
+    hour: datetime
+    total_requests: int
+    completed: int
+    failed: int
+    timed_out: int
+    active: int
+    failure_rate_pct: float | None
+    avg_duration_ms: float | None
+    p95_duration_ms: float | None
+    stage_avg_duration_ms: dict[str, float] = Field(default_factory=dict)

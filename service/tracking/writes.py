@@ -1,0 +1,108 @@
+"""Tracking writes as values.
+
+Every change the tracker makes is one of these models. The repository applies them;
+when PostgreSQL is unreachable they are appended to the journal as JSON and replayed
+later through the same repository code. Each write carries its own timestamps and
+absolute values (never increments), so applying one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.tracking.states import RequestStatus, Severity, StageStatus
+
+
+class _Write(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EventWrite(_Write):
+    event_uid: uuid.UUID = Field(default_factory=uuid.uuid4)
+    request_id: uuid.UUID
+    event_type: str
+    severity: Severity = Severity.INFO
+    stage_name: str | None = None
+    message: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    source_service: str | None = None
+    source_host: str | None = None
+
+
+class StageSpec(_Write):
+    name: str
+    order: int
+    max_retries: int
+
+
+class CreateRequest(_Write):
+    op: Literal["create"] = "create"
+    id: uuid.UUID
+    correlation_id: str
+    pipeline: str
+    user_id: str
+    guild_id: str | None
+    channel_id: str | None
+    prompt: str
+    duration_seconds: int
+    aspect_ratio: str
+    resolution: str
+    generate_audio: bool
+    parameters: dict[str, Any]
+    trace_id: str | None
+    traceparent: str | None
+    created_at: datetime
+    stages: list[StageSpec]
+    event: EventWrite
+
+
+class Transition(_Write):
+    op: Literal["transition"] = "transition"
+    request_id: uuid.UUID
+    new_status: RequestStatus
+    at: datetime
+    operation_name: str | None = None
+    gcs_prefix: str | None = None
+    video_urls: list[str] | None = None
+    error_message: str | None = None
+    error_stage: str | None = None
+    error_details: dict[str, Any] | None = None
+    event: EventWrite
+
+
+class RecordOperation(_Write):
+    """The generation backend started its long-running operation."""
+
+    op: Literal["operation"] = "operation"
+    request_id: uuid.UUID
+    operation_name: str
+    gcs_prefix: str | None
+    event: EventWrite
+
+
+class StageChange(_Write):
+    op: Literal["stage"] = "stage"
+    request_id: uuid.UUID
+    stage_name: str
+    status: StageStatus
+    at: datetime
+    attempts: int | None = None
+    output: dict[str, Any] | None = None
+    error_message: str | None = None
+    error_details: dict[str, Any] | None = None
+    event: EventWrite
+
+
+class LogEvent(_Write):
+    op: Literal["event"] = "event"
+    event: EventWrite
+
+
+TrackingWrite = Annotated[
+    CreateRequest | Transition | RecordOperation | StageChange | LogEvent, Field(discriminator="op")
+]

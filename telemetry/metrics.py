@@ -1,0 +1,145 @@
+"""Every Prometheus metric reeltrace exposes, declared once.
+
+Names and labels are a contract with the dashboards in `grafana/` and the rules in
+`prometheus/`; change them only together. Units are seconds. No label ever carries a
+user, guild, prompt, request or trace ID (those go in exemplars, spans and logs).
+
+Counters
+    reeltrace_requests_created_total{pipeline}
+    reeltrace_requests_finished_total{pipeline,status}        status: completed|failed|timeout
+    reeltrace_stage_retries_total{pipeline,stage}
+    reeltrace_external_calls_total{dependency,outcome}         outcome: success|error|rejected
+    reeltrace_tracking_write_failures_total{operation}
+Histograms (with trace_id exemplars)
+    reeltrace_request_duration_seconds{pipeline,status,aspect_ratio}   started -> terminal
+    reeltrace_request_queue_seconds{pipeline}                          created -> started
+    reeltrace_stage_duration_seconds{pipeline,stage,status}            one stage attempt
+    reeltrace_external_call_duration_seconds{dependency}
+Gauges
+    reeltrace_requests_in_flight{pipeline,stage}
+    reeltrace_oldest_request_age_seconds{status}                       status: pending|generating
+    reeltrace_circuit_breaker_state{dependency}                        0 closed, 1 half-open, 2 open
+    reeltrace_tracking_journal_pending
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# 1 s to 10 min for requests and stages, with 300 s (the latency SLO) an exact
+# boundary; the sub-second buckets keep fast stages such as validation resolvable.
+DURATION_BUCKETS = (
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
+    90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0,
+)  # fmt: skip
+
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def current_exemplar() -> dict[str, str] | None:
+    """`{"trace_id": <32 hex>}` for the active span, or None outside a sampled trace."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x")}
+
+
+class Metrics:
+    """The metric families, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests_created = Counter(
+            "reeltrace_requests_created", "Requests accepted.", ["pipeline"], registry=registry
+        )
+        self.requests_finished = Counter(
+            "reeltrace_requests_finished",
+            "Requests that reached a terminal status.",
+            ["pipeline", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "reeltrace_request_duration_seconds",
+            "Time from started to terminal status.",
+            ["pipeline", "status", "aspect_ratio"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.request_queue = Histogram(
+            "reeltrace_request_queue_seconds",
+            "Time from created to started (queueing).",
+            ["pipeline"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.stage_duration = Histogram(
+            "reeltrace_stage_duration_seconds",
+            "Duration of one stage attempt.",
+            ["pipeline", "stage", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.stage_retries = Counter(
+            "reeltrace_stage_retries", "Stage attempts that were retried.", ["pipeline", "stage"], registry=registry
+        )
+        self.requests_in_flight = Gauge(
+            "reeltrace_requests_in_flight",
+            "Requests being worked on, by the stage they are in.",
+            ["pipeline", "stage"],
+            registry=registry,
+        )
+        self.oldest_request_age = Gauge(
+            "reeltrace_oldest_request_age_seconds",
+            "Age of the oldest request in a non-terminal status.",
+            ["status"],
+            registry=registry,
+        )
+        self.circuit_breaker_state = Gauge(
+            "reeltrace_circuit_breaker_state",
+            "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",
+            ["dependency"],
+            registry=registry,
+        )
+        self.external_calls = Counter(
+            "reeltrace_external_calls",
+            "Calls to external dependencies, by outcome.",
+            ["dependency", "outcome"],
+            registry=registry,
+        )
+        self.external_call_duration = Histogram(
+            "reeltrace_external_call_duration_seconds",
+            "Duration of calls to external dependencies.",
+            ["dependency"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.tracking_write_failures = Counter(
+            "reeltrace_tracking_write_failures",
+            "Tracking writes that could not reach PostgreSQL and went to the journal.",
+            ["operation"],
+            registry=registry,
+        )
+        self.tracking_journal_pending = Gauge(
+            "reeltrace_tracking_journal_pending",
+            "Tracking writes waiting in the local journal for replay.",
+            registry=registry,
+        )
+        for status in ("pending", "generating"):
+            self.oldest_request_age.labels(status=status).set(0)
+        self.tracking_journal_pending.set(0)
+
+
+_lock = threading.Lock()
+_metrics: Metrics | None = None
+
+
+def get_metrics() -> Metrics:
+    """The process-wide metrics, created on first use (not at import)."""
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = Metrics(CollectorRegistry(auto_describe=True))
+        return _metrics

