@@ -20,7 +20,9 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
     if not url:
-        raise RuntimeError("set DATABASE_URL (or use `reeltrace migrate`, which also knows the embedded server)")
+        raise RuntimeError(
+            "set DATABASE_URL (or use `reeltrace migrate`, which also knows the embedded server)"
+        )
     from service.db.urls import sqlalchemy_url
 
     return sqlalchemy_url(url)

@@ -54,7 +54,10 @@ class Runtime:
         engine = create_engine(url, settings, application_name=f"reeltrace-{source_service}")
         journal = Journal(settings.journal_path)
         tracker = RequestTracker(
-            TrackingRepository(engine), journal, source_service=source_service, max_retries=settings.max_retries
+            TrackingRepository(engine),
+            journal,
+            source_service=source_service,
+            max_retries=settings.max_retries,
         )
         queries = RequestQueries(
             engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms

@@ -147,7 +147,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        if value is not None and not value.startswith(
+            ("postgresql://", "postgresql+psycopg://", "postgres://")
+        ):
             raise ValueError("expected a postgresql:// URL")
         return value
 
@@ -158,7 +160,9 @@ class Settings(BaseSettings):
         if self.storage_backend == "gcs" and not self.gcs_bucket:
             raise ValueError("REELTRACE_STORAGE_BACKEND=gcs needs REELTRACE_GCS_BUCKET")
         if self.env == "production" and self.database_url is None:
-            raise ValueError("REELTRACE_ENV=production needs DATABASE_URL (the embedded server is for development)")
+            raise ValueError(
+                "REELTRACE_ENV=production needs DATABASE_URL (the embedded server is for development)"
+            )
         return self
 
     @property

@@ -83,7 +83,10 @@ class Metrics:
             registry=registry,
         )
         self.stage_retries = Counter(
-            "reeltrace_stage_retries", "Stage attempts that were retried.", ["pipeline", "stage"], registry=registry
+            "reeltrace_stage_retries",
+            "Stage attempts that were retried.",
+            ["pipeline", "stage"],
+            registry=registry,
         )
         self.requests_in_flight = Gauge(
             "reeltrace_requests_in_flight",

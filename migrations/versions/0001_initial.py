@@ -20,8 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
 
-request_status = pg.ENUM("pending", "generating", "completed", "failed", "timeout", name="request_status", create_type=False)
-stage_status = pg.ENUM("pending", "in_progress", "completed", "failed", "skipped", name="stage_status", create_type=False)
+request_status = pg.ENUM(
+    "pending", "generating", "completed", "failed", "timeout", name="request_status", create_type=False
+)
+stage_status = pg.ENUM(
+    "pending", "in_progress", "completed", "failed", "skipped", name="stage_status", create_type=False
+)
 event_severity = pg.ENUM("info", "warning", "error", "critical", name="event_severity", create_type=False)
 
 # The state machine, again in the database: a request enters as `pending` and moves
@@ -192,18 +196,37 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.Text(), nullable=True),
         sa.Column("lease_expires_at", TS, nullable=True),
         sa.Column("claims", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.CheckConstraint(r"correlation_id ~ '^vvd_[0-9]{13}_[0-9a-f]{8}$'", name=op.f("ck_video_requests_correlation_id_format")),
-        sa.CheckConstraint("progress_percentage BETWEEN 0 AND 100", name=op.f("ck_video_requests_progress_range")),
+        sa.CheckConstraint(
+            r"correlation_id ~ '^vvd_[0-9]{13}_[0-9a-f]{8}$'",
+            name=op.f("ck_video_requests_correlation_id_format"),
+        ),
+        sa.CheckConstraint(
+            "progress_percentage BETWEEN 0 AND 100", name=op.f("ck_video_requests_progress_range")
+        ),
         sa.CheckConstraint("duration_seconds > 0", name=op.f("ck_video_requests_duration_positive")),
         sa.CheckConstraint("retry_count >= 0", name=op.f("ck_video_requests_retry_count_nonnegative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_video_requests")),
         sa.UniqueConstraint("correlation_id", name=op.f("uq_video_requests_correlation_id")),
     )
-    op.create_index("ix_video_requests_user_history", "video_requests", ["user_id", sa.text("created_at DESC"), sa.text("id DESC")])
+    op.create_index(
+        "ix_video_requests_user_history",
+        "video_requests",
+        ["user_id", sa.text("created_at DESC"), sa.text("id DESC")],
+    )
     op.create_index("ix_video_requests_guild_created", "video_requests", ["guild_id", "created_at"])
-    op.create_index("ix_video_requests_created_at", "video_requests", ["created_at"], postgresql_include=["status", "duration_ms"])
+    op.create_index(
+        "ix_video_requests_created_at",
+        "video_requests",
+        ["created_at"],
+        postgresql_include=["status", "duration_ms"],
+    )
     op.create_index("ix_video_requests_updated_at", "video_requests", ["updated_at"])
-    op.create_index("ix_video_requests_active", "video_requests", ["created_at"], postgresql_where=sa.text("status IN ('pending', 'generating')"))
+    op.create_index(
+        "ix_video_requests_active",
+        "video_requests",
+        ["created_at"],
+        postgresql_where=sa.text("status IN ('pending', 'generating')"),
+    )
 
     op.create_table(
         "request_stages",
@@ -222,7 +245,12 @@ def upgrade() -> None:
         sa.Column("error_details", pg.JSONB(), nullable=True),
         sa.Column("updated_at", TS, server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("attempts >= 0", name=op.f("ck_request_stages_attempts_nonnegative")),
-        sa.ForeignKeyConstraint(["request_id"], ["video_requests.id"], name=op.f("fk_request_stages_request_id_video_requests"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["video_requests.id"],
+            name=op.f("fk_request_stages_request_id_video_requests"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_stages")),
         sa.UniqueConstraint("request_id", "stage_name", name=op.f("uq_request_stages_request_id_stage_name")),
     )
@@ -241,7 +269,12 @@ def upgrade() -> None:
         sa.Column("created_at", TS, server_default=sa.text("now()"), nullable=False),
         sa.Column("source_service", sa.Text(), nullable=True),
         sa.Column("source_host", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["request_id"], ["video_requests.id"], name=op.f("fk_request_events_request_id_video_requests"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["video_requests.id"],
+            name=op.f("fk_request_events_request_id_video_requests"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_events")),
         sa.UniqueConstraint("event_uid", name=op.f("uq_request_events_event_uid")),
     )

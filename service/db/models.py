@@ -65,7 +65,9 @@ class VideoRequest(Base):
     aspect_ratio: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'16:9'"))
     resolution: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'720p'"))
     generate_audio: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
     status: Mapped[RequestStatus] = mapped_column(
         _enum(RequestStatus, "request_status"), nullable=False, server_default=text("'pending'")
     )

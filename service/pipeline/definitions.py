@@ -37,7 +37,9 @@ class Pipeline:
 
     def budget_seconds(self, generation_timeout: float) -> float:
         """How long a request may stay non-terminal before the watchdog ends it."""
-        others = sum(s.timeout_seconds * (s.max_retries + 1) for s in self.stages if s.name != "video_generation")
+        others = sum(
+            s.timeout_seconds * (s.max_retries + 1) for s in self.stages if s.name != "video_generation"
+        )
         return generation_timeout + others
 
     def stage_specs(self, max_retries: int | None = None) -> list[StageSpec]:

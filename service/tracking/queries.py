@@ -67,9 +67,7 @@ class RequestFilter:
 class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
-    def __init__(
-        self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
         self.engine = engine
         self.slow_ms = slow_ms
         self.very_slow_ms = very_slow_ms
@@ -180,7 +178,9 @@ class RequestQueries:
         request_id = key if isinstance(key, uuid.UUID) else await self.resolve_id(key)
         async with self._connect() as conn:
             rows = await self._fetch(
-                conn, "request_events", read_sql.EVENTS_OF_REQUEST,
+                conn,
+                "request_events",
+                read_sql.EVENTS_OF_REQUEST,
                 {"id": request_id, "after_id": after_id, "limit": limit},
             )
             if not rows and after_id == 0:
@@ -230,7 +230,10 @@ class RequestQueries:
         per_stage: dict[datetime, dict[str, float]] = {}
         for s in stage_rows:
             per_stage.setdefault(s["hour"], {})[s["stage_name"]] = s["avg_duration_ms"]
-        return [HourlyBucket.model_validate({**row, "stage_avg_duration_ms": per_stage.get(row["hour"], {})}) for row in rows]
+        return [
+            HourlyBucket.model_validate({**row, "stage_avg_duration_ms": per_stage.get(row["hour"], {})})
+            for row in rows
+        ]
 
     async def oldest_active_ages(self) -> dict[str, float]:
         """Age in seconds of the oldest pending and generating request (0 if none)."""

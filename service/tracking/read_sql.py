@@ -103,8 +103,8 @@ SELECT date_trunc('hour', created_at) AS hour,
        count(*) FILTER (WHERE status = 'timeout') AS timed_out,
        count(*) FILTER (WHERE status IN ('pending', 'generating')) AS active,
        round(100.0 * count(*) FILTER (WHERE status IN ('failed', 'timeout'))
-             / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed', 'timeout')), 0), 2)::double precision
-           AS failure_rate_pct,
+             / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed', 'timeout')), 0),
+             2)::double precision AS failure_rate_pct,
        avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_duration_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
            FILTER (WHERE status = 'completed') AS p95_duration_ms

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import TextClause
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.tracking import sql
@@ -156,7 +156,9 @@ class TrackingRepository:
             rows = (await conn.execute(sql.CREATE_REQUEST, params)).mappings().all()
             if rows:
                 row = rows[0]
-                return CreateResult(row["id"], row["correlation_id"], RequestStatus.PENDING, row["created_at"], True)
+                return CreateResult(
+                    row["id"], row["correlation_id"], RequestStatus.PENDING, row["created_at"], True
+                )
             existing = (await conn.execute(sql.FIND_BY_ID, {"id": write.id})).mappings().one()
             return CreateResult(
                 existing["id"],
@@ -185,9 +187,7 @@ class TrackingRepository:
         if row["found_status"] is None:
             raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
         if row["id"] is None:
-            raise InvalidStatusTransition(
-                old_status=row["found_status"], new_status=write.new_status.value
-            )
+            raise InvalidStatusTransition(old_status=row["found_status"], new_status=write.new_status.value)
         return TransitionResult(
             request_id=row["id"],
             correlation_id=row["correlation_id"],
@@ -247,7 +247,9 @@ class TrackingRepository:
         if not await self._run(sql.LOG_EVENT, params):
             raise RequestNotFound(f"request {write.event.request_id} not found")
 
-    async def apply(self, write: CreateRequest | Transition | RecordOperation | StageChange | LogEvent) -> object:
+    async def apply(
+        self, write: CreateRequest | Transition | RecordOperation | StageChange | LogEvent
+    ) -> object:
         """Apply any write; the journal replays through here."""
         match write:
             case CreateRequest():
@@ -255,12 +257,9 @@ class TrackingRepository:
             case Transition():
                 return await self.transition(write)
             case RecordOperation():
-                return await self.record_operation(write)
+                await self.record_operation(write)
             case StageChange():
                 return await self.stage_change(write)
             case LogEvent():
-                return await self.log_event(write)
-
-
-async def ping(conn: AsyncConnection) -> None:
-    await conn.exec_driver_sql("SELECT 1")
+                await self.log_event(write)
+        return None

@@ -57,5 +57,7 @@ async def delete_expired(
         finally:
             await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
             await lock_conn.commit()
-    log.info("retention_cleanup", deleted_count=deleted, retention_days=retention_days, cutoff=cutoff.isoformat())
+    log.info(
+        "retention_cleanup", deleted_count=deleted, retention_days=retention_days, cutoff=cutoff.isoformat()
+    )
     return deleted

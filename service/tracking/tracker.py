@@ -44,6 +44,7 @@ log = structlog.get_logger("reeltrace.tracker")
 
 T = TypeVar("T")
 
+
 def timeout_message(timeout_seconds: float) -> str:
     """The spec's "Generation timed out after 5 minutes"; the figure follows the setting."""
     if timeout_seconds >= 60 and timeout_seconds % 60 == 0:
@@ -218,7 +219,9 @@ class RequestTracker:
         if result is None:
             log.warning("request_tracking_degraded", synthetic_request_id=str(request_id), **context)
             self.metrics.requests_created.labels(pipeline=pipeline.name).inc()
-            return CreatedRequest(request_id, correlation_id, RequestStatus.PENDING, now, True, journaled=True)
+            return CreatedRequest(
+                request_id, correlation_id, RequestStatus.PENDING, now, True, journaled=True
+            )
         if not result.created:
             log.warning(
                 "duplicate_request",
@@ -254,8 +257,12 @@ class RequestTracker:
         now = self.clock()
         if error_message is not None:
             error_message = sanitize_error(error_message)
-        severity = Severity.ERROR if new_status in (RequestStatus.FAILED, RequestStatus.TIMEOUT) else Severity.INFO
-        event_type = "request_started" if new_status == RequestStatus.GENERATING else f"request_{new_status.value}"
+        severity = (
+            Severity.ERROR if new_status in (RequestStatus.FAILED, RequestStatus.TIMEOUT) else Severity.INFO
+        )
+        event_type = (
+            "request_started" if new_status == RequestStatus.GENERATING else f"request_{new_status.value}"
+        )
         write = Transition(
             request_id=request_id,
             new_status=new_status,
@@ -322,7 +329,9 @@ class RequestTracker:
             self.metrics.request_queue.labels(pipeline=result.pipeline).observe(max(queueing, 0.0), exemplar)
             log.info("request_queueing", request_id=str(result.request_id), queueing_time_seconds=queueing)
         if result.new_status.is_terminal:
-            self.metrics.requests_finished.labels(pipeline=result.pipeline, status=result.new_status.value).inc()
+            self.metrics.requests_finished.labels(
+                pipeline=result.pipeline, status=result.new_status.value
+            ).inc()
             if result.duration_ms is not None:
                 seconds = result.duration_ms / 1000
                 self.metrics.request_duration.labels(
@@ -459,7 +468,11 @@ class RequestTracker:
 
     async def start_stage(self, request_id: uuid.UUID, stage: str, attempt: int = 1) -> StageResult | None:
         return await self._stage(
-            request_id, stage, StageStatus.IN_PROGRESS, "stage_started", attempts=attempt,
+            request_id,
+            stage,
+            StageStatus.IN_PROGRESS,
+            "stage_started",
+            attempts=attempt,
             message=f"{stage} started (attempt {attempt})",
         )
 
@@ -467,7 +480,11 @@ class RequestTracker:
         self, request_id: uuid.UUID, stage: str, output: dict[str, Any] | None = None
     ) -> StageResult | None:
         return await self._stage(
-            request_id, stage, StageStatus.COMPLETED, "stage_completed", output=output,
+            request_id,
+            stage,
+            StageStatus.COMPLETED,
+            "stage_completed",
+            output=output,
             message=f"{stage} completed",
         )
 
@@ -481,8 +498,14 @@ class RequestTracker:
         attempt: int | None = None,
     ) -> StageResult | None:
         return await self._stage(
-            request_id, stage, StageStatus.FAILED, "stage_failed", attempts=attempt, error=error,
-            error_details=error_details, severity=Severity.ERROR,
+            request_id,
+            stage,
+            StageStatus.FAILED,
+            "stage_failed",
+            attempts=attempt,
+            error=error,
+            error_details=error_details,
+            severity=Severity.ERROR,
         )
 
     async def retry_stage(
@@ -497,8 +520,14 @@ class RequestTracker:
     ) -> StageResult | None:
         """Record that `attempt` failed and another will follow after `delay_seconds`."""
         return await self._stage(
-            request_id, stage, StageStatus.IN_PROGRESS, "retry", attempts=attempt, error=error,
-            error_details=error_details, severity=Severity.WARNING,
+            request_id,
+            stage,
+            StageStatus.IN_PROGRESS,
+            "retry",
+            attempts=attempt,
+            error=error,
+            error_details=error_details,
+            severity=Severity.WARNING,
             data={"next_delay_seconds": delay_seconds} if delay_seconds is not None else None,
         )
 
@@ -521,11 +550,21 @@ class RequestTracker:
     ) -> None:
         write = LogEvent(
             event=self._event(
-                request_id, event_type, self.clock(), severity=severity, stage=stage, message=message, data=data
+                request_id,
+                event_type,
+                self.clock(),
+                severity=severity,
+                stage=stage,
+                message=message,
+                data=data,
             )
         )
         await self._write(
-            write, lambda: self.repository.log_event(write), "event", request_id=str(request_id), event_type=event_type
+            write,
+            lambda: self.repository.log_event(write),
+            "event",
+            request_id=str(request_id),
+            event_type=event_type,
         )
 
     # --- journal -----------------------------------------------------------------------

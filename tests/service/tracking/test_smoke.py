@@ -16,7 +16,8 @@ async def test_lifecycle(runtime: Runtime) -> None:
     await t.start_stage(created.id, "validation")
     await t.complete_stage(created.id, "validation")
     res = await t.complete_request(created.id, ["https://x/v.mp4"])
-    assert res is not None and res.duration_ms is not None
+    assert res is not None
+    assert res.duration_ms is not None
     read = await runtime.queries.get_request(created.correlation_id)
     assert read.status == RequestStatus.COMPLETED
     assert read.stages[0].status == "completed"
