@@ -8,19 +8,21 @@ becomes `RequestNotFound`.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import TextClause
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import InvalidStatusTransition, RateLimited, RequestNotFound, TrackingUnavailable
+from service.settings import RateLimit
 from service.tracking import sql
 from service.tracking.states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.tracking.writes import (
@@ -130,7 +132,7 @@ class TrackingRepository:
         async with translate_errors(), self.engine.begin() as conn:
             return list((await conn.execute(statement, params)).mappings().all())
 
-    async def create(self, write: CreateRequest) -> CreateResult:
+    async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:
         params = {
             "id": write.id,
             "correlation_id": write.correlation_id,
@@ -153,6 +155,8 @@ class TrackingRepository:
             **_event_params(write.event),
         }
         async with translate_errors(), self.engine.begin() as conn:
+            if rate_limit is not None:
+                await self._check_rate(conn, write, rate_limit)
             rows = (await conn.execute(sql.CREATE_REQUEST, params)).mappings().all()
             if rows:
                 row = rows[0]
@@ -166,6 +170,30 @@ class TrackingRepository:
                 RequestStatus(existing["status"]),
                 existing["created_at"],
                 False,
+            )
+
+    @staticmethod
+    async def _check_rate(conn: AsyncConnection, write: CreateRequest, limit: RateLimit) -> None:
+        """Raise RateLimited if the user already used the window (a repeat UUID is exempt)."""
+        if (await conn.execute(sql.FIND_BY_ID, {"id": write.id})).first() is not None:
+            return
+        await conn.execute(sql.RATE_LIMIT_LOCK, {"user_id": write.user_id})
+        window_start = write.created_at - timedelta(seconds=limit.window_seconds)
+        row = (
+            (
+                await conn.execute(
+                    sql.RATE_LIMIT_WINDOW, {"user_id": write.user_id, "window_start": window_start}
+                )
+            )
+            .mappings()
+            .one()
+        )
+        if row["used"] >= limit.limit:
+            frees_at = row["oldest"] + timedelta(seconds=limit.window_seconds)
+            retry_after = max(1, math.ceil((frees_at - write.created_at).total_seconds()))
+            raise RateLimited(
+                f"rate limit of {limit.limit} requests per {limit.window_seconds} s reached",
+                retry_after=retry_after,
             )
 
     async def transition(self, write: Transition) -> TransitionResult:

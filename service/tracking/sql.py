@@ -47,6 +47,18 @@ SELECT id, correlation_id, created_at FROM req
 """
 )
 
+# The per-user rate limit is counted in PostgreSQL so that it holds across API
+# replicas: a transaction-scoped advisory lock per user serialises that user's
+# submissions, then the window is counted on the (user_id, created_at) index.
+RATE_LIMIT_LOCK: TextClause = text("SELECT pg_advisory_xact_lock(hashtextextended('rate:' || :user_id, 0))")
+RATE_LIMIT_WINDOW: TextClause = text(
+    """
+SELECT count(*) AS used, min(created_at) AS oldest
+FROM video_requests
+WHERE user_id = :user_id AND created_at > :window_start
+"""
+)
+
 FIND_BY_ID: TextClause = text(
     "SELECT id, correlation_id, status, created_at FROM video_requests WHERE id = :id"
 )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidStatusTransition, TrackingUnavailable
 from service.pipeline.definitions import DEFAULT_PIPELINE, get_pipeline
+from service.settings import RateLimit
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.repository import StageResult, TrackingRepository, TransitionResult
 from service.tracking.sanitize import sanitize_error
@@ -166,9 +167,19 @@ class RequestTracker:
     # --- requests ------------------------------------------------------------------
 
     async def create_request(
-        self, new: NewRequest, *, trace_id: str | None = None, traceparent: str | None = None
+        self,
+        new: NewRequest,
+        *,
+        trace_id: str | None = None,
+        traceparent: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> CreatedRequest:
-        """Insert a pending request with its stage rows; a repeated UUID returns the original."""
+        """Insert a pending request with its stage rows; a repeated UUID returns the original.
+
+        With `rate_limit`, raises RateLimited (storing nothing) when the user has used
+        the window up. If PostgreSQL is unreachable the limit cannot be counted and the
+        request is let through: the spec puts the user's request first.
+        """
         pipeline = get_pipeline(new.pipeline)
         now = self.clock()
         request_id = new.id or uuid.uuid4()
@@ -215,7 +226,9 @@ class RequestTracker:
             "prompt_length": len(new.prompt),
             "parameters": params,
         }
-        result = await self._write(write, lambda: self.repository.create(write), "create", **context)
+        result = await self._write(
+            write, lambda: self.repository.create(write, rate_limit), "create", **context
+        )
         if result is None:
             log.warning("request_tracking_degraded", synthetic_request_id=str(request_id), **context)
             self.metrics.requests_created.labels(pipeline=pipeline.name).inc()
