@@ -1,0 +1,48 @@
+"""Simulated retrieval and script writing for the `lesson` pipeline.
+
+They take the same latency and failure settings as simulated generation; real
+implementations plug in behind the same interfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from service.backends.base import TransientBackendError
+from service.backends.simulation import SimulationProfile
+
+
+class _Simulated:
+    def __init__(self, profile: SimulationProfile) -> None:
+        self.profile = profile
+
+    async def _work(self, key: str) -> None:
+        rng = self.profile.rng(key)
+        # Content steps are a fraction of generation time in the real pipeline.
+        await asyncio.sleep(self.profile.latency(rng) / 10)
+        if rng.random() < self.profile.failure_rate:
+            raise TransientBackendError(f"simulated {type(self).__name__} failure", code=503)
+
+
+class SimulatedRetrieval(_Simulated):
+    name = "simulated"
+
+    async def retrieve(self, query: str, k: int = 5) -> list[str]:
+        await self._work(f"retrieve:{query}")
+        digest = hashlib.sha256(query.encode()).hexdigest()
+        return [f"[oer:{digest[i * 6 : i * 6 + 6]}] passage {i + 1} about {query[:60]}" for i in range(k)]
+
+
+class SimulatedScript(_Simulated):
+    name = "simulated"
+    provider = "simulated"
+    model = "simulated-script"
+
+    async def write_script(self, topic: str, objective: str | None, context: list[str]) -> str:
+        await self._work(f"script:{topic}:{objective}")
+        goal = f" so that learners {objective}" if objective else ""
+        return (
+            f"A short explainer video on {topic}{goal}. "
+            f"Open with a visual hook, walk through {len(context)} key ideas, close with a recap."
+        )
