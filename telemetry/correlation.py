@@ -1,8 +1,9 @@
-"""Correlation IDs and the per-request logging context.
+"""Correlation IDs and the per-request context of logs and spans.
 
 A correlation ID has the form `vvd_<epoch_ms>_<8 hex>`; it names one request across
-logs, traces, events and the API. The context binds request fields to every log line
-emitted while a request is being handled, in whichever task or process handles it.
+logs, traces, events and the API. `request_context` binds the request's identity to
+every log line and every span started inside it, in whichever task or process
+handles the request (see `RequestAttributesSpanProcessor` in `telemetry.tracing`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,19 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 
 CORRELATION_ID_RE = re.compile(r"^vvd_[0-9]{13}_[0-9a-f]{8}$")
+
+# Log field -> span attribute, for the fields every span of a request carries.
+SPAN_ATTRIBUTE_NAMES = {"correlation_id": "correlation_id", "request_id": "request.id", "pipeline": "pipeline"}
+
+_span_attributes: ContextVar[Mapping[str, str] | None] = ContextVar("reeltrace_span_attributes", default=None)
 
 
 def new_correlation_id(now_ms: int | None = None) -> str:
@@ -29,9 +36,20 @@ def is_correlation_id(value: str) -> bool:
     return CORRELATION_ID_RE.match(value) is not None
 
 
+def current_span_attributes() -> Mapping[str, str] | None:
+    """The request attributes that spans started now should carry."""
+    return _span_attributes.get()
+
+
 @contextmanager
 def request_context(**fields: Any) -> Iterator[None]:
-    """Bind `request_id`, `correlation_id` and friends to every log line inside."""
+    """Bind `request_id`, `correlation_id` and friends to log lines and spans inside."""
     clean = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in fields.items()}
-    with structlog.contextvars.bound_contextvars(**clean):
-        yield
+    attrs = dict(_span_attributes.get() or {})
+    attrs.update({SPAN_ATTRIBUTE_NAMES[k]: str(v) for k, v in clean.items() if k in SPAN_ATTRIBUTE_NAMES and v})
+    token = _span_attributes.set(attrs)
+    try:
+        with structlog.contextvars.bound_contextvars(**clean):
+            yield
+    finally:
+        _span_attributes.reset(token)

@@ -99,7 +99,8 @@ class SimulatedGeneration:
             else:
                 outcome = "succeeded"
             now = time.time()
-            name = f"projects/sim/locations/local/publishers/google/models/{self.model}/operations/{uuid.uuid4()}"
+            model_path = f"projects/sim/locations/local/publishers/google/models/{self.model}"
+            name = f"{model_path}/operations/{uuid.uuid4()}"
             self._db.execute(
                 "INSERT INTO operations (name, request_id, idempotency_key, output_prefix, sample_count,"
                 " outcome, created_at, ready_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

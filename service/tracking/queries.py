@@ -189,6 +189,15 @@ class RequestQueries:
                     raise RequestNotFound(f"no request {request_id}")
         return [EventRead.model_validate(row) for row in rows]
 
+    async def latest_event(
+        self, request_id: uuid.UUID, event_type: str, stage: str | None = None
+    ) -> EventRead | None:
+        """The most recent event of a type (and stage) for a request: resume bookkeeping."""
+        params = {"id": request_id, "event_type": event_type, "stage": stage}
+        async with self._connect() as conn:
+            rows = await self._fetch(conn, "latest_event", read_sql.LATEST_EVENT, params)
+        return EventRead.model_validate(rows[0]) if rows else None
+
     async def dashboard(self, *, window_hours: int = 24, now: datetime | None = None) -> DashboardRead:
         """Counts by status, completed-latency percentiles and failure rate over a window."""
         since = (now or datetime.now(UTC)) - timedelta(hours=window_hours)

@@ -137,3 +137,15 @@ WHERE status IN ('pending', 'generating')
 GROUP BY status
 """
 )
+
+LATEST_EVENT: TextClause = text(
+    """
+SELECT id, request_id, event_type, severity, stage_name, message, data, created_at,
+       source_service, source_host
+FROM request_events
+WHERE request_id = :id AND event_type = :event_type
+  AND stage_name IS NOT DISTINCT FROM CAST(:stage AS text)
+ORDER BY id DESC
+LIMIT 1
+"""
+)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -88,6 +89,23 @@ class CreatedRequest:
     """False when the UUID already existed and the existing request was returned."""
     journaled: bool = False
     """True when PostgreSQL was unreachable: the ID is synthetic until backfilled."""
+
+
+@dataclass
+class StageHandle:
+    """What a tracked stage body hands back: its output, stored on the stage row."""
+
+    output: dict[str, Any] | None = None
+
+
+def error_details(exc: BaseException) -> dict[str, Any]:
+    """Structured context of a failure, for `error_details` (no traceback: logs have it)."""
+    details: dict[str, Any] = {"exception_type": type(exc).__name__}
+    for attr in ("code", "retryable"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            details[attr] = value
+    return details
 
 
 class RequestTracker:
@@ -548,6 +566,39 @@ class RequestTracker:
         return await self._stage(
             request_id, stage, StageStatus.SKIPPED, "stage_skipped", message=reason, data={"reason": reason}
         )
+
+    @asynccontextmanager
+    async def track_stage(
+        self,
+        request_id: uuid.UUID,
+        stage: str,
+        *,
+        attempt: int = 1,
+        will_retry: Callable[[BaseException], bool] = lambda _: False,
+        span_ids: dict[str, str] | None = None,
+    ) -> AsyncIterator[StageHandle]:
+        """Track one stage attempt: `async with tracker.track_stage(id, "rag_retrieval") as st:`.
+
+        Starts the stage row on entry; on a normal exit completes it with `st.output`;
+        on an exception fails it (unless `will_retry` says another attempt follows,
+        which the caller records with `retry_stage`) and re-raises. Cancellation (a
+        worker shutting down) records nothing: the stage resumes elsewhere.
+        """
+        handle = StageHandle()
+        await self._stage(
+            request_id, stage, StageStatus.IN_PROGRESS, "stage_started", attempts=attempt,
+            message=f"{stage} started (attempt {attempt})", data=span_ids,
+        )  # fmt: skip
+        try:
+            yield handle
+        except Exception as exc:
+            if not will_retry(exc):
+                await self.fail_stage(
+                    request_id, stage, str(exc) or type(exc).__name__,
+                    error_details=error_details(exc), attempt=attempt,
+                )  # fmt: skip
+            raise
+        await self.complete_stage(request_id, stage, output=handle.output)
 
     # --- events ----------------------------------------------------------------------
 

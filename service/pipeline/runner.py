@@ -1,0 +1,289 @@
+"""The pipeline runner: takes one request from where it stands to a terminal status.
+
+Stages run in order, each attempt inside `tracker.track_stage` and its own span (a
+child of the trace stored on the request, whichever process runs it). Retryable
+failures are retried with exponential backoff and jitter (tenacity), each retry
+recorded; the first non-retryable failure (or the last attempt) fails the request
+with its `error_stage`, and the stages that can no longer run are skipped. The
+notification stage runs last, after the terminal status, so the callback receives
+the final request.
+
+A run resumes: stages already completed are not run again, a stage's attempt
+numbering continues, and a generation whose operation is stored is polled, not
+started again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from service.backends.base import BackendError
+from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.pipeline.definitions import Pipeline, StageDefinition, get_pipeline
+from service.pipeline.stages import GenerationTimedOut, StageBodies
+from service.pipeline.work import RunState, WorkItem
+from service.settings import Settings
+from service.tracking.queries import RequestQueries
+from service.tracking.states import RequestStatus, StageStatus
+from service.tracking.tracker import RequestTracker
+from telemetry.correlation import request_context
+from telemetry.metrics import Metrics, current_exemplar, get_metrics
+
+log = structlog.get_logger("reeltrace.runner")
+tracer = trace.get_tracer("reeltrace.pipeline")
+_propagator = TraceContextTextMapPropagator()
+
+NOTIFICATION = "notification"
+
+
+class StageFailed(Exception):
+    """A stage failed for good; carries the cause and whether it was a timeout."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.stage = stage
+        self.cause = cause
+        self.timed_out = isinstance(cause, GenerationTimedOut)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BackendError) and exc.retryable
+
+
+class PipelineRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        tracker: RequestTracker,
+        queries: RequestQueries,
+        bodies: StageBodies,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tracker = tracker
+        self.queries = queries
+        self.bodies = bodies
+        self.metrics = metrics or get_metrics()
+
+    # --- tracing context -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _request_trace(self, item: WorkItem) -> AsyncIterator[None]:
+        """Make the request's stored trace the current context, so spans join it."""
+        ctx = _propagator.extract({"traceparent": item.traceparent}) if item.traceparent else None
+        token = otel_context.attach(ctx) if ctx is not None else None
+        try:
+            with request_context(
+                request_id=item.id, correlation_id=item.correlation_id, pipeline=item.pipeline
+            ):
+                yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    def _span_attributes(self, item: WorkItem) -> dict[str, Any]:
+        return {"correlation_id": item.correlation_id, "request.id": str(item.id), "pipeline": item.pipeline}
+
+    async def _resume_link(self, state: RunState, stage: str) -> list[Link]:
+        """Link a resumed attempt to the attempt before it (which a dead worker left open)."""
+        if not state.tracked or state.stages[stage].attempts == 0:
+            return []
+        event = await self.queries.latest_event(state.item.id, "stage_started", stage)
+        if event is None or "span_id" not in event.data or "trace_id" not in event.data:
+            return []
+        previous = SpanContext(
+            trace_id=int(event.data["trace_id"], 16),
+            span_id=int(event.data["span_id"], 16),
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        return [Link(previous, {"reeltrace.link": "previous_attempt"})]
+
+    # --- a run ------------------------------------------------------------------------
+
+    async def _load(self, item: WorkItem, pipeline: Pipeline) -> RunState:
+        try:
+            return RunState.from_read(item, await self.queries.get_request(item.id))
+        except (TrackingUnavailable, RequestNotFound):
+            # Degraded mode: the request lives only in the journal for now.
+            max_retries = {s.name: s.max_retries for s in pipeline.stage_specs(self.settings.max_retries)}
+            state = RunState.fresh(item, pipeline.stage_names, max_retries)
+            state.tracked = False
+            return state
+
+    async def run(self, item: WorkItem) -> RequestStatus | None:
+        """Run the request to a terminal status; returns it (None if the run was pre-empted)."""
+        pipeline = get_pipeline(item.pipeline)
+        async with self._request_trace(item):
+            try:
+                return await self._run(item, pipeline)
+            except InvalidStatusTransition:
+                # Someone else (the watchdog, an operator) ended the request meanwhile.
+                log.warning("run_preempted", reason="request status changed under the run")
+                return None
+
+    async def _run(self, item: WorkItem, pipeline: Pipeline) -> RequestStatus:
+        state = await self._load(item, pipeline)
+        if item.status == RequestStatus.PENDING:
+            await self.tracker.start_request(item.id)
+        else:
+            await self.tracker.log_event(
+                item.id,
+                "request_resumed",
+                f"resumed by a worker (claim {item.claims})",
+                data={"claims": item.claims},
+            )
+        failure: StageFailed | None = None
+        for stage in pipeline.stages:
+            if stage.name == NOTIFICATION or state.stages[stage.name].done:
+                continue
+            if failure is not None:
+                await self.tracker.skip_stage(item.id, stage.name, f"skipped: {failure.stage} failed")
+                continue
+            try:
+                await self._run_stage(state, stage)
+            except StageFailed as exc:
+                failure = exc
+        final = await self._finish(state, failure)
+        if not state.stages[NOTIFICATION].done:
+            await self._notify(state, pipeline.stage(NOTIFICATION))
+        return final
+
+    async def _finish(self, state: RunState, failure: StageFailed | None) -> RequestStatus:
+        item = state.item
+        if failure is None:
+            urls = state.video_urls or list(state.output("video_processing").get("video_urls", []))
+            await self.tracker.complete_request(item.id, urls)
+            state.final_status = RequestStatus.COMPLETED
+        elif failure.timed_out:
+            await self.tracker.timeout_request(
+                item.id, str(failure.cause), error_stage=failure.stage, error_details={"code": "timeout"}
+            )
+            state.final_status = RequestStatus.TIMEOUT
+        else:
+            cause = failure.cause
+            details = {"exception_type": type(cause).__name__, "retryable": is_retryable(cause)}
+            if isinstance(cause, BackendError) and cause.code is not None:
+                details["code"] = cause.code
+            await self.tracker.fail_request(
+                item.id, str(cause) or type(cause).__name__, error_stage=failure.stage, error_details=details
+            )
+            state.final_status = RequestStatus.FAILED
+        return state.final_status
+
+    async def _notify(self, state: RunState, stage: StageDefinition) -> None:
+        if not state.param.get("callback_url"):
+            await self.tracker.skip_stage(state.item.id, stage.name, "no callback_url was given")
+            return
+        try:
+            await self._run_stage(state, stage)
+        except StageFailed:
+            # The request's outcome stands; a lost notification is recorded on its stage.
+            log.warning("notification_failed", callback_host=_host(state.param.get("callback_url")))
+
+    # --- a stage ------------------------------------------------------------------------
+
+    async def _run_stage(self, state: RunState, stage: StageDefinition) -> None:
+        item = state.item
+        row = state.stages[stage.name]
+        prior = row.attempts
+        # Attempts made before a crash count against the budget, but a resumed
+        # stage always gets at least one attempt.
+        budget = max(1, row.max_retries + 1 - prior)
+        last_attempt = prior + budget
+        links = await self._resume_link(state, stage.name)
+
+        async def record_retry(retry_state: RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            delay = retry_state.next_action.sleep if retry_state.next_action else None
+            self.metrics.stage_retries.labels(pipeline=item.pipeline, stage=stage.name).inc()
+            await self.tracker.retry_stage(
+                item.id, stage.name, prior + retry_state.attempt_number, str(exc), delay_seconds=delay
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(budget),
+            wait=wait_exponential_jitter(
+                initial=self.settings.retry_base_seconds,
+                max=self.settings.retry_max_seconds,
+                jitter=self.settings.retry_base_seconds,
+            ),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=record_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = prior + attempt.retry_state.attempt_number
+                    output = await self._attempt(state, stage, number, last_attempt, links)
+                    links = []
+        except Exception as exc:
+            raise StageFailed(stage.name, exc) from exc
+        row.output = output
+        row.status = StageStatus.COMPLETED
+        row.attempts = number
+
+    async def _attempt(
+        self, state: RunState, stage: StageDefinition, number: int, last_attempt: int, links: list[Link]
+    ) -> dict[str, Any] | None:
+        item = state.item
+
+        def will_retry(exc: BaseException) -> bool:
+            return is_retryable(exc) and number < last_attempt
+
+        in_flight = self.metrics.requests_in_flight.labels(pipeline=item.pipeline, stage=stage.name)
+        in_flight.inc()
+        started = time.perf_counter()
+        outcome = "completed"
+        with tracer.start_as_current_span(
+            f"stage {stage.name}",
+            kind=SpanKind.INTERNAL,
+            attributes={**self._span_attributes(item), "stage.name": stage.name, "stage.attempt": number},
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            ctx = span.get_span_context()
+            span_ids = (
+                {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+                if ctx.is_valid
+                else None
+            )
+            try:
+                async with self.tracker.track_stage(
+                    item.id, stage.name, attempt=number, will_retry=will_retry, span_ids=span_ids
+                ) as handle:
+                    handle.output = await self.bodies.body(stage.name)(state, number)
+                return handle.output
+            except Exception as exc:
+                outcome = "retried" if will_retry(exc) else "failed"
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                raise
+            finally:
+                in_flight.dec()
+                self.metrics.stage_duration.labels(
+                    pipeline=item.pipeline, stage=stage.name, status=outcome
+                ).observe(time.perf_counter() - started, current_exemplar())
+
+
+def _host(url: object) -> str | None:
+    return urlsplit(str(url)).hostname if url else None

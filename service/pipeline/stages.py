@@ -1,0 +1,318 @@
+"""What each stage does. Each body takes the run state and returns the stage output.
+
+Bodies call dependencies only through `ExternalCalls`, so every call is guarded by a
+breaker, traced and measured. They raise `BackendError` subclasses: retryable ones
+are retried by the runner, the others fail the stage at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+
+from service.backends.base import (
+    BackendError,
+    GenerationRequest,
+    InvalidBackendRequest,
+    OperationState,
+    TransientBackendError,
+)
+from service.backends.factory import Backends
+from service.backends.webhook import WebhookNotifier
+from service.pipeline.breaker import CircuitOpen
+from service.pipeline.calls import ExternalCalls
+from service.pipeline.work import RunState
+from service.settings import Settings
+from service.tracking.queries import RequestQueries
+from service.tracking.tracker import RequestTracker, timeout_message
+
+log = structlog.get_logger("reeltrace.stages")
+
+StageBody = Callable[[RunState, int], Awaitable[dict[str, Any] | None]]
+
+VALID_DURATIONS = {4, 6, 8}
+VALID_ASPECTS = {"16:9", "9:16"}
+VALID_RESOLUTIONS = {"720p", "1080p"}
+MAX_PROMPT = 2000
+
+
+class GenerationFailed(BackendError):
+    """The generation operation finished with an error."""
+
+    error = "generation_failed"
+
+
+class GenerationFiltered(BackendError):
+    """The safety filters removed every video: retrying the same prompt cannot help."""
+
+    error = "generation_filtered"
+    retryable = False
+
+
+class GenerationTimedOut(BackendError):
+    """Polling went past the generation timeout."""
+
+    error = "generation_timeout"
+    retryable = False
+
+
+class StageBodies:
+    def __init__(
+        self,
+        settings: Settings,
+        backends: Backends,
+        calls: ExternalCalls,
+        tracker: RequestTracker,
+        queries: RequestQueries,
+        notifier: WebhookNotifier,
+    ) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.calls = calls
+        self.tracker = tracker
+        self.queries = queries
+        self.notifier = notifier
+
+    def body(self, stage: str) -> StageBody:
+        bodies: dict[str, StageBody] = {
+            "validation": self.validation,
+            "rag_retrieval": self.rag_retrieval,
+            "script_generation": self.script_generation,
+            "video_generation": self.video_generation,
+            "video_processing": self.video_processing,
+            "notification": self.notification,
+        }
+        return bodies[stage]
+
+    # --- validation ----------------------------------------------------------------
+
+    async def validation(self, state: RunState, attempt: int) -> dict[str, Any]:
+        item = state.item
+        problems = []
+        if not item.prompt.strip():
+            problems.append("prompt is empty")
+        if len(item.prompt) > MAX_PROMPT:
+            problems.append(f"prompt is longer than {MAX_PROMPT} characters")
+        if item.duration_seconds not in VALID_DURATIONS:
+            problems.append(f"duration_seconds must be one of {sorted(VALID_DURATIONS)}")
+        if item.aspect_ratio not in VALID_ASPECTS:
+            problems.append(f"aspect_ratio must be one of {sorted(VALID_ASPECTS)}")
+        if item.resolution not in VALID_RESOLUTIONS:
+            problems.append(f"resolution must be one of {sorted(VALID_RESOLUTIONS)}")
+        if item.pipeline == "lesson" and not state.param.get("topic"):
+            problems.append("the lesson pipeline needs a topic")
+        if problems:
+            raise InvalidBackendRequest("validation failed: " + "; ".join(problems), code="invalid_request")
+        await self.tracker.log_event(
+            item.id, "validation_passed", "request parameters are valid", stage="validation"
+        )
+        return {"checked": ["prompt", "duration_seconds", "aspect_ratio", "resolution", "pipeline"]}
+
+    # --- lesson content --------------------------------------------------------------
+
+    async def rag_retrieval(self, state: RunState, attempt: int) -> dict[str, Any]:
+        query = " ".join(filter(None, [state.param.get("topic"), state.param.get("learning_objective")]))
+        retrieval = self.backends.retrieval
+        chunks = await self.calls.call(
+            state.item.id, "retrieval", "retrieve", lambda: retrieval.retrieve(query, 5),
+            attributes={"gen_ai.operation.name": "retrieval"}, span_name="retrieval",
+        )  # fmt: skip
+        return {"chunks": chunks}
+
+    async def script_generation(self, state: RunState, attempt: int) -> dict[str, Any]:
+        script = self.backends.script
+        chunks = list(state.output("rag_retrieval").get("chunks", []))
+        text = await self.calls.call(
+            state.item.id,
+            "script",
+            "generate_content",
+            lambda: script.write_script(
+                state.param.get("topic", ""), state.param.get("learning_objective"), chunks
+            ),
+            attributes={
+                "gen_ai.operation.name": "generate_content",
+                "gen_ai.provider.name": script.provider,
+                "gen_ai.request.model": script.model,
+            },
+            span_name=f"generate_content {script.model}",
+        )
+        return {"script": text}
+
+    # --- generation ----------------------------------------------------------------------
+
+    def _generation_prompt(self, state: RunState) -> str:
+        script = state.output("script_generation").get("script")
+        return f"{state.item.prompt}\n\n{script}" if script else state.item.prompt
+
+    async def _submission_key(self, state: RunState, attempt: int) -> str:
+        """Reuse the key of a submission a crashed run made but never recorded."""
+        if state.tracked and state.operation_name is None:
+            last = await self.queries.latest_event(state.item.id, "generation_submitting", "video_generation")
+            recorded = await self.queries.latest_event(state.item.id, "operation_started", "video_generation")
+            if last is not None and (recorded is None or recorded.id < last.id):
+                return str(last.data["idempotency_key"])
+        return f"{state.item.id}:{attempt}"
+
+    async def _start_generation(self, state: RunState, attempt: int) -> str:
+        item = state.item
+        gen = self.backends.generation
+        prefix = state.gcs_prefix or self.backends.storage.prefix_for(item.id)
+        key = await self._submission_key(state, attempt)
+        request = GenerationRequest(
+            request_id=item.id,
+            correlation_id=item.correlation_id,
+            prompt=self._generation_prompt(state),
+            duration_seconds=item.duration_seconds,
+            aspect_ratio=item.aspect_ratio,
+            resolution=item.resolution,
+            generate_audio=item.generate_audio,
+            output_prefix=prefix,
+            sample_count=int(state.param.get("sample_count", 1)),
+            negative_prompt=state.param.get("negative_prompt"),
+            seed=state.param.get("seed"),
+            person_generation=state.param.get("person_generation"),
+            idempotency_key=key,
+        )
+        # Write-ahead: if this process dies between start and record_operation, the
+        # next run finds this key and the backend can deduplicate the start.
+        await self.tracker.log_event(
+            item.id, "generation_submitting", "starting the generation operation",
+            stage="video_generation", data={"idempotency_key": key, "model": gen.model},
+        )  # fmt: skip
+        name = await self.calls.call(
+            item.id, "generation", "start", lambda: gen.start(request),
+            attributes=self._gen_ai_attributes(), span_name=f"generate_content {gen.model}",
+        )  # fmt: skip
+        await self.tracker.record_operation(item.id, name, prefix)
+        state.operation_name, state.gcs_prefix = name, prefix
+        return name
+
+    def _gen_ai_attributes(self) -> dict[str, Any]:
+        gen = self.backends.generation
+        return {
+            "gen_ai.operation.name": "generate_content",
+            "gen_ai.provider.name": gen.provider,
+            "gen_ai.request.model": gen.model,
+        }
+
+    def _deadline(self, state: RunState) -> float:
+        """Monotonic deadline of the generation, counted from the stage's first start."""
+        started = state.stages["video_generation"].started_at or datetime.now(UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        return time.monotonic() + self.settings.generation_timeout_seconds - max(elapsed, 0.0)
+
+    async def video_generation(self, state: RunState, attempt: int) -> dict[str, Any]:
+        gen = self.backends.generation
+        name = state.operation_name or await self._start_generation(state, attempt)
+        deadline = self._deadline(state)
+        interval = self.settings.poll_interval_seconds
+        polls = 0
+        while True:
+            try:
+                status = await self.calls.call(
+                    state.item.id, "generation", "poll", lambda: gen.poll(name),
+                    attributes={**self._gen_ai_attributes(), "operation_name": name},
+                    span_name=f"poll {gen.model}",
+                )  # fmt: skip
+            except CircuitOpen:
+                raise
+            except BackendError as exc:
+                if not exc.retryable:
+                    raise
+                # A failed poll says nothing about the operation: keep polling it.
+                log.warning("generation_poll_failed", operation_name=name, error=exc.detail)
+                status = None
+            polls += 1
+            if status is not None and status.state == OperationState.SUCCEEDED:
+                return {"operation_name": name, "videos": [v.uri for v in status.videos], "polls": polls}
+            if status is not None and status.state == OperationState.FAILED:
+                state.operation_name = None  # a retry starts a fresh operation
+                raise GenerationFailed(
+                    status.error_message or "generation failed",
+                    code=status.error_code,
+                    retryable=status.retryable,
+                )
+            if status is not None and status.state == OperationState.FILTERED:
+                reasons = "; ".join(status.filtered_reasons) or "no reason given"
+                raise GenerationFiltered(
+                    f"generation blocked by safety filters ({status.filtered_count} filtered): {reasons}",
+                    code="rai_filtered",
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GenerationTimedOut(
+                    timeout_message(self.settings.generation_timeout_seconds), code="timeout"
+                )
+            await asyncio.sleep(min(interval, remaining))
+
+    # --- processing ------------------------------------------------------------------------
+
+    async def video_processing(self, state: RunState, attempt: int) -> dict[str, Any]:
+        item = state.item
+        storage = self.backends.storage
+        prefix = state.gcs_prefix or storage.prefix_for(item.id)
+        expected = set(state.output("video_generation").get("videos", []))
+        objects = await self.calls.call(item.id, "storage", "list", lambda: storage.list(prefix))
+        videos = [o for o in objects if o.uri.endswith(".mp4") or (o.content_type or "").startswith("video/")]
+        missing = expected - {o.uri for o in videos}
+        if missing or not videos:
+            # Object listings can lag a finished operation for a moment: retry.
+            raise TransientBackendError(f"{len(missing) or 'no'} generated videos missing under {prefix}")
+        metadata = {
+            "request_id": str(item.id),
+            "correlation_id": item.correlation_id,
+            "operation_name": state.operation_name,
+            "prompt": item.prompt,
+            "videos": [{"uri": v.uri, "size": v.size} for v in videos],
+            "processed_at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(metadata, indent=2).encode()
+        await self.calls.call(
+            item.id, "storage", "put", lambda: storage.put(f"{prefix}metadata.json", body, "application/json")
+        )
+        urls = [
+            await self.calls.call(item.id, "storage", "url", partial(storage.url_for, video.uri))
+            for video in videos
+        ]
+        state.video_urls = urls
+        return {"objects": [v.uri for v in videos], "video_count": len(urls), "video_urls": urls}
+
+    # --- notification -----------------------------------------------------------------------
+
+    async def notification(self, state: RunState, attempt: int) -> dict[str, Any]:
+        url = state.param.get("callback_url")
+        if not url:
+            return {"sent": False}
+        payload = await self._final_payload(state)
+        event = f"request.{payload.get('status', 'unknown')}"
+        code = await self.calls.call(
+            state.item.id, "notification", "webhook", lambda: self.notifier.send(url, event, payload)
+        )
+        await self.tracker.log_event(
+            state.item.id, "notification_sent", f"callback answered {code}", stage="notification",
+            data={"status_code": code, "event": event},
+        )  # fmt: skip
+        return {"sent": True, "status_code": code}
+
+    async def _final_payload(self, state: RunState) -> dict[str, Any]:
+        if state.tracked:
+            try:
+                read = await self.queries.get_request(state.item.id)
+                return read.model_dump(mode="json")
+            except Exception as exc:  # degraded: fall back to what this run knows
+                log.warning("notification_payload_degraded", error=type(exc).__name__)
+        item = state.item
+        return {
+            "id": str(item.id),
+            "correlation_id": item.correlation_id,
+            "status": state.final_status.value if state.final_status else "unknown",
+            "video_urls": state.video_urls,
+            "tracking": "degraded",
+        }

@@ -1,0 +1,108 @@
+"""A request as a unit of work, and the state a run carries between stages."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from service.tracking.schemas import RequestRead, StageRead
+from service.tracking.states import RequestStatus, StageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """The columns of a claimed request that a run needs."""
+
+    id: uuid.UUID
+    correlation_id: str
+    pipeline: str
+    user_id: str
+    guild_id: str | None
+    prompt: str
+    duration_seconds: int
+    aspect_ratio: str
+    resolution: str
+    generate_audio: bool
+    parameters: dict[str, Any]
+    status: RequestStatus
+    operation_name: str | None
+    gcs_prefix: str | None
+    trace_id: str | None
+    traceparent: str | None
+    created_at: datetime
+    claims: int = 1
+
+    @classmethod
+    def from_row(cls, row: Any) -> WorkItem:
+        return cls(
+            id=row["id"],
+            correlation_id=row["correlation_id"],
+            pipeline=row["pipeline"],
+            user_id=row["user_id"],
+            guild_id=row["guild_id"],
+            prompt=row["prompt"],
+            duration_seconds=row["duration_seconds"],
+            aspect_ratio=row["aspect_ratio"],
+            resolution=row["resolution"],
+            generate_audio=row["generate_audio"],
+            parameters=row["parameters"] or {},
+            status=RequestStatus(row["status"]),
+            operation_name=row["operation_name"],
+            gcs_prefix=row["gcs_prefix"],
+            trace_id=row["trace_id"],
+            traceparent=row["traceparent"],
+            created_at=row["created_at"],
+            claims=row["claims"],
+        )
+
+
+@dataclass
+class StageState:
+    status: StageStatus = StageStatus.PENDING
+    attempts: int = 0
+    max_retries: int = 3
+    started_at: datetime | None = None
+    output: dict[str, Any] | None = None
+
+    @classmethod
+    def from_read(cls, stage: StageRead) -> StageState:
+        return cls(stage.status, stage.attempts, stage.max_retries, stage.started_at, stage.output)
+
+    @property
+    def done(self) -> bool:
+        return self.status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
+
+
+@dataclass
+class RunState:
+    """What a run knows: the request, its stage rows, and outputs passed between stages."""
+
+    item: WorkItem
+    stages: dict[str, StageState]
+    operation_name: str | None = None
+    gcs_prefix: str | None = None
+    video_urls: list[str] = field(default_factory=list)
+    final_status: RequestStatus | None = None
+    tracked: bool = True
+    """False in degraded mode (PostgreSQL unreachable): nothing can be read back."""
+
+    @classmethod
+    def fresh(cls, item: WorkItem, stage_names: list[str], max_retries: dict[str, int]) -> RunState:
+        stages = {name: StageState(max_retries=max_retries[name]) for name in stage_names}
+        return cls(item, stages, item.operation_name, item.gcs_prefix)
+
+    @classmethod
+    def from_read(cls, item: WorkItem, read: RequestRead) -> RunState:
+        stages = {s.name: StageState.from_read(s) for s in read.stages}
+        return cls(item, stages, read.operation_name, read.gcs_prefix)
+
+    def output(self, stage: str) -> dict[str, Any]:
+        """A stage's output ({} if the stage is absent from this pipeline or has none)."""
+        row = self.stages.get(stage)
+        return (row.output if row else None) or {}
+
+    @property
+    def param(self) -> dict[str, Any]:
+        return self.item.parameters

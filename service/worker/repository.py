@@ -1,0 +1,109 @@
+"""Work-queue SQL: claiming requests with leases, heartbeats, releases, stuck requests.
+
+The request row is the unit of work. A claim takes open requests whose lease is free
+or expired, oldest first, with `FOR UPDATE SKIP LOCKED`, so concurrent workers on any
+number of machines never take the same request; the lease columns live on the row
+itself, so PostgreSQL re-checks them on the locked row version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.pipeline.work import WorkItem
+from service.tracking.repository import translate_errors
+
+CLAIM = text(
+    """
+UPDATE video_requests v
+SET lease_owner = :worker,
+    lease_expires_at = now() + make_interval(secs => :lease_seconds),
+    claims = v.claims + 1
+FROM (
+    SELECT id FROM video_requests
+    WHERE status IN ('pending', 'generating')
+      AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    ORDER BY created_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+) AS free
+WHERE v.id = free.id
+RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
+          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
+          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims
+"""
+)
+
+HEARTBEAT = text(
+    """
+UPDATE video_requests
+SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
+WHERE lease_owner = :worker AND id = ANY(:ids)
+RETURNING id
+"""
+)
+
+RELEASE = text(
+    """
+UPDATE video_requests SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = :worker AND id = ANY(:ids)
+"""
+)
+
+STUCK_GENERATING = text(
+    """
+SELECT id, pipeline, current_stage, lease_owner,
+       extract(epoch FROM (now() - started_at))::double precision AS age_seconds
+FROM video_requests
+WHERE status = 'generating' AND pipeline = :pipeline
+  AND started_at < now() - make_interval(secs => :budget_seconds)
+LIMIT 500
+"""
+)
+
+STUCK_PENDING = text(
+    """
+SELECT id, pipeline, lease_owner,
+       extract(epoch FROM (now() - created_at))::double precision AS age_seconds
+FROM video_requests
+WHERE status = 'pending' AND created_at < now() - make_interval(secs => :budget_seconds)
+LIMIT 500
+"""
+)
+
+
+class WorkRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
+        async with translate_errors(), self.engine.begin() as conn:
+            rows = (
+                await conn.execute(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})
+            ).mappings()
+            return [WorkItem.from_row(row) for row in rows]
+
+    async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
+        """Extend the leases; returns the ids this worker still holds."""
+        if not ids:
+            return set()
+        async with translate_errors(), self.engine.begin() as conn:
+            params = {"worker": worker, "ids": ids, "lease_seconds": lease_seconds}
+            return {row[0] for row in await conn.execute(HEARTBEAT, params)}
+
+    async def release(self, worker: str, ids: list[uuid.UUID]) -> None:
+        if not ids:
+            return
+        async with translate_errors(), self.engine.begin() as conn:
+            await conn.execute(RELEASE, {"worker": worker, "ids": ids})
+
+    async def stuck(self, pipeline: str | None, budget_seconds: float) -> list[dict[str, Any]]:
+        """Generating requests of `pipeline` past its budget, or pending ones if None."""
+        statement = STUCK_PENDING if pipeline is None else STUCK_GENERATING
+        params = {"pipeline": pipeline, "budget_seconds": budget_seconds}
+        async with translate_errors(), self.engine.connect() as conn:
+            return [dict(row) for row in (await conn.execute(statement, params)).mappings()]

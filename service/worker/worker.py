@@ -1,0 +1,219 @@
+"""The worker: claims requests from PostgreSQL and runs them, many at once.
+
+One asyncio process holds up to `REELTRACE_WORKER_CONCURRENCY` requests in flight
+(generations mostly wait on polling, so hundreds fit in one process). Leases are
+renewed by a heartbeat; a request whose lease is lost (this process stalled past
+the lease) is cancelled here, since another worker may now own it. On shutdown,
+unfinished requests are released at once so another worker resumes them.
+
+Alongside, the worker runs the stuck-request watchdog, the journal replayer and
+the oldest-request-age gauge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from service.errors import InvalidStatusTransition, TrackingUnavailable
+from service.pipeline.definitions import PIPELINES
+from service.pipeline.runner import PipelineRunner
+from service.pipeline.work import WorkItem
+from service.runtime import Runtime
+from service.worker.repository import WorkRepository
+from telemetry.correlation import request_context
+from telemetry.metrics import get_metrics
+
+log = structlog.get_logger("reeltrace.worker")
+
+CLAIM_BATCH = 100
+REPLAY_INTERVAL_SECONDS = 5.0
+# A request whose runs keep dying (a crash loop) is failed instead of claimed forever.
+MAX_CLAIMS = 5
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, runner: PipelineRunner, *, worker_id: str | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.runner = runner
+        self.worker_id = worker_id or default_worker_id()
+        self.repo = WorkRepository(runtime.engine)
+        self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker_started", worker_id=self.worker_id, concurrency=self.settings.worker_concurrency)
+        loops = [
+            self._every(self.settings.heartbeat_seconds, self.heartbeat, stop),
+            self._every(self.settings.watchdog_interval_seconds, self.watchdog, stop),
+            self._every(REPLAY_INTERVAL_SECONDS, self.replay_journal, stop),
+        ]
+        background = [asyncio.create_task(loop) for loop in loops]
+        try:
+            await self._claim_loop(stop)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._shutdown()
+        log.info("worker_stopped", worker_id=self.worker_id)
+
+    def wake(self) -> None:
+        """Claim now instead of at the next poll (e.g. after a submission in this process)."""
+        self._wake.set()
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            claimed = await self.claim_once()
+            if claimed < CLAIM_BATCH:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait(stop), timeout=self.settings.worker_poll_seconds)
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def claim_once(self) -> int:
+        capacity = self.settings.worker_concurrency - len(self.active)
+        if capacity <= 0:
+            return 0
+        try:
+            items = await self.repo.claim(
+                self.worker_id, min(capacity, CLAIM_BATCH), self.settings.lease_seconds
+            )
+        except TrackingUnavailable:
+            log.warning("claim_failed", reason="PostgreSQL unreachable")
+            return 0
+        for item in items:
+            self.active[item.id] = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
+        return len(items)
+
+    async def _run_one(self, item: WorkItem) -> None:
+        release = True
+        try:
+            if item.claims > MAX_CLAIMS:
+                await self._abandon(item)
+            else:
+                await self.runner.run(item)
+        except asyncio.CancelledError:
+            # Shutdown or a lost lease: leave the lease to _shutdown / the new owner.
+            release = False
+            raise
+        except TrackingUnavailable:
+            log.warning("run_interrupted", request_id=str(item.id), reason="PostgreSQL unreachable")
+        except Exception:
+            log.exception("run_crashed", request_id=str(item.id), correlation_id=item.correlation_id)
+        finally:
+            self.active.pop(item.id, None)
+            if release:
+                with contextlib.suppress(TrackingUnavailable):
+                    await self.repo.release(self.worker_id, [item.id])
+
+    async def _abandon(self, item: WorkItem) -> None:
+        with request_context(request_id=item.id, correlation_id=item.correlation_id):
+            tracker = self.runtime.tracker
+            if item.status.value == "pending":
+                await tracker.start_request(item.id)
+            await tracker.fail_request(
+                item.id,
+                f"abandoned after {item.claims - 1} runs ended without a result",
+                error_details={"claims": item.claims},
+            )
+
+    async def heartbeat(self) -> None:
+        ids = list(self.active)
+        held = await self.repo.heartbeat(self.worker_id, ids, self.settings.lease_seconds)
+        for lost in set(ids) - held:
+            task = self.active.get(lost)
+            if task is not None and not task.done():
+                log.warning("lease_lost", request_id=str(lost), worker_id=self.worker_id)
+                task.cancel()
+
+    async def watchdog(self) -> None:
+        """End requests stuck past their budget as `timeout`; publish the oldest ages."""
+        metrics = get_metrics()
+        for status, age in (await self.runtime.queries.oldest_active_ages()).items():
+            metrics.oldest_request_age.labels(status=status).set(age)
+        tracker = self.runtime.tracker
+        for pipeline in PIPELINES.values():
+            budget = pipeline.budget_seconds(self.settings.generation_timeout_seconds)
+            for row in await self.repo.stuck(pipeline.name, budget):
+                stage = row["current_stage"]
+
+                async def expire_generating(rid: uuid.UUID, msg: str, stage: str | None = stage) -> object:
+                    return await tracker.timeout_request(
+                        rid, msg, error_stage=stage, error_details={"code": "watchdog"}
+                    )
+
+                await self._expire(
+                    row,
+                    f"request exceeded the {pipeline.name} pipeline budget of {budget:.0f} s"
+                    f" (stuck in {stage or 'no stage'})",
+                    expire_generating,
+                )
+        budget = self.settings.pending_budget_seconds
+        for row in await self.repo.stuck(None, budget):
+
+            async def expire_pending(rid: uuid.UUID, msg: str) -> object:
+                # The state machine has no pending -> timeout edge: start, then time out.
+                await tracker.start_request(rid)
+                return await tracker.timeout_request(
+                    rid, msg, error_stage="queue", error_details={"code": "watchdog"}
+                )
+
+            await self._expire(row, f"request waited in the queue longer than {budget:.0f} s", expire_pending)
+
+    async def _expire(
+        self, row: dict[str, Any], message: str, end: Callable[[uuid.UUID, str], Awaitable[object]]
+    ) -> None:
+        rid: uuid.UUID = row["id"]
+        log.warning("request_stuck", request_id=str(rid), age_seconds=row["age_seconds"], reason=message)
+        with contextlib.suppress(InvalidStatusTransition):
+            await end(rid, message)
+        task = self.active.get(rid)
+        if task is not None:
+            task.cancel()
+
+    async def replay_journal(self) -> None:
+        if self.runtime.journal.has_pending():
+            await self.runtime.tracker.backfill()
+
+    async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            if stop.is_set():
+                return
+            try:
+                await fn()
+            except TrackingUnavailable:
+                log.warning("background_task_skipped", task=fn.__name__, reason="PostgreSQL unreachable")
+            except Exception:
+                log.exception("background_task_failed", task=fn.__name__)
+
+    async def _shutdown(self) -> None:
+        unfinished = list(self.active)
+        for task in self.active.values():
+            task.cancel()
+        await asyncio.gather(*self.active.values(), return_exceptions=True)
+        with contextlib.suppress(TrackingUnavailable):
+            await self.repo.release(self.worker_id, unfinished)
+        if unfinished:
+            log.info("worker_released", count=len(unfinished))
