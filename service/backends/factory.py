@@ -23,11 +23,20 @@ class Backends:
     async def aclose(self) -> None:
         await self.generation.aclose()
         await self.storage.aclose()
+        # The script protocol has no aclose; the Gemini one holds an HTTP client.
+        close_script = getattr(self.script, "aclose", None)
+        if close_script is not None:
+            await close_script()
 
 
 def build_storage(settings: Settings) -> StorageBackend:
     if settings.storage_backend == "local":
         return LocalStorage(settings.data_dir / "media", settings.base_url)
+    if settings.storage_backend == "gcs":
+        # Imported here so the embedded default never loads the Google libraries.
+        from service.backends.gcs import GcsStorage
+
+        return GcsStorage.from_settings(settings)
     raise ConfigurationError(f"REELTRACE_STORAGE_BACKEND={settings.storage_backend} is not available")
 
 
@@ -39,12 +48,27 @@ def build_generation(settings: Settings, storage: StorageBackend) -> GenerationB
             SimulationProfile.from_settings(settings),
             model=settings.veo_model,
         )
+    if settings.generation_backend == "vertex":
+        if storage.name != "gcs":
+            raise ConfigurationError(
+                "REELTRACE_GENERATION_BACKEND=vertex needs REELTRACE_STORAGE_BACKEND=gcs "
+                "(Veo writes its videos to Cloud Storage)"
+            )
+        from service.backends.vertex import VertexGeneration
+
+        return VertexGeneration.from_settings(settings)
     raise ConfigurationError(f"REELTRACE_GENERATION_BACKEND={settings.generation_backend} is not available")
 
 
 def build_script(settings: Settings) -> ScriptBackend:
     if settings.script_backend == "simulated":
         return SimulatedScript(SimulationProfile.from_settings(settings))
+    if settings.script_backend == "gemini":
+        if not settings.google_cloud_project:
+            raise ConfigurationError("REELTRACE_SCRIPT_BACKEND=gemini needs GOOGLE_CLOUD_PROJECT")
+        from service.backends.gemini_script import GeminiScript
+
+        return GeminiScript.from_settings(settings)
     raise ConfigurationError(f"REELTRACE_SCRIPT_BACKEND={settings.script_backend} is not available")
 
 
