@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db import migrate
-from service.db.engine import create_engine, resolve_database_url
+from service.db.embedded import stop_embedded
+from service.db.engine import create_engine, resolve_database
 from service.db.urls import redact
 from service.settings import Settings
 from service.tracking.journal import Journal
@@ -33,12 +35,13 @@ class Runtime:
     queries: RequestQueries
     journal: Journal
     embedded: bool
+    embedded_server: Any = None
 
     @classmethod
     async def start(cls, settings: Settings, *, source_service: str, run_migrations: bool = True) -> Runtime:
         """Resolve the database (starting the embedded one if need be), migrate, connect."""
-        embedded = settings.database_url is None
-        url = await asyncio.to_thread(resolve_database_url, settings)
+        url, server = await asyncio.to_thread(resolve_database, settings)
+        embedded = server is not None
         if run_migrations:
             await asyncio.to_thread(migrate.upgrade, url)
         log.info(
@@ -47,7 +50,9 @@ class Runtime:
             database=redact(url),
             data_dir=str(settings.data_dir.resolve()) if embedded else None,
         )
-        return cls.build(settings, url, source_service=source_service, embedded=embedded)
+        runtime = cls.build(settings, url, source_service=source_service, embedded=embedded)
+        runtime.embedded_server = server
+        return runtime
 
     @classmethod
     def build(cls, settings: Settings, url: str, *, source_service: str, embedded: bool = False) -> Runtime:
@@ -58,6 +63,7 @@ class Runtime:
             journal,
             source_service=source_service,
             max_retries=settings.max_retries,
+            generation_timeout=settings.generation_timeout_seconds,
         )
         queries = RequestQueries(
             engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms
@@ -66,3 +72,6 @@ class Runtime:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.embedded_server is not None:
+            await asyncio.to_thread(stop_embedded, self.embedded_server)
+            self.embedded_server = None

@@ -1,11 +1,143 @@
-"""OpenTelemetry helpers shared by the API and the workers."""
+"""OpenTelemetry tracing: provider set-up from the standard `OTEL_*` variables.
+
+- `OTEL_SDK_DISABLED=true`: no SDK at all; the API's no-op tracer is used.
+- `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): spans are
+  batched and exported over OTLP/HTTP (the collector, then Jaeger).
+- `OTEL_TRACES_EXPORTER=console`: spans are printed; `none`: nothing is exported.
+- Otherwise spans are recorded but not exported, so trace IDs still reach the
+  request rows, the logs and the metric exemplars.
+`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER(_ARG)` are
+read by the SDK itself. Every span started inside `request_context` carries the
+request's `correlation_id`, `request.id` and `pipeline` (see the span processor).
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from telemetry.correlation import current_span_attributes
+
 _PROPAGATOR = TraceContextTextMapPropagator()
+EXCLUDED_URLS = "metrics,healthz,readyz"
+
+_provider: TracerProvider | None = None
+
+
+class RequestAttributesSpanProcessor(SpanProcessor):
+    """Stamps the current request's identity on every span as it starts."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        attributes = current_span_attributes()
+        if attributes:
+            span.set_attributes(dict(attributes))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _exporter_from_env() -> SpanExporter | None:
+    choice = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if choice == "none":
+        return None
+    if choice == "console":
+        return ConsoleSpanExporter()
+    if (
+        choice == "otlp"
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    return None
+
+
+def configure_tracing(
+    default_service_name: str = "reeltrace", *, exporter: SpanExporter | None = None
+) -> TracerProvider | None:
+    """Install the process's tracer provider (once); returns it, or None if disabled.
+
+    `exporter` overrides the environment's choice (tests pass an in-memory one).
+    """
+    global _provider
+    if _env_true("OTEL_SDK_DISABLED"):
+        return None
+    if _provider is not None:
+        return _provider
+    resource = Resource.create(
+        {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": default_service_name}
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(RequestAttributesSpanProcessor())
+    chosen = exporter or _exporter_from_env()
+    if chosen is not None:
+        provider.add_span_processor(BatchSpanProcessor(chosen))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    return provider
+
+
+def shutdown_tracing() -> None:
+    """Flush spans still queued (a worker must not lose its last spans on exit)."""
+    if _provider is not None:
+        _provider.force_flush()
+        _provider.shutdown()
+
+
+def instrument_app(app: Any) -> None:
+    """FastAPI server spans for every route but metrics and health checks."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    # The per-message ASGI send/receive spans add cost and no insight.
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )
+
+
+def instrument_database() -> None:
+    """Client spans for every SQL statement, at the psycopg driver (sync and async).
+
+    The driver-level instrumentation covers SQLAlchemy's engines too; the SQLAlchemy
+    instrumentation itself does not yet support SQLAlchemy 2.1.
+    """
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    instrumentor = PsycopgInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=_provider, enable_commenter=False)
+
+
+def instrument_httpx() -> None:
+    """Client spans (and traceparent propagation) for outgoing httpx calls."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=_provider)
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:

@@ -1,44 +1,157 @@
-"""`reeltrace serve`: the API (and, unless told otherwise, a worker) in one process."""
+"""`reeltrace serve` (the API, with a worker unless `--no-worker`) and `reeltrace worker`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 
 from service.api.app import create_app
+from service.background import background_jobs
 from service.cli.common import out, run, settings_or_exit
 from service.db.urls import redact
+from service.pipeline.assembly import build_pipeline
+from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
+from service.worker.worker import Worker
+from telemetry.metrics import get_metrics
+from telemetry.tracing import (
+    configure_tracing,
+    instrument_app,
+    instrument_database,
+    instrument_httpx,
+    shutdown_tracing,
+)
+
+DEFAULT_WORKER_METRICS_PORT = 9100
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal capture.
+
+    uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which ends the
+    process before `serve` can stop its worker and the embedded PostgreSQL; here the
+    command handles the signals itself and asks the server to exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, callback)
 
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(worker)
 
 
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (REELTRACE_HOST)."),
     port: int | None = typer.Option(None, help="Port to bind (REELTRACE_PORT)."),
+    with_worker: bool = typer.Option(True, "--worker/--no-worker", help="Also run a worker in this process."),
 ) -> None:
     """Start the service. Without DATABASE_URL, an embedded PostgreSQL is started and migrated."""
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(**overrides)
 
+    configure_tracing("reeltrace" if with_worker else "reeltrace-api")
+    instrument_httpx()
+
     async def body() -> None:
         runtime = await Runtime.start(settings, source_service="api")
+        instrument_database()  # after the migrations, which need no spans
         where = (
             f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
             if runtime.embedded
             else "DATABASE_URL"
         )
         out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
-        out.print(f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)")
+        services = build_pipeline(runtime)
         app = create_app(settings, runtime)
+        instrument_app(app)
+        app.state.breakers = services.breakers
+        local_runs = LocalRuns(services.runner)
+        app.state.degraded_runner = local_runs
+        stop = asyncio.Event()
+        jobs = background_jobs(runtime, stop)
+        if with_worker:
+            the_worker = Worker(runtime, services.runner)
+            app.state.worker = the_worker
+            jobs.append(the_worker.run(stop))
+        tasks = [asyncio.create_task(job) for job in jobs]
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False
         )
+        server = _Server(config)
+        _on_signals(lambda: setattr(server, "should_exit", True))
+        out.print(
+            f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)"
+            + ("" if with_worker else "  [no worker]")
+        )
         try:
-            await uvicorn.Server(config).serve()
+            await server.serve()
         finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await local_runs.aclose()
+            await services.aclose()
             await runtime.close()
+            shutdown_tracing()
+
+    run(body)
+
+
+def worker(
+    metrics_port: int | None = typer.Option(
+        None,
+        help=f"Port of this worker's /metrics (REELTRACE_METRICS_PORT, default {DEFAULT_WORKER_METRICS_PORT}; 0 = off).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, help="Requests in flight at once (REELTRACE_WORKER_CONCURRENCY)."
+    ),
+) -> None:
+    """Run a worker: claim requests from PostgreSQL and run them through their pipelines."""
+    overrides = {
+        k: v
+        for k, v in {"metrics_port": metrics_port, "worker_concurrency": concurrency}.items()
+        if v is not None
+    }
+    settings = settings_or_exit(**overrides)
+    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_WORKER_METRICS_PORT
+
+    configure_tracing("reeltrace-worker")
+    instrument_httpx()
+
+    async def body() -> None:
+        runtime = await Runtime.start(settings, source_service="worker")
+        instrument_database()
+        if port:
+            # Its own port: a worker process's metrics are scraped apart from the API's.
+            start_http_server(port, addr=settings.host, registry=get_metrics().registry)
+            out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
+        services = build_pipeline(runtime)
+        the_worker = Worker(runtime, services.runner)
+        stop = asyncio.Event()
+        _on_signals(stop.set)
+        tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
+        out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
+        try:
+            await the_worker.run(stop)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await services.aclose()
+            await runtime.close()
+            shutdown_tracing()
 
     run(body)

@@ -17,13 +17,23 @@ from psycopg import sql
 DATABASE = "reeltrace"
 
 
-def start_embedded(data_dir: Path, database: str = DATABASE) -> str:
-    """Start (or attach to) the embedded server and return a URL for `database`."""
+def start_embedded(data_dir: Path, database: str = DATABASE) -> tuple[str, Any]:
+    """Start (or attach to) the embedded server; returns a URL for `database` and the server.
+
+    Call `stop_embedded(server)` on shutdown: the package's own atexit hook does not
+    run when a process ends on a re-raised SIGTERM (as uvicorn does after a graceful
+    shutdown), which would leave the server running.
+    """
     data_dir = data_dir.expanduser().resolve()
     server = embedded_server(data_dir / "pgdata")
     admin_uri: str = server.get_uri()
     ensure_database(admin_uri, database)
-    return server.get_uri(database)  # type: ignore[no-any-return]
+    return server.get_uri(database), server
+
+
+def stop_embedded(server: Any) -> None:
+    """Release this process's handle; the last process to let go stops the server."""
+    server.cleanup()
 
 
 def embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> Any:

@@ -149,6 +149,8 @@ class TrackingRepository:
             "trace_id": write.trace_id,
             "traceparent": write.traceparent,
             "created_at": write.created_at,
+            "lease_owner": write.lease_owner,
+            "lease_expires_at": write.lease_expires_at,
             "stage_names": [s.name for s in write.stages],
             "stage_orders": [s.order for s in write.stages],
             "stage_max_retries": [s.max_retries for s in write.stages],

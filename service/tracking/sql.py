@@ -31,10 +31,10 @@ CREATE_REQUEST: TextClause = text(
 WITH req AS (
     INSERT INTO video_requests (id, correlation_id, pipeline, user_id, guild_id, channel_id, prompt,
                                 duration_seconds, aspect_ratio, resolution, generate_audio, parameters,
-                                trace_id, traceparent, created_at, updated_at)
+                                trace_id, traceparent, created_at, updated_at, lease_owner, lease_expires_at)
     VALUES (:id, :correlation_id, :pipeline, :user_id, :guild_id, :channel_id, :prompt,
             :duration_seconds, :aspect_ratio, :resolution, :generate_audio, CAST(:parameters AS jsonb),
-            :trace_id, :traceparent, :created_at, :created_at)
+            :trace_id, :traceparent, :created_at, :created_at, :lease_owner, :lease_expires_at)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, correlation_id, created_at
 ), stages AS (

@@ -11,15 +11,17 @@ behind them, so a request's history is applied in the order it happened.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidStatusTransition, TrackingUnavailable
@@ -38,7 +40,7 @@ from service.tracking.writes import (
     TrackingWrite,
     Transition,
 )
-from telemetry.correlation import new_correlation_id
+from telemetry.correlation import new_correlation_id, request_context
 from telemetry.logging import truncate_prompt
 from telemetry.metrics import Metrics, current_exemplar, get_metrics
 
@@ -118,6 +120,7 @@ class RequestTracker:
         *,
         source_service: str = "reeltrace",
         max_retries: int | None = None,
+        generation_timeout: float = 300.0,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -126,6 +129,7 @@ class RequestTracker:
         self.source_service = source_service
         self.source_host = socket.gethostname()
         self.max_retries = max_retries
+        self.generation_timeout = generation_timeout
         self.metrics = metrics or get_metrics()
         self.clock = clock
 
@@ -159,12 +163,20 @@ class RequestTracker:
         self.metrics.tracking_journal_pending.inc()
 
     async def _write(
-        self, write: TrackingWrite, apply: Callable[[], Any], operation: str, **context: Any
+        self,
+        write: TrackingWrite,
+        apply: Callable[[], Any],
+        operation: str,
+        journal_as: TrackingWrite | None = None,
+        **context: Any,
     ) -> Any | None:
-        """Apply a write, or journal it if PostgreSQL is unreachable. None means journaled."""
+        """Apply a write, or journal it (as `journal_as` if given) when PostgreSQL is unreachable.
+
+        None means journaled.
+        """
         if self.journal.has_pending():
             # Earlier writes wait in the journal; this one must land after them.
-            await self._journal(write, operation)
+            await self._journal(journal_as or write, operation)
             log.info("tracking_write_queued", operation=operation, **context)
             return None
         try:
@@ -179,7 +191,7 @@ class RequestTracker:
                 journaled=True,
                 **context,
             )
-            await self._journal(write, operation)
+            await self._journal(journal_as or write, operation)
             return None
 
     # --- requests ------------------------------------------------------------------
@@ -244,9 +256,26 @@ class RequestTracker:
             "prompt_length": len(new.prompt),
             "parameters": params,
         }
-        result = await self._write(
-            write, lambda: self.repository.create(write, rate_limit), "create", **context
+        # The submitting span (the HTTP request) carries the request's identity too.
+        trace.get_current_span().set_attributes(
+            {"correlation_id": correlation_id, "request.id": str(request_id), "pipeline": pipeline.name}
         )
+        # If journaled, the request runs in this process meanwhile; the lease keeps
+        # workers off it once the create is replayed, until the run must have ended.
+        leased = write.model_copy(
+            update={
+                "lease_owner": f"local:{self.source_host}:{os.getpid()}",
+                "lease_expires_at": now + timedelta(seconds=pipeline.budget_seconds(self.generation_timeout)),
+            }
+        )
+        with request_context(request_id=request_id, correlation_id=correlation_id, pipeline=pipeline.name):
+            result = await self._write(
+                write,
+                lambda: self.repository.create(write, rate_limit),
+                "create",
+                journal_as=leased,
+                **context,
+            )
         if result is None:
             log.warning("request_tracking_degraded", synthetic_request_id=str(request_id), **context)
             self.metrics.requests_created.labels(pipeline=pipeline.name).inc()

@@ -59,6 +59,10 @@ class CreateRequest(_Write):
     created_at: datetime
     stages: list[StageSpec]
     event: EventWrite
+    # Set when the create is journaled and the request runs in-process meanwhile:
+    # once replayed, workers leave it alone until this lease expires.
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 class Transition(_Write):

@@ -6,8 +6,8 @@ renewed by a heartbeat; a request whose lease is lost (this process stalled past
 the lease) is cancelled here, since another worker may now own it. On shutdown,
 unfinished requests are released at once so another worker resumes them.
 
-Alongside, the worker runs the stuck-request watchdog, the journal replayer and
-the oldest-request-age gauge.
+Alongside, the worker runs the stuck-request watchdog and the oldest-request-age
+gauge (the journal replayer and retention are in `service.background`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from service.background import every
 from service.errors import InvalidStatusTransition, TrackingUnavailable
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.runner import PipelineRunner
@@ -34,7 +35,6 @@ from telemetry.metrics import get_metrics
 log = structlog.get_logger("reeltrace.worker")
 
 CLAIM_BATCH = 100
-REPLAY_INTERVAL_SECONDS = 5.0
 # A request whose runs keep dying (a crash loop) is failed instead of claimed forever.
 MAX_CLAIMS = 5
 
@@ -56,9 +56,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker_started", worker_id=self.worker_id, concurrency=self.settings.worker_concurrency)
         loops = [
-            self._every(self.settings.heartbeat_seconds, self.heartbeat, stop),
-            self._every(self.settings.watchdog_interval_seconds, self.watchdog, stop),
-            self._every(REPLAY_INTERVAL_SECONDS, self.replay_journal, stop),
+            every(self.settings.heartbeat_seconds, self.heartbeat, stop),
+            every(self.settings.watchdog_interval_seconds, self.watchdog, stop),
         ]
         background = [asyncio.create_task(loop) for loop in loops]
         try:
@@ -190,23 +189,6 @@ class Worker:
         task = self.active.get(rid)
         if task is not None:
             task.cancel()
-
-    async def replay_journal(self) -> None:
-        if self.runtime.journal.has_pending():
-            await self.runtime.tracker.backfill()
-
-    async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
-            if stop.is_set():
-                return
-            try:
-                await fn()
-            except TrackingUnavailable:
-                log.warning("background_task_skipped", task=fn.__name__, reason="PostgreSQL unreachable")
-            except Exception:
-                log.exception("background_task_failed", task=fn.__name__)
 
     async def _shutdown(self) -> None:
         unfinished = list(self.active)

@@ -1,0 +1,64 @@
+"""Periodic jobs every reeltrace process runs beside its main work.
+
+- the journal replayer: applies tracking writes journaled while PostgreSQL was down;
+- retention, daily, when REQUEST_RETENTION_DAYS is set (one process at a time);
+- the snapshot export, when REELTRACE_EXPORT_INTERVAL is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from service.errors import TrackingUnavailable
+from service.runtime import Runtime
+from service.tracking.retention import delete_expired
+
+log = structlog.get_logger("reeltrace.background")
+
+REPLAY_INTERVAL_SECONDS = 5.0
+
+
+async def every(seconds: float, fn: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+    """Run `fn` every `seconds` until `stop`; a failure is logged, never fatal."""
+    name = getattr(fn, "__name__", "job")
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        if stop.is_set():
+            return
+        try:
+            await fn()
+        except TrackingUnavailable:
+            log.warning("background_job_skipped", job=name, reason="PostgreSQL unreachable")
+        except Exception:
+            log.exception("background_job_failed", job=name)
+
+
+def background_jobs(runtime: Runtime, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+    settings = runtime.settings
+
+    async def replay_journal() -> None:
+        if runtime.journal.has_pending():
+            await runtime.tracker.backfill()
+
+    jobs: list[Coroutine[Any, Any, None]] = [every(REPLAY_INTERVAL_SECONDS, replay_journal, stop)]
+    days = settings.request_retention_days
+    if days is not None:
+
+        async def retention() -> None:
+            await delete_expired(runtime.engine, days)
+
+        jobs.append(every(settings.cleanup_interval_seconds, retention, stop))
+        log.info(
+            "retention_scheduled", retention_days=days, interval_seconds=settings.cleanup_interval_seconds
+        )
+    if settings.export_interval is not None:
+        from service.exporter import run_periodic_export  # type: ignore[import-not-found,unused-ignore]
+
+        jobs.append(run_periodic_export(settings, runtime.database_url, stop))
+    return jobs
