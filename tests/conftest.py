@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,12 +18,19 @@ IN_CI = bool(os.environ.get("CI"))
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
-    """The session's embedded PostgreSQL, with a migrated template database."""
-    cluster = PgCluster(tmp_path_factory.mktemp("pg", numbered=True))
+def pg_cluster() -> Iterator[PgCluster]:
+    """The session's embedded PostgreSQL, with a migrated template database.
+
+    Its directory is outside pytest's basetemp: pytest prunes old basetemp
+    directories at start-up, which would pull the data out from under a cluster
+    that another, concurrent pytest run is still using.
+    """
+    root = Path(tempfile.mkdtemp(prefix="reeltrace-pg-"))
+    cluster = PgCluster(root)
     cluster.create_template()
     yield cluster
     cluster.server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
