@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import ConfigurationError
@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     rate_limit: str = "5/minute"
     api_keys_required: bool = True
 
+    api_key_cache_seconds: float = Field(
+        default=10.0, ge=0, description="How long a verified key is trusted before it is checked again."
+    )
+    stream_ping_seconds: float = Field(default=15.0, gt=0, description="SSE keep-alive interval.")
+
+    # --- API client (`reeltrace submit`, `reeltrace status`) ------------------------
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
     # --- telemetry -----------------------------------------------------------------
     jaeger_url: str | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

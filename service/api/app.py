@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import health
+from service.api import errors, health, metrics, monitoring, requests, stream, users
+from service.api.deps import read_access
+from service.auth.keys import KeyVerifier
+from service.auth.repository import ApiKeyRepository
+from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from service.settings import Settings
+from service.streaming.listener import EventHub
+
+DESCRIPTION = """
+Submit generative-video requests and follow each one through its stages.
+
+**Authentication.** Send an API key as `Authorization: Bearer rt_...`. Keys carry
+scopes: `submit` (POST requests), `read` (every monitoring route and the stream)
+and `admin` (everything). Create one with `reeltrace keys create --scopes read,submit`;
+the first `reeltrace serve` on the embedded database prints an admin key once.
+`/metrics`, `/healthz` and `/readyz` need no key. With
+`REELTRACE_API_KEYS_REQUIRED=false` (a local demo stack only) every route acts as
+if an admin key were sent.
+
+**Errors.** Every 4xx and 5xx answer is `{"error": <code>, "detail": ...}`; a 422
+lists each offending field (`body.prompt`, `query.limit`, ...); a 429 carries
+`Retry-After`.
+"""
+
+
+def _attach(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
+    app.state.runtime = runtime
+    app.state.keys = KeyVerifier(ApiKeyRepository(runtime.engine), ttl=settings.api_key_cache_seconds)
+    app.state.hub = EventHub(libpq_dsn(runtime.database_url))
+
+
+def _optional_router(app: FastAPI, module_name: str) -> None:
+    """Include a router module that may not be part of this build (read scope)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
+    app.include_router(module.router, dependencies=[read_access])
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -18,19 +57,28 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        rt = runtime or await Runtime.start(settings, source_service="api")
-        app.state.runtime = rt
+        if owned:
+            _attach(app, await Runtime.start(settings, source_service="api"), settings)
         try:
             yield
         finally:
+            await app.state.hub.stop()
             if owned:
-                await rt.close()
+                await app.state.runtime.close()
 
     app = FastAPI(
         title="reeltrace",
         version="0.1.0",
         summary="Tracked, observable generative-video requests.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.include_router(health.router)
+    app.state.settings = settings
+    if runtime is not None:
+        _attach(app, runtime, settings)
+    errors.install(app)
+    app.add_middleware(errors.RequestIdMiddleware)
+    for module in (health, metrics, requests, monitoring, stream, users):
+        app.include_router(module.router)
+    _optional_router(app, "service.api.guilds")
     return app

@@ -12,6 +12,8 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from service.api.app import create_app
+from service.auth.keys import ensure_admin_key
+from service.auth.repository import ApiKeyRepository
 from service.background import background_jobs
 from service.cli.common import out, run, settings_or_exit
 from service.db.urls import redact
@@ -50,6 +52,14 @@ def _on_signals(callback: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
+async def print_bootstrap_key(runtime: Runtime) -> None:
+    """On the embedded default, the first start creates an admin key and prints it once."""
+    issued = await ensure_admin_key(ApiKeyRepository(runtime.engine))
+    if issued is not None:
+        out.print(f"Created admin API key {issued.record.prefix}; it is shown only now, store it:")
+        out.print(issued.key, soft_wrap=True, highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
@@ -76,6 +86,8 @@ def serve(
             else "DATABASE_URL"
         )
         out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
+        if runtime.embedded:
+            await print_bootstrap_key(runtime)
         services = build_pipeline(runtime)
         app = create_app(settings, runtime)
         instrument_app(app)

@@ -1,0 +1,77 @@
+"""Dependencies shared by the routes: the runtime, settings and authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import cache
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.auth.keys import OPEN_ACCESS, KeyVerifier, Principal, Scope
+from service.errors import Forbidden, Unauthorized
+from service.runtime import Runtime
+from service.settings import Settings
+from service.streaming.listener import EventHub
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key (`rt_...`), sent as `Authorization: Bearer <key>`.",
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.hub
+    return hub
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+HubDep = Annotated[EventHub, Depends(get_hub)]
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller's principal; 401 without a valid key (unless keys are not required)."""
+    settings = get_settings(request)
+    if not settings.api_keys_required:
+        return OPEN_ACCESS
+    if credentials is None:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    verifier: KeyVerifier = request.app.state.keys
+    principal = await verifier.verify(credentials.credentials)
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key")
+    return principal
+
+
+@cache
+def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the call through only with `scope` (admin implies all)."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            raise Forbidden(f"this API key lacks the `{scope.value}` scope")
+        return principal
+
+    check.__name__ = f"require_{scope.value}"
+    return check
+
+
+SubmitAccess = Annotated[Principal, Depends(require_scope(Scope.SUBMIT))]
+ReadAccess = Annotated[Principal, Depends(require_scope(Scope.READ))]
+read_access = Depends(require_scope(Scope.READ))

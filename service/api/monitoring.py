@@ -1,0 +1,108 @@
+"""Monitoring reads: request detail, events, lists, dashboard, hourly metrics, breakers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from service.api import responses
+from service.api.deps import RuntimeDep, SettingsDep, read_access
+from service.api.links import request_links
+from service.api.schemas import BreakerRead, RequestDetail
+from service.tracking.queries import MAX_PAGE, RequestFilter
+from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
+from service.tracking.states import RequestStatus
+
+router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[read_access])
+
+RequestKey = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The request's UUID or its correlation ID (`vvd_<epoch_ms>_<8 hex>`).",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (prefer `cursor`).")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page (keyset pagination).")
+]
+
+
+@router.get("/requests/{request_key}", response_model=RequestDetail, responses=responses.READ_ONE)
+async def get_request(request_key: RequestKey, runtime: RuntimeDep, settings: SettingsDep) -> RequestDetail:
+    """A request with its stages, progress, video URLs, errors and trace ID.
+
+    `request_key` is the UUID or the correlation ID. Stages come in pipeline order,
+    each with its status, timestamps, duration, attempts and error message.
+    """
+    read = await runtime.queries.get_request(request_key)
+    return RequestDetail(
+        **read.model_dump(),
+        topic=read.parameters.get("topic"),
+        learning_objective=read.parameters.get("learning_objective"),
+        links=request_links(settings, read.id, read.trace_id),
+    )
+
+
+@router.get("/requests/{request_key}/events", response_model=list[EventRead], responses=responses.READ_ONE)
+async def get_events(
+    request_key: RequestKey,
+    runtime: RuntimeDep,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[EventRead]:
+    """The request's event timeline, oldest first (page on with `after_id`)."""
+    return await runtime.queries.events(request_key, after_id=after_id, limit=limit)
+
+
+@router.get("/requests", response_model=Page[RequestSummary], responses=responses.READ)
+async def list_requests(
+    runtime: RuntimeDep,
+    status: RequestStatus | None = None,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+    guild_id: Annotated[str | None, Query(max_length=64)] = None,
+    pipeline: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> Page[RequestSummary]:
+    """Requests, newest first, filtered by status, user, guild, pipeline and creation time."""
+    filters = RequestFilter(status=status, user_id=user_id, guild_id=guild_id, pipeline=pipeline, since=since)
+    return await runtime.queries.list_requests(filters, limit=limit, offset=offset, cursor=cursor)
+
+
+@router.get("/dashboard", response_model=DashboardRead, responses=responses.READ)
+async def dashboard(
+    runtime: RuntimeDep,
+    window_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+) -> DashboardRead:
+    """The last 24 hours (or `window_hours`): counts by status, P50/P95/P99 of completed
+    durations, failure rate in percent and the number of active requests."""
+    return await runtime.queries.dashboard(window_hours=window_hours)
+
+
+@router.get("/metrics", response_model=list[HourlyBucket], responses=responses.READ)
+async def hourly_metrics(
+    runtime: RuntimeDep,
+    since: Annotated[datetime | None, Query(description="Start (default: 24 h before `until`).")] = None,
+    until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
+    pipeline: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[HourlyBucket]:
+    """Hourly buckets: counts, failure rate, average and P95 durations, per-stage averages."""
+    return await runtime.queries.hourly_metrics(since=since, until=until, pipeline=pipeline)
+
+
+@router.get(
+    "/circuit-breakers", response_model=list[BreakerRead], responses=responses.errors(*responses.AUTH)
+)
+async def circuit_breakers(request: Request) -> list[BreakerRead]:
+    """The circuit breaker of each external dependency: state, call, failure and rejection counts."""
+    breakers: Any = getattr(request.app.state, "breakers", None)
+    if breakers is None:
+        return []
+    return [BreakerRead.model_validate(entry) for entry in breakers.snapshot()]

@@ -1,0 +1,82 @@
+"""Submitting video requests."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from service.api import responses
+from service.api.deps import RuntimeDep, SettingsDep, SubmitAccess
+from service.api.links import request_links
+from service.api.schemas import RequestAccepted, RequestCreate
+from service.errors import ReeltraceError
+from service.tracking.tracker import NewRequest
+from telemetry.tracing import current_trace_ids
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+
+class RequestIdConflict(ReeltraceError):
+    status_code = 409
+    error = "request_id_conflict"
+
+
+@router.post(
+    "/requests",
+    status_code=202,
+    response_model=RequestAccepted,
+    responses=responses.errors(*responses.AUTH, 409, 422, 429),
+)
+async def submit_request(
+    body: RequestCreate,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    principal: SubmitAccess,
+) -> RequestAccepted:
+    """Submit a video request; it is queued as `pending` and run by a worker.
+
+    Needs the `submit` scope. Past the per-user rate limit (`REELTRACE_RATE_LIMIT`)
+    the answer is 429 with `Retry-After`, and nothing is stored. Sending a
+    `request_id` again returns the request it created (202, `created: false`),
+    without counting against the limit. If PostgreSQL is unreachable the request
+    still runs (`degraded: true`) and is recorded once the database is back.
+    """
+    new = NewRequest(
+        id=body.request_id,
+        user_id=body.user_id,
+        guild_id=body.guild_id,
+        channel_id=body.channel_id,
+        prompt=body.prompt,
+        duration_seconds=body.duration_seconds,
+        aspect_ratio=body.aspect_ratio,
+        resolution=body.resolution,
+        generate_audio=body.generate_audio,
+        pipeline=body.pipeline,
+        parameters=body.parameters(),
+    )
+    trace_id, traceparent = current_trace_ids()
+    created = await runtime.tracker.create_request(
+        new, trace_id=trace_id, traceparent=traceparent, rate_limit=settings.rate
+    )
+    if created.journaled:
+        runner = getattr(request.app.state, "degraded_runner", None)
+        if runner is not None:
+            await runner(new, created)
+    elif not created.created:
+        # An idempotent repeat: answer with the original request's identity.
+        existing = await runtime.queries.get_request(created.id)
+        if existing.user_id != new.user_id:
+            raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
+        trace_id = existing.trace_id
+    links = request_links(settings, created.id, trace_id)
+    response.headers["Location"] = links.self_
+    return RequestAccepted(
+        id=created.id,
+        correlation_id=created.correlation_id,
+        status=created.status,
+        trace_id=trace_id,
+        created=created.created,
+        degraded=created.journaled,
+        links=links,
+    )

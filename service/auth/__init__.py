@@ -1,0 +1,1 @@
+"""API keys: issuing, hashing, verifying and scoping them."""

@@ -1,0 +1,228 @@
+"""`reeltrace submit` and `reeltrace status`: the API from the command line."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.cli.api_client import ApiClient, ApiError
+from service.cli.common import console, fail, out, settings_or_exit
+
+TERMINAL = {"completed", "failed", "timeout"}
+TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}
+STATUS_STYLE = {
+    "pending": "yellow",
+    "generating": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "timeout": "red",
+    "in_progress": "cyan",
+    "skipped": "dim",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(submit)
+    app.command()(status)
+
+
+def _client() -> ApiClient:
+    settings = settings_or_exit()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return ApiClient(settings.api_url, key)
+
+
+def _styled(value: str | None) -> str:
+    if value is None:
+        return "-"
+    style = STATUS_STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else value
+
+
+def submit(
+    prompt: str = typer.Argument(..., help="What to generate."),
+    user_id: str = typer.Option(..., "--user-id", help="The submitting user."),
+    guild_id: str | None = typer.Option(None, "--guild-id"),
+    channel_id: str | None = typer.Option(None, "--channel-id"),
+    pipeline: str = typer.Option("veo", help="veo or lesson."),
+    duration: int = typer.Option(8, "--duration", help="Seconds of video: 4, 6 or 8."),
+    aspect_ratio: str = typer.Option("16:9", "--aspect-ratio", help="16:9 or 9:16."),
+    resolution: str = typer.Option("720p", help="720p or 1080p."),
+    audio: bool = typer.Option(False, "--audio/--no-audio", help="Generate audio."),
+    callback_url: str | None = typer.Option(None, "--callback-url", help="Called when the request ends."),
+    topic: str | None = typer.Option(None, help="Lesson topic (lesson pipeline)."),
+    learning_objective: str | None = typer.Option(None, "--learning-objective"),
+    request_id: str | None = typer.Option(None, "--request-id", help="Your own UUID, for idempotency."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the request live until it finishes."),
+) -> None:
+    """Submit a video request through the API (REELTRACE_API_URL, REELTRACE_API_KEY)."""
+    if request_id is not None:
+        try:
+            uuid.UUID(request_id)
+        except ValueError:
+            raise fail(f"--request-id must be a UUID, not {request_id!r}") from None
+    body: dict[str, Any] = {
+        "user_id": user_id,
+        "prompt": prompt,
+        "pipeline": pipeline,
+        "duration_seconds": duration,
+        "aspect_ratio": aspect_ratio,
+        "resolution": resolution,
+        "generate_audio": audio,
+    }
+    optional = {
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+        "callback_url": callback_url,
+        "topic": topic,
+        "learning_objective": learning_objective,
+        "request_id": request_id,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    with _client() as client:
+        try:
+            accepted = client.submit(body)
+            note = "" if accepted.get("created", True) else " (existing request)"
+            out.print(
+                f"request {accepted['id']} ({accepted['correlation_id']}) is {_styled(accepted['status'])}{note}"
+            )
+            if accepted.get("trace_id"):
+                out.print(f"trace {accepted['trace_id']}")
+            if accepted.get("degraded"):
+                out.print("[yellow]the database is unreachable: the request runs and is recorded later[/]")
+                return
+            if not wait:
+                return
+            final = _follow(client, str(accepted["id"]))
+        except ApiError as exc:
+            raise fail(str(exc), 1) from None
+    _print_outcome(final)
+    if final["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
+    """Render live progress, one bar per stage, until the request finishes."""
+    detail = client.get_request(request_id)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    overall = progress.add_task("overall", total=100, state=detail["status"])
+    stages: dict[str, TaskID] = {}
+    for stage in detail["stages"]:
+        task = progress.add_task(stage["name"], total=1, start=False, state=stage["status"])
+        stages[stage["name"]] = task
+        _show_stage(progress, task, stage["status"])
+    progress.update(overall, completed=detail["progress_percentage"])
+    last_id: str | None = None
+    with progress:
+        while detail["status"] not in TERMINAL:
+            for event in client.stream(request_id=request_id, last_event_id=last_id):
+                last_id = event.id or last_id
+                data = event.json()
+                stage = data.get("stage_name")
+                if stage in stages and data["event_type"].startswith(("stage_", "retry")):
+                    state = {
+                        "stage_started": "in_progress",
+                        "stage_completed": "completed",
+                        "stage_failed": "failed",
+                        "stage_skipped": "skipped",
+                        "retry": "retrying",
+                    }.get(data["event_type"], data["event_type"])
+                    attempt = (data.get("data") or {}).get("attempt")
+                    label = f"{state} (attempt {attempt})" if attempt and attempt > 1 else state
+                    progress.update(stages[stage], state=label)
+                    _show_stage(progress, stages[stage], state)
+                progress.update(overall, completed=data["progress_percentage"], state=data["status"])
+                if data["event_type"] in TERMINAL_EVENTS:
+                    break
+            detail = client.get_request(request_id)
+        progress.update(overall, completed=detail["progress_percentage"], state=detail["status"])
+    return detail
+
+
+def _show_stage(progress: Progress, task: TaskID, state: str) -> None:
+    if state in ("in_progress", "retrying"):
+        progress.start_task(task)
+        progress.update(task, total=None)  # an indeterminate (pulsing) bar while it runs
+    elif state in ("completed", "skipped"):
+        progress.start_task(task)
+        progress.update(task, total=1, completed=1)
+    elif state == "failed":
+        progress.stop_task(task)
+        progress.update(task, total=1)
+
+
+def _print_outcome(detail: dict[str, Any]) -> None:
+    state = detail["status"]
+    out.print(f"request {detail['id']} {_styled(state)}")
+    if state == "completed":
+        for url in detail.get("video_urls") or []:
+            out.print(url, soft_wrap=True, highlight=False)
+    elif state in TERMINAL:
+        where = f" in {detail['error_stage']}" if detail.get("error_stage") else ""
+        out.print(f"[red]error{where}:[/] {detail.get('error_message') or 'unknown'}")
+
+
+def status(request: str = typer.Argument(..., help="Request UUID or correlation ID.")) -> None:
+    """Show a request and its stages."""
+    with _client() as client:
+        try:
+            detail = client.get_request(request)
+        except ApiError as exc:
+            raise fail(str(exc), 1) from None
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        ("id", detail["id"]),
+        ("correlation id", detail["correlation_id"]),
+        ("status", _styled(detail["status"])),
+        ("pipeline", detail["pipeline"]),
+        ("user / guild", f"{detail['user_id']} / {detail.get('guild_id') or '-'}"),
+        ("prompt", detail["prompt"]),
+        ("current stage", detail.get("current_stage") or "-"),
+        ("progress", f"{detail['progress_percentage']}%"),
+        ("created", detail["created_at"]),
+        ("started", detail.get("started_at") or "-"),
+        ("completed", detail.get("completed_at") or "-"),
+        (
+            "duration",
+            f"{detail['duration_ms'] / 1000:.1f} s" if detail.get("duration_ms") is not None else "-",
+        ),
+        ("trace id", detail.get("trace_id") or "-"),
+    ]
+    if detail.get("links", {}).get("trace"):
+        rows.append(("trace", detail["links"]["trace"]))
+    for url in detail.get("video_urls") or []:
+        rows.append(("video", url))
+    if detail.get("error_message"):
+        rows.append(("error", f"{detail['error_message']} ({detail.get('error_stage') or 'request'})"))
+    for name, value in rows:
+        summary.add_row(name, str(value))
+    out.print(summary)
+    stages = Table(title="stages")
+    for column in ("#", "stage", "status", "attempts", "started", "duration", "error"):
+        stages.add_column(column)
+    for stage in detail["stages"]:
+        duration = stage.get("duration_seconds")
+        stages.add_row(
+            str(stage["order"]),
+            stage["name"],
+            _styled(stage["status"]),
+            str(stage["attempts"]),
+            stage.get("started_at") or "-",
+            f"{duration:.1f} s" if duration is not None else "-",
+            stage.get("error_message") or "",
+        )
+    out.print(stages)

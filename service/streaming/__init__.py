@@ -1,0 +1,1 @@
+"""Live request changes: PostgreSQL notifications fanned out to stream subscribers."""

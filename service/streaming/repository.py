@@ -1,0 +1,143 @@
+"""The SQL behind live streams: the event log, read forward from a cursor.
+
+Streams never trust notification payloads for content; they re-read the event log,
+so ordering and resumption (`Last-Event-ID`) follow the log's ids.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.errors import RequestNotFound
+from service.tracking.repository import translate_errors
+from service.tracking.states import RequestStatus, Severity
+from telemetry.correlation import is_correlation_id
+
+CHANNEL = "reeltrace_events"
+LISTEN = f"LISTEN {CHANNEL}"
+PING = "SELECT 1"
+
+_STATE_COLUMNS = "id, correlation_id, user_id, status"
+STATE_BY_ID: TextClause = text(f"SELECT {_STATE_COLUMNS} FROM video_requests WHERE id = :id")
+STATE_BY_CORRELATION: TextClause = text(
+    f"SELECT {_STATE_COLUMNS} FROM video_requests WHERE correlation_id = :correlation_id"
+)
+MAX_EVENT_ID: TextClause = text("SELECT coalesce(max(id), 0) FROM request_events")
+
+_FILTERS = {
+    "request_id": "e.request_id = :request_id",
+    "user_id": "r.user_id = :user_id",
+}
+
+
+@lru_cache(maxsize=8)
+def events_after(filters: frozenset[str]) -> TextClause:
+    """Events after a cursor (skipping ids already sent), with their request's current state."""
+    where = "".join(f" AND {_FILTERS[f]}" for f in sorted(filters))
+    return text(
+        f"""
+SELECT e.id, e.request_id, r.correlation_id, r.user_id, e.event_type, e.severity, e.stage_name,
+       e.message, e.data, e.created_at, r.status, r.current_stage, r.progress_percentage
+FROM request_events e
+JOIN video_requests r ON r.id = e.request_id
+WHERE e.id > :after_id AND NOT (e.id = ANY(CAST(:skip AS bigint[]))){where}
+ORDER BY e.id
+LIMIT :limit
+"""
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    id: uuid.UUID
+    correlation_id: str
+    user_id: str
+    status: RequestStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    id: int
+    request_id: uuid.UUID
+    correlation_id: str
+    user_id: str
+    event_type: str
+    severity: Severity
+    stage_name: str | None
+    message: str | None
+    data: dict[str, Any]
+    created_at: datetime
+    status: RequestStatus
+    current_stage: str | None
+    progress_percentage: int
+
+
+class StreamRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def request_state(self, key: str) -> RequestState:
+        """A request's identity and status, by UUID or correlation ID."""
+        params: dict[str, Any]
+        if is_correlation_id(key):
+            statement, params = STATE_BY_CORRELATION, {"correlation_id": key}
+        else:
+            try:
+                statement, params = STATE_BY_ID, {"id": uuid.UUID(key)}
+            except ValueError:
+                raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
+        async with translate_errors(), self.engine.connect() as conn:
+            row = (await conn.execute(statement, params)).mappings().first()
+        if row is None:
+            raise RequestNotFound(f"no request with id or correlation id {key}")
+        return RequestState(row["id"], row["correlation_id"], row["user_id"], RequestStatus(row["status"]))
+
+    async def max_event_id(self) -> int:
+        async with translate_errors(), self.engine.connect() as conn:
+            return int((await conn.execute(MAX_EVENT_ID)).scalar_one())
+
+    async def events_after(
+        self,
+        after_id: int,
+        *,
+        request_id: uuid.UUID | None = None,
+        user_id: str | None = None,
+        skip: Collection[int] = (),
+        limit: int = 500,
+    ) -> list[StreamRow]:
+        params: dict[str, Any] = {"after_id": after_id, "skip": list(skip), "limit": limit}
+        filters = set()
+        if request_id is not None:
+            params["request_id"] = request_id
+            filters.add("request_id")
+        if user_id is not None:
+            params["user_id"] = user_id
+            filters.add("user_id")
+        async with translate_errors(), self.engine.connect() as conn:
+            rows = (await conn.execute(events_after(frozenset(filters)), params)).mappings().all()
+        return [
+            StreamRow(
+                id=r["id"],
+                request_id=r["request_id"],
+                correlation_id=r["correlation_id"],
+                user_id=r["user_id"],
+                event_type=r["event_type"],
+                severity=Severity(r["severity"]),
+                stage_name=r["stage_name"],
+                message=r["message"],
+                data=r["data"] or {},
+                created_at=r["created_at"],
+                status=RequestStatus(r["status"]),
+                current_stage=r["current_stage"],
+                progress_percentage=r["progress_percentage"],
+            )
+            for r in rows
+        ]
