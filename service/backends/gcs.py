@@ -200,6 +200,8 @@ class GcsStorage:
     # --- URLs ---------------------------------------------------------------------------
     def _adc_token(self) -> tuple[str | None, str | None]:
         """The ADC access token and service-account email for IAM signBlob."""
+        # The client exposes its ADC credentials only as `_credentials`; reusing them
+        # avoids a second, possibly different, ADC lookup.
         creds: Any = self.client._credentials
         with self._refresh_lock:
             if not creds.valid:

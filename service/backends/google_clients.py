@@ -69,11 +69,11 @@ def genai_client(settings: Settings) -> genai.Client:
 def classify_error(exc: BaseException, call: str) -> BackendError:
     """The backend error for a failed google-genai call (`call` names it in the message)."""
     if isinstance(exc, genai_errors.APIError):
-        code = exc.code
+        code = exc.code or 0  # an answer without a parseable status is treated as a server error
         detail = sanitize_error(f"{call}: HTTP {code} {exc.status or ''}: {exc.message or exc.details}")
         if code == 429 or exc.status == "RESOURCE_EXHAUSTED":
             return QuotaExceeded(detail, code=429)
-        if code >= 500 or code in _RETRYABLE_HTTP:
+        if code >= 500 or code == 0 or code in _RETRYABLE_HTTP:
             return TransientBackendError(detail, code=code)
         return InvalidBackendRequest(detail, code=code)
     if isinstance(exc, auth_exceptions.DefaultCredentialsError):

@@ -11,6 +11,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.oauth2 import service_account
 
 from service.backends.base import InvalidBackendRequest, StorageBackend
 from service.backends.gcs import GcsStorage, storage_client
@@ -150,3 +153,36 @@ def test_storage_client_uses_the_emulator(google_settings: Settings, emulator_ho
     client = storage_client(google_settings)
     assert client.api_endpoint == emulator_host
     client.close()
+
+
+async def test_adc_service_account_key_signs_without_a_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the client's own credentials hold a private key, signed URLs are signed with them, offline."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    key = service_account.Credentials.from_service_account_file(
+        str(service_account_key(tmp_path / "adc.json"))
+    )
+    client = storage.Client(project="reeltrace-test", credentials=key)
+    gcs = GcsStorage(client, "reeltrace-media", url_mode="signed", expiry_seconds=60)
+    url = await gcs.url_for("gs://reeltrace-media/requests/r1/sample_0.mp4")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "https",
+        "storage.googleapis.com",
+        "/reeltrace-media/requests/r1/sample_0.mp4",
+    )
+    assert parse_qs(parts.query)["X-Goog-Credential"][0].startswith(
+        "signer@reeltrace-test.iam.gserviceaccount.com/"
+    )
+    await gcs.aclose()
+
+
+async def test_public_url_on_real_gcs_is_storage_googleapis_com(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the emulator, public URLs are https://storage.googleapis.com/<bucket>/<object>."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    client = storage.Client(project="reeltrace-test", credentials=AnonymousCredentials())
+    gcs = GcsStorage(client, "reeltrace-media", url_mode="public")
+    url = await gcs.url_for("gs://reeltrace-media/requests/r1/sample 0.mp4")
+    assert url == "https://storage.googleapis.com/reeltrace-media/requests/r1/sample%200.mp4"
+    await gcs.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from google.genai import errors as genai_errors
@@ -294,3 +295,14 @@ def test_done_without_videos_or_filtering_is_failed() -> None:
     )
     status = status_of(operation)
     assert (status.state, status.error_code) == (OperationState.FAILED, "NO_VIDEOS")
+
+
+async def test_missing_credentials_are_a_clear_permanent_error(
+    google_settings: Settings, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the real endpoint without usable ADC, start fails at once with advice, not a retry."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    backend = VertexGeneration.from_settings(google_settings.model_copy(update={"vertex_base_url": None}))
+    with pytest.raises(InvalidBackendRequest, match="gcloud auth application-default login"):
+        await backend.start(make_request(prefix))
+    await backend.aclose()
