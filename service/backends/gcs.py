@@ -28,7 +28,9 @@ import requests
 from google.api_core import exceptions as api_exceptions
 from google.auth import credentials as auth_credentials
 from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
 from service.backends.base import (
@@ -138,8 +140,18 @@ class GcsStorage:
         if settings.gcs_bucket is None:
             raise ConfigurationError("REELTRACE_STORAGE_BACKEND=gcs needs REELTRACE_GCS_BUCKET")
         key = settings.gcs_signing_key_file
+        client = storage_client(settings)
+        if settings.gcs_url_mode == "signed" and key is None and settings.signing_service_account is None:
+            # Fail at start, not on the first finished request: user credentials
+            # (`gcloud auth application-default login`) and anonymous ones cannot sign.
+            creds = client._credentials
+            if isinstance(creds, AnonymousCredentials | user_credentials.Credentials):
+                raise ConfigurationError(
+                    "REELTRACE_GCS_URL_MODE=signed needs REELTRACE_GCS_SIGNING_KEY_FILE, service-account "
+                    "credentials, or REELTRACE_SIGNING_SERVICE_ACCOUNT (signed through IAM signBlob)"
+                )
         return cls(
-            storage_client(settings),
+            client,
             settings.gcs_bucket,
             prefix=settings.gcs_prefix,
             url_mode=settings.gcs_url_mode,

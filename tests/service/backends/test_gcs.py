@@ -119,12 +119,17 @@ async def test_signed_url_is_v4_and_downloads(google_settings: Settings, tmp_pat
     await gcs.aclose()
 
 
-async def test_signed_url_without_a_signer_is_refused(google_settings: Settings) -> None:
-    """Signed mode with credentials that cannot sign and no signing account fails with a clear error."""
-    gcs = GcsStorage.from_settings(google_settings.model_copy(update={"gcs_url_mode": "signed"}))
+def test_signed_mode_without_a_signer_is_refused_at_start(google_settings: Settings) -> None:
+    """Signed mode with credentials that cannot sign and no signing account stops the start, naming the settings."""
+    with pytest.raises(ConfigurationError, match="REELTRACE_GCS_SIGNING_KEY_FILE"):
+        GcsStorage.from_settings(google_settings.model_copy(update={"gcs_url_mode": "signed"}))
+
+
+async def test_signed_url_without_a_signer_is_an_invalid_request(gcs: GcsStorage) -> None:
+    """Signing with credentials that cannot sign fails with a clear, non-retryable error."""
+    unsigned = GcsStorage(gcs.client, gcs.bucket, url_mode="signed")
     with pytest.raises(InvalidBackendRequest, match="REELTRACE_GCS_SIGNING_KEY_FILE"):
-        await gcs.url_for(gcs.prefix_for(uuid.uuid4()) + "sample_0.mp4")
-    await gcs.aclose()
+        await unsigned.url_for(gcs.prefix_for(uuid.uuid4()) + "sample_0.mp4")
 
 
 async def test_non_gcs_uri_is_refused(gcs: GcsStorage) -> None:
