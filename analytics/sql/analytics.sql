@@ -1,0 +1,167 @@
+-- DuckDB queries over a snapshot (views video_requests, request_stages,
+-- request_events; see analytics.reader). Parameters are named: $guild_id, ...
+-- Timestamps are UTC. Percentiles are exact (quantile_cont interpolates like
+-- PostgreSQL's percentile_cont); durations are cast to DOUBLE first, since
+-- quantile_cont of a BIGINT would return a truncated BIGINT.
+-- A prompt is normalised by lower-casing it, collapsing runs of whitespace into
+-- one space and trimming it.
+
+-- name: guild_buckets
+SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start,
+       count(*) AS total,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'generating') AS generating,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timeout,
+       avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_completed_duration_ms
+FROM video_requests
+WHERE guild_id = $guild_id
+GROUP BY ALL
+ORDER BY bucket_start;
+
+-- name: guild_top_prompts
+WITH counted AS (
+    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start,
+           trim(regexp_replace(lower(prompt), '\s+', ' ', 'g')) AS prompt,
+           count(*) AS requests
+    FROM video_requests
+    WHERE guild_id = $guild_id
+    GROUP BY bucket_start, prompt
+)
+SELECT bucket_start, prompt, requests
+FROM counted
+QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY requests DESC, prompt) <= $top
+ORDER BY bucket_start, requests DESC, prompt;
+
+-- name: global_latency
+-- Overall, per pipeline and per aspect ratio, over requests created since $since.
+WITH grouped AS (
+    SELECT CASE WHEN grouping(pipeline) = 0 THEN 'pipeline'
+                WHEN grouping(aspect_ratio) = 0 THEN 'aspect_ratio'
+                ELSE 'all' END AS dimension,
+           CASE WHEN grouping(pipeline) = 0 THEN pipeline
+                WHEN grouping(aspect_ratio) = 0 THEN aspect_ratio
+                ELSE 'all' END AS value,
+           count(*) AS requests,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'timeout') AS timeout,
+           avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_ms,
+           quantile_cont(CAST(duration_ms AS DOUBLE), [0.5, 0.95, 0.99])
+               FILTER (WHERE status = 'completed') AS q
+    FROM video_requests
+    WHERE created_at >= coalesce(CAST($since AS TIMESTAMPTZ), CAST('-infinity' AS TIMESTAMPTZ))
+    GROUP BY GROUPING SETS ((), (pipeline), (aspect_ratio))
+)
+SELECT dimension, value, requests, completed, failed, timeout,
+       q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, avg_ms,
+       100.0 * (failed + timeout) / nullif(completed + failed + timeout, 0) AS failure_rate_pct
+FROM grouped
+ORDER BY CASE dimension WHEN 'all' THEN 0 WHEN 'pipeline' THEN 1 ELSE 2 END, value;
+
+-- name: stage_stats
+-- Failure rate: failed / finished runs of the stage. Failure share: the stage's
+-- part of all stage failures in its pipeline.
+WITH per_stage AS (
+    SELECT r.pipeline, s.stage_name,
+           min(s.stage_order) AS stage_order,
+           count(*) AS runs,
+           count(*) FILTER (WHERE s.status = 'completed') AS completed,
+           count(*) FILTER (WHERE s.status = 'failed') AS failed,
+           avg(s.duration_ms) FILTER (WHERE s.status = 'completed') AS avg_ms,
+           quantile_cont(CAST(s.duration_ms AS DOUBLE), [0.5, 0.95])
+               FILTER (WHERE s.status = 'completed') AS q
+    FROM request_stages s
+    JOIN video_requests r ON r.id = s.request_id
+    GROUP BY ALL
+)
+SELECT pipeline, stage_name, stage_order, runs, completed, failed, avg_ms,
+       q[1] AS p50_ms, q[2] AS p95_ms,
+       100.0 * failed / nullif(completed + failed, 0) AS failure_rate_pct,
+       100.0 * failed / nullif(sum(failed) OVER (PARTITION BY pipeline), 0) AS failure_share_pct
+FROM per_stage
+ORDER BY pipeline, stage_order;
+
+-- name: retry_attempts
+-- Attempts per success: every attempt a stage made, over the stage runs that succeeded.
+SELECT stage_name,
+       sum(attempts) AS attempts,
+       sum(greatest(attempts - 1, 0)) AS retries,
+       count(*) FILTER (WHERE status = 'completed') AS successes,
+       sum(attempts) / nullif(count(*) FILTER (WHERE status = 'completed'), 0) AS attempts_per_success
+FROM request_stages
+WHERE attempts > 0
+GROUP BY ALL
+ORDER BY min(stage_order), stage_name;
+
+-- name: retry_wasted_time
+-- Time spent on generations that failed or timed out, and its share of all generation time.
+WITH spent AS (
+    SELECT pipeline, status,
+           coalesce(duration_ms, epoch_ms(completed_at) - epoch_ms(started_at)) AS ms
+    FROM video_requests
+    WHERE status IN ('completed', 'failed', 'timeout')
+)
+SELECT pipeline, status, count(*) AS requests,
+       sum(ms) / 3600000.0 AS hours,
+       avg(ms) / 1000.0 AS avg_seconds,
+       100.0 * sum(ms) / nullif(sum(sum(ms)) OVER (PARTITION BY pipeline), 0) AS share_of_time_pct
+FROM spent
+GROUP BY pipeline, status
+QUALIFY status IN ('failed', 'timeout')
+ORDER BY pipeline, status;
+
+-- name: user_top
+SELECT user_id,
+       count(*) AS requests,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status IN ('failed', 'timeout')) AS failed,
+       count(DISTINCT guild_id) AS guilds,
+       min(created_at) AS first_request,
+       max(created_at) AS last_request
+FROM video_requests
+GROUP BY user_id
+ORDER BY requests DESC, user_id
+LIMIT $top;
+
+-- name: user_distribution
+WITH per_user AS (SELECT user_id, count(*) AS n FROM video_requests GROUP BY user_id),
+stats AS (
+    SELECT count(*) AS users, sum(n) AS requests, avg(n) AS mean,
+           quantile_cont(CAST(n AS DOUBLE), [0.5, 0.9, 0.99]) AS q, max(n) AS max
+    FROM per_user
+)
+SELECT users, requests, mean, q[1] AS p50, q[2] AS p90, q[3] AS p99, max FROM stats;
+
+-- name: user_histogram
+WITH per_user AS (SELECT user_id, count(*) AS n FROM video_requests GROUP BY user_id)
+SELECT CASE WHEN n = 1 THEN '1' WHEN n <= 5 THEN '2-5' WHEN n <= 10 THEN '6-10'
+            WHEN n <= 50 THEN '11-50' WHEN n <= 100 THEN '51-100' ELSE '>100' END AS requests_per_user,
+       count(*) AS users,
+       sum(n) AS requests
+FROM per_user
+GROUP BY ALL
+ORDER BY min(n);
+
+-- name: latency_histogram
+SELECT pipeline,
+       CAST(floor(duration_ms / $bin_ms) * $bin_ms AS BIGINT) AS bin_start_ms,
+       count(*) AS requests
+FROM video_requests
+WHERE status = 'completed' AND duration_ms IS NOT NULL
+GROUP BY ALL
+ORDER BY pipeline, bin_start_ms;
+
+-- name: outcomes_by_day
+SELECT CAST(created_at AS DATE) AS day, status, count(*) AS requests
+FROM video_requests
+GROUP BY ALL
+ORDER BY day, status;
+
+-- name: top_prompts
+SELECT trim(regexp_replace(lower(prompt), '\s+', ' ', 'g')) AS prompt, count(*) AS requests
+FROM video_requests
+GROUP BY ALL
+ORDER BY requests DESC, prompt
+LIMIT $top;
