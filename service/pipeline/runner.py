@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -209,6 +210,9 @@ class PipelineRunner:
         budget = max(1, row.max_retries + 1 - prior)
         last_attempt = prior + budget
         links = await self._resume_link(state, stage.name)
+        # As on the stage row: the stage's clock (the generation deadline) starts at its
+        # first attempt, whether the later attempts run here or in a resumed run.
+        row.started_at = row.started_at or datetime.now(UTC)
 
         async def record_retry(retry_state: RetryCallState) -> None:
             exc = retry_state.outcome.exception() if retry_state.outcome else None

@@ -1,0 +1,219 @@
+"""The pipeline runner, driven by a real worker on PostgreSQL with the simulated backends."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from service.backends.base import QuotaExceeded
+from service.runtime import Runtime
+from service.settings import Settings
+from tests.support.backends import FlakyGeneration, flaky_backends
+from tests.support.workers import events_of, run_to_end, submit
+
+OPERATION = re.compile(
+    r"^projects/sim/locations/local/publishers/google/models/[\w.-]+/operations/[0-9a-f-]{36}$"
+)
+
+
+async def variant(settings: Settings, database_url: str, **update: object) -> Runtime:
+    return Runtime.build(settings.model_copy(update=update), database_url, source_service="test")
+
+
+async def test_veo_pipeline_completes(runtime: Runtime, settings: Settings) -> None:
+    """A veo request runs validation, generation and processing, and ends completed with its video URL."""
+    [rid] = await submit(runtime)
+    read = (await run_to_end(runtime, [rid]))[rid]
+
+    assert read.status == "completed", read.error_message
+    assert read.pipeline == "veo"
+    assert [s.name for s in read.stages] == [
+        "validation",
+        "video_generation",
+        "video_processing",
+        "notification",
+    ]
+    assert [s.status for s in read.stages] == ["completed", "completed", "completed", "skipped"]
+    assert read.progress_percentage == 100
+    assert read.retry_count == 0
+    assert OPERATION.match(read.operation_name or "")
+    assert read.gcs_prefix == f"local://requests/{rid}/"
+    assert read.video_urls == [f"{settings.base_url}/media/requests/{rid}/sample_0.mp4"]
+    media = Path(settings.data_dir) / "media" / "requests" / str(rid)
+    assert (media / "sample_0.mp4").read_bytes()[4:8] == b"ftyp"
+    assert (media / "metadata.json").exists()
+
+
+async def test_every_stage_is_tracked(runtime: Runtime) -> None:
+    """Each stage that runs writes a stage_started and a stage_completed event with its attempt."""
+    [rid] = await submit(runtime)
+    await run_to_end(runtime, [rid])
+    events = await events_of(runtime, rid)
+    started = [(e.stage_name, e.data["attempt"]) for e in events if e.event_type == "stage_started"]
+    completed = [e.stage_name for e in events if e.event_type == "stage_completed"]
+    assert started == [("validation", 1), ("video_generation", 1), ("video_processing", 1)]
+    assert completed == ["validation", "video_generation", "video_processing"]
+    types = [e.event_type for e in events]
+    assert types[0] == "request_created"
+    assert (
+        types.index("request_started") < types.index("operation_started") < types.index("request_completed")
+    )
+
+
+async def test_lesson_pipeline_completes(runtime: Runtime) -> None:
+    """A lesson request retrieves passages, writes a script, generates the video and completes."""
+    [rid] = await submit(
+        runtime,
+        pipeline="lesson",
+        parameters={"topic": "photosynthesis", "learning_objective": "explain the light reactions"},
+    )
+    read = (await run_to_end(runtime, [rid]))[rid]
+
+    assert read.status == "completed", read.error_message
+    assert [s.name for s in read.stages] == [
+        "validation",
+        "rag_retrieval",
+        "script_generation",
+        "video_generation",
+        "video_processing",
+        "notification",
+    ]
+    stages = {s.name: s for s in read.stages}
+    assert len(stages["rag_retrieval"].output["chunks"]) == 5  # type: ignore[index]
+    assert "photosynthesis" in stages["script_generation"].output["script"]  # type: ignore[index]
+    assert read.video_urls
+
+
+async def test_lesson_without_topic_fails_validation(runtime: Runtime) -> None:
+    """A lesson request without a topic fails in validation, once, and its other stages are skipped."""
+    [rid] = await submit(runtime, pipeline="lesson")
+    read = (await run_to_end(runtime, [rid]))[rid]
+
+    assert read.status == "failed"
+    assert read.error_stage == "validation"
+    assert "needs a topic" in (read.error_message or "")
+    stages = {s.name: s for s in read.stages}
+    assert stages["validation"].status == "failed"
+    assert stages["validation"].attempts == 1
+    assert {stages[n].status for n in stages if n != "validation"} == {"skipped"}
+    assert read.retry_count == 0
+
+
+async def test_retryable_failure_is_retried_then_succeeds(settings: Settings, runtime: Runtime) -> None:
+    """Two failed starts are retried: three attempts recorded, two retry events, retry_count 2, completed."""
+    backends = flaky_backends(settings, failures=2)
+    [rid] = await submit(runtime)
+    read = (await run_to_end(runtime, [rid], backends=backends))[rid]
+
+    assert read.status == "completed", read.error_message
+    assert read.retry_count == 2
+    generation = next(s for s in read.stages if s.name == "video_generation")
+    assert generation.attempts == 3
+    retries = await events_of(runtime, rid, "retry")
+    assert [(e.stage_name, e.data["attempt"]) for e in retries] == [
+        ("video_generation", 1),
+        ("video_generation", 2),
+    ]
+    assert all(e.data["next_delay_seconds"] is not None for e in retries)
+    started = await events_of(runtime, rid, "stage_started")
+    assert [e.data["attempt"] for e in started if e.stage_name == "video_generation"] == [1, 2, 3]
+    assert isinstance(backends.generation, FlakyGeneration)
+    assert backends.generation.start_calls == 3
+
+
+async def test_failing_stage_retries_then_fails_request(settings: Settings, database_url: str) -> None:
+    """A stage failing every time is tried 1 + max_retries times, then fails the request with its error_stage."""
+    rt = await variant(settings, database_url, sim_failure_rate=1.0)
+    try:
+        [rid] = await submit(rt, pipeline="lesson", parameters={"topic": "tides"})
+        read = (await run_to_end(rt, [rid]))[rid]
+    finally:
+        await rt.close()
+
+    assert read.status == "failed"
+    assert read.error_stage == "rag_retrieval"
+    assert "simulated SimulatedRetrieval failure" in (read.error_message or "")
+    assert read.error_details is not None
+    assert read.error_details["code"] == 503
+    assert read.error_details["retryable"] is True
+    stages = {s.name: s for s in read.stages}
+    assert stages["rag_retrieval"].status == "failed"
+    assert stages["rag_retrieval"].attempts == 4
+    assert read.retry_count == 3
+    for name in ("script_generation", "video_generation", "video_processing", "notification"):
+        assert stages[name].status == "skipped", name
+    # One stage_failed, after three retries: only the last attempt fails the stage.
+    rt2 = Runtime.build(settings, database_url, source_service="test")
+    try:
+        assert len(await events_of(rt2, rid, "retry")) == 3
+        assert len(await events_of(rt2, rid, "stage_failed")) == 1
+    finally:
+        await rt2.close()
+
+
+async def test_quota_errors_back_off(settings: Settings, database_url: str) -> None:
+    """Quota errors are retried after exponentially growing delays, then fail the stage with code 429."""
+    base = 0.05
+    rt = await variant(
+        settings, database_url, sim_quota_error_rate=1.0, retry_base_seconds=base, retry_max_seconds=5.0
+    )
+    try:
+        [rid] = await submit(rt)
+        read = (await run_to_end(rt, [rid]))[rid]
+        retries = await events_of(rt, rid, "retry")
+    finally:
+        await rt.close()
+
+    assert read.status == "failed"
+    assert read.error_stage == "video_generation"
+    assert "Quota exceeded" in (read.error_message or "")
+    assert read.error_details is not None
+    assert read.error_details["code"] == 429
+    delays = [e.data["next_delay_seconds"] for e in retries]
+    assert [e.data["attempt"] for e in retries] == [1, 2, 3]
+    # initial * 2^(n-1) plus up to `initial` of jitter.
+    for n, delay in enumerate(delays, start=1):
+        floor = base * 2 ** (n - 1)
+        assert floor <= delay <= floor + base, (n, delay)
+    assert delays[0] < delays[1] < delays[2]
+
+
+async def test_quota_error_then_success(settings: Settings, runtime: Runtime) -> None:
+    """A quota error on the start is retried and the request completes."""
+    error = QuotaExceeded("Quota exceeded for online_prediction_requests_per_base_model", code=429)
+    backends = flaky_backends(settings, failures=1, error=error)
+    [rid] = await submit(runtime)
+    read = (await run_to_end(runtime, [rid], backends=backends))[rid]
+    assert read.status == "completed", read.error_message
+    assert read.retry_count == 1
+
+
+async def test_filtered_generation_fails_without_retry(settings: Settings, database_url: str) -> None:
+    """A generation blocked by the safety filter fails at once (no retry) with the filter's reason."""
+    rt = await variant(settings, database_url, sim_filter_rate=1.0)
+    try:
+        [rid] = await submit(rt)
+        read = (await run_to_end(rt, [rid]))[rid]
+    finally:
+        await rt.close()
+    assert read.status == "failed"
+    assert read.error_stage == "video_generation"
+    assert "safety filter" in (read.error_message or "")
+    assert read.error_details is not None
+    assert read.error_details["code"] == "rai_filtered"
+    assert read.retry_count == 0
+
+
+async def test_failed_operation_fails_request(settings: Settings, database_url: str) -> None:
+    """An operation that ends in error fails the request at video_generation with the operation's message."""
+    rt = await variant(settings, database_url, sim_failure_rate=1.0)
+    try:
+        [rid] = await submit(rt)
+        read = (await run_to_end(rt, [rid]))[rid]
+    finally:
+        await rt.close()
+    assert read.status == "failed"
+    assert read.error_stage == "video_generation"
+    assert "simulated generation failure" in (read.error_message or "")
+    assert read.error_details is not None
+    assert read.error_details["code"] == 13

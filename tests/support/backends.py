@@ -1,0 +1,66 @@
+"""Generation backends for tests: the simulated one with failures injected at the call."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from service.backends.base import (
+    BackendError,
+    GenerationBackend,
+    GenerationRequest,
+    OperationStatus,
+    TransientBackendError,
+)
+from service.backends.factory import Backends, build_backends
+from service.settings import Settings
+
+
+class FlakyGeneration:
+    """Delegates to a real backend, but its `start` raises `error` while `failures_left` > 0.
+
+    `broken = True` makes every start fail, until set back to False; a failing start
+    takes `fail_after` seconds to fail.
+    """
+
+    def __init__(
+        self,
+        inner: GenerationBackend,
+        failures: int = 0,
+        error: BackendError | None = None,
+        fail_after: float = 0.0,
+    ):
+        self.inner = inner
+        self.name = inner.name
+        self.provider = inner.provider
+        self.model = inner.model
+        self.failures_left = failures
+        self.broken = False
+        self.error = error or TransientBackendError("503 from the model endpoint", code=503)
+        self.fail_after = fail_after
+        self.start_calls = 0
+        self.poll_calls = 0
+
+    async def start(self, request: GenerationRequest) -> str:
+        self.start_calls += 1
+        if self.broken or self.failures_left > 0:
+            self.failures_left -= 1
+            await asyncio.sleep(self.fail_after)
+            raise self.error
+        return await self.inner.start(request)
+
+    async def poll(self, operation_name: str) -> OperationStatus:
+        self.poll_calls += 1
+        return await self.inner.poll(operation_name)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def flaky_backends(
+    settings: Settings, failures: int = 0, error: BackendError | None = None, fail_after: float = 0.0
+) -> Backends:
+    """The configured backends, with a FlakyGeneration around the generation backend."""
+    backends = build_backends(settings)
+    flaky = FlakyGeneration(backends.generation, failures, error, fail_after)
+    return dataclasses.replace(backends, generation=flaky)
