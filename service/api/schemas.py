@@ -126,6 +126,9 @@ class BreakerRead(BaseModel):
     rejected_count: int
     last_failure_at: datetime | None
     opened_at: datetime | None
+    consecutive_failures: int | None = None
+    failure_threshold: int | None = Field(default=None, description="Consecutive failures that open it.")
+    reset_seconds: float | None = Field(default=None, description="How long it stays open before a trial.")
 
 
 class StreamEvent(BaseModel):
