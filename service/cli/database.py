@@ -55,6 +55,7 @@ def backfill() -> None:
             await runtime.close()
         out.print(
             f"applied {report.applied} of {pending} journaled writes; "
+            f"{report.already_applied} had already landed; "
             f"rejected {report.rejected}; remaining {report.remaining}"
         )
         if report.rejected:

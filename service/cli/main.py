@@ -20,3 +20,7 @@ for module in (serve, database, keys, client):
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -5,8 +5,9 @@ the append returns, so a write survives a crash of this process or the machine's
 power. Replay moves the journal aside (so appends can go on), applies its writes in
 order through the repository, and puts back whatever could not be applied yet.
 
-Writes are idempotent (absolute values, client-made IDs, ON CONFLICT DO NOTHING),
-so replaying a write that had already landed changes nothing. A write that can never
+Every write carries an event with a client-made UUID, committed in the same
+transaction as the write, so replay skips a write whose event exists: nothing is
+applied twice, even when a replay dies between applying and truncating. A write that can never
 apply (say, a transition the request has moved past) goes to `rejected.jsonl`, with
 the reason, for an operator to read: nothing is silently dropped.
 """
@@ -33,11 +34,13 @@ log = structlog.get_logger(__name__)
 _ADAPTER: TypeAdapter[TrackingWrite] = TypeAdapter(TrackingWrite)
 
 Applier = Callable[[TrackingWrite], Awaitable[object]]
+AppliedCheck = Callable[[TrackingWrite], Awaitable[bool]]
 
 
 @dataclass
 class ReplayReport:
     applied: int = 0
+    already_applied: int = 0
     rejected: int = 0
     remaining: int = 0
     rejected_reasons: list[str] = field(default_factory=list)
@@ -147,8 +150,11 @@ class Journal:
         with self._locked():
             self._append_lines(self.rejected_path, [json.dumps(record) + "\n"])
 
-    async def replay(self, apply: Applier) -> ReplayReport:
-        """Apply every journaled write in order; stop early if PostgreSQL goes away."""
+    async def replay(self, apply: Applier, was_applied: AppliedCheck) -> ReplayReport:
+        """Apply every journaled write in order, skipping those that already landed.
+
+        Stops early, keeping the rest, if PostgreSQL goes away.
+        """
         report = ReplayReport()
         lines = self._take()
         for index, line in enumerate(lines):
@@ -159,6 +165,9 @@ class Journal:
                 report.rejected += 1
                 continue
             try:
+                if await was_applied(write):
+                    report.already_applied += 1
+                    continue
                 await apply(write)
                 report.applied += 1
             except TrackingUnavailable:

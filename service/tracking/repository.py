@@ -36,6 +36,8 @@ from service.tracking.writes import (
 
 STATUS_GUARD_SQLSTATE = "RT001"
 
+AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | LogEvent
+
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
@@ -277,9 +279,12 @@ class TrackingRepository:
         if not await self._run(sql.LOG_EVENT, params):
             raise RequestNotFound(f"request {write.event.request_id} not found")
 
-    async def apply(
-        self, write: CreateRequest | Transition | RecordOperation | StageChange | LogEvent
-    ) -> object:
+    async def was_applied(self, write: AnyWrite) -> bool:
+        """True if this very write already landed (its event exists)."""
+        async with translate_errors(), self.engine.connect() as conn:
+            return bool((await conn.execute(sql.EVENT_EXISTS, {"uid": write.event.event_uid})).scalar())
+
+    async def apply(self, write: AnyWrite) -> object:
         """Apply any write; the journal replays through here."""
         match write:
             case CreateRequest():

@@ -59,6 +59,10 @@ WHERE user_id = :user_id AND created_at > :window_start
 """
 )
 
+# A write and its event land in one transaction, so an existing event means the
+# whole write was applied.
+EVENT_EXISTS: TextClause = text("SELECT EXISTS (SELECT 1 FROM request_events WHERE event_uid = :uid)")
+
 FIND_BY_ID: TextClause = text(
     "SELECT id, correlation_id, status, created_at FROM video_requests WHERE id = :id"
 )

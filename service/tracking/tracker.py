@@ -177,7 +177,9 @@ class RequestTracker:
         if self.journal.has_pending():
             # Earlier writes wait in the journal; this one must land after them.
             await self._journal(journal_as or write, operation)
-            log.info("tracking_write_queued", operation=operation, **context)
+            log.warning(
+                "tracking_write_queued", operation=operation, reason="journal has pending writes", **context
+            )
             return None
         try:
             return await apply()
@@ -664,13 +666,14 @@ class RequestTracker:
 
     async def backfill(self) -> ReplayReport:
         """Replay the journal into PostgreSQL, in order, idempotently."""
-        report = await self.journal.replay(self.repository.apply)
+        report = await self.journal.replay(self.repository.apply, self.repository.was_applied)
         pending = await asyncio.to_thread(self.journal.pending_count)
         self.metrics.tracking_journal_pending.set(pending)
-        if report.applied or report.rejected:
+        if report.applied or report.rejected or report.already_applied:
             log.info(
                 "journal_replayed",
                 applied=report.applied,
+                already_applied=report.already_applied,
                 rejected=report.rejected,
                 remaining=report.remaining,
             )

@@ -1,0 +1,78 @@
+"""Settings: defaults, the spec's variable names, and errors that name the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.errors import ConfigurationError
+from service.settings import RateLimit, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("DATABASE_URL", "REQUEST_RETENTION_DAYS", "REELTRACE_PORT", "REELTRACE_RATE_LIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_embedded_default_without_database_url() -> None:
+    """No DATABASE_URL means the embedded server in ./.reeltrace, unlimited retention."""
+    settings = load_settings()
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".reeltrace")
+    assert settings.request_retention_days is None
+    assert settings.generation_backend == "simulated"
+
+
+def test_spec_variables_are_read_unprefixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATABASE_URL and REQUEST_RETENTION_DAYS are read under those exact names."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/reeltrace")
+    monkeypatch.setenv("REQUEST_RETENTION_DAYS", "30")
+    settings = load_settings()
+    assert settings.database_url == "postgresql://u:p@db:5432/reeltrace"
+    assert settings.request_retention_days == 30
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REELTRACE_PORT", "eighty"),
+        ("REQUEST_RETENTION_DAYS", "0"),
+        ("REELTRACE_RATE_LIMIT", "lots"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REELTRACE_SIM_FAILURE_RATE", "1.5"),
+    ],
+)
+def test_invalid_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """An invalid value fails with a message that names its environment variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_rate_limit_parses() -> None:
+    """`5/minute` is five per sixty seconds."""
+    rate = RateLimit.parse("5/minute")
+    assert (rate.limit, rate.window_seconds) == (5, 60)
+
+
+def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
+    """`reeltrace serve` with a bad variable prints one line naming it, no traceback, exit 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli.main", "serve"],
+        env={"REELTRACE_PORT": "99999", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "REELTRACE_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
