@@ -56,14 +56,20 @@ class WebhookNotifier:
         self.secret = secret
         self.client = client or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
 
-    async def send(self, url: str, event: str, payload: dict[str, Any]) -> int:
-        """POST the payload; raises httpx.HTTPStatusError on a non-2xx answer."""
+    async def send(
+        self, url: str, event: str, payload: dict[str, Any], *, delivery_id: str | None = None
+    ) -> int:
+        """POST the payload; raises httpx.HTTPStatusError on a non-2xx answer.
+
+        Retries of one notification pass the same `delivery_id`, so the receiver can
+        tell a redelivery from a new event.
+        """
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "reeltrace-webhook/1",
             SIGNATURE_HEADER: sign(self.secret, body),
-            DELIVERY_HEADER: str(uuid.uuid4()),
+            DELIVERY_HEADER: delivery_id or str(uuid.uuid4()),
             EVENT_HEADER: event,
         }
         response = await self.client.post(url, content=body, headers=headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -292,8 +293,13 @@ class StageBodies:
             return {"sent": False}
         payload = await self._final_payload(state)
         event = f"request.{payload.get('status', 'unknown')}"
+        # The same id on every attempt (and in a resumed run): one notification, redelivered.
+        delivery = str(uuid.uuid5(uuid.NAMESPACE_URL, f"reeltrace:{state.item.id}:{event}"))
         code = await self.calls.call(
-            state.item.id, "notification", "webhook", lambda: self.notifier.send(url, event, payload)
+            state.item.id,
+            "notification",
+            "webhook",
+            lambda: self.notifier.send(url, event, payload, delivery_id=delivery),
         )
         await self.tracker.log_event(
             state.item.id, "notification_sent", f"callback answered {code}", stage="notification",
