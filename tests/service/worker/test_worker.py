@@ -1,0 +1,241 @@
+"""Workers on a real PostgreSQL: leases, many workers at once, release and resume, lost leases."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import text
+
+from service.pipeline.assembly import build_pipeline
+from service.runtime import Runtime
+from service.settings import Settings
+from service.worker.repository import WorkRepository
+from service.worker.worker import MAX_CLAIMS, Worker
+from tests.support.workers import (
+    count_events,
+    events_of,
+    running_worker,
+    statuses,
+    submit,
+    wait_for,
+    wait_idle,
+    wait_terminal,
+)
+
+
+async def rows(runtime: Runtime, sql: str, **params: object) -> list[tuple[object, ...]]:
+    async with runtime.engine.connect() as conn:
+        return [tuple(r) for r in await conn.execute(text(sql), params)]
+
+
+def sim_operations(settings: Settings) -> Counter[str]:
+    """Operations started per request id, from the simulated backend's state file."""
+    with sqlite3.connect(Path(settings.data_dir) / "sim" / "operations.sqlite3") as db:
+        return Counter(r[0] for r in db.execute("SELECT request_id FROM operations"))
+
+
+async def test_concurrent_claims_never_overlap(runtime: Runtime) -> None:
+    """Claims racing from many connections take disjoint sets of requests (FOR UPDATE SKIP LOCKED)."""
+    ids = await submit(runtime, 60)
+    repo = WorkRepository(runtime.engine)
+    batches = await asyncio.gather(*(repo.claim(f"w{i}", 10, 30) for i in range(8)))
+    claimed = [item.id for batch in batches for item in batch]
+    assert len(claimed) == len(set(claimed)) == 60
+    assert set(claimed) == set(ids)
+    assert await repo.claim("late", 10, 30) == []  # every lease is held
+
+
+async def test_expired_leases_are_claimed_again(runtime: Runtime) -> None:
+    """A lease that expired is claimable (claims counts up); a live one and a terminal request are not."""
+    held, expired, done = await submit(runtime, 3)
+    repo = WorkRepository(runtime.engine)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE video_requests SET lease_owner = 'gone', claims = 1,"
+                " lease_expires_at = now() - interval '1 second' WHERE id = :id"
+            ),
+            {"id": expired},
+        )
+        await conn.execute(
+            text(
+                "UPDATE video_requests SET lease_owner = 'alive', claims = 1,"
+                " lease_expires_at = now() + interval '1 minute' WHERE id = :id"
+            ),
+            {"id": held},
+        )
+    await runtime.tracker.start_request(done)
+    await runtime.tracker.complete_request(done, [])
+    [item] = await repo.claim("me", 10, 30)
+    assert item.id == expired
+    assert item.claims == 2
+    assert await rows(runtime, "SELECT lease_owner FROM video_requests WHERE id = :id", id=expired) == [
+        ("me",)
+    ]
+
+
+async def test_heartbeat_extends_only_own_leases(runtime: Runtime) -> None:
+    """A heartbeat extends the leases this worker holds and reports the ones it lost."""
+    mine, theirs = await submit(runtime, 2)
+    repo = WorkRepository(runtime.engine)
+    await repo.claim("me", 2, 1)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE video_requests SET lease_owner = 'other' WHERE id = :id"), {"id": theirs}
+        )
+    assert await repo.heartbeat("me", [mine, theirs], 60) == {mine}
+    [(remaining,)] = await rows(
+        runtime,
+        "SELECT extract(epoch FROM lease_expires_at - now())::float FROM video_requests WHERE id = :id",
+        id=mine,
+    )
+    assert isinstance(remaining, float)
+    assert 55 < remaining <= 60
+
+
+async def test_four_workers_run_200_requests_once_each(settings: Settings, database_url: str) -> None:
+    """200 requests through 4 workers: all complete, none is claimed twice, each stage attempt runs once."""
+    narrow = settings.model_copy(update={"worker_concurrency": 25})
+    runtimes = [Runtime.build(narrow, database_url, source_service=f"worker-{i}") for i in range(4)]
+    try:
+        ids = await submit(runtimes[0], 200)
+        stop = asyncio.Event()
+        workers = []
+        services = []
+        for i, rt in enumerate(runtimes):
+            built = build_pipeline(rt)
+            services.append(built)
+            workers.append(Worker(rt, built.runner, worker_id=f"worker-{i}"))
+        tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+        try:
+            found = await wait_terminal(runtimes[0], ids, 60)
+            for w in workers:
+                await wait_idle(w)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            for built in services:
+                await built.aclose()
+        rt = runtimes[0]
+        assert set(found.values()) == {"completed"}
+        claims = await rows(rt, "SELECT claims, lease_owner FROM video_requests")
+        assert Counter(claims) == {(1, None): 200}
+        duplicated = await rows(
+            rt,
+            "SELECT request_id, stage_name, data->>'attempt', count(*) FROM request_events"
+            " WHERE event_type = 'stage_started'"
+            " GROUP BY 1, 2, 3 HAVING count(*) > 1",
+        )
+        assert duplicated == []
+        assert await count_events(rt, "stage_started") == 200 * 3
+        assert await count_events(rt, "request_completed") == 200
+        assert sum(sim_operations(narrow).values()) == 200
+        # Every worker took part (each writes its own source_service).
+        by_worker = await rows(
+            rt,
+            "SELECT source_service, count(*) FROM request_events WHERE event_type = 'request_started' GROUP BY 1",
+        )
+        assert {name for name, _ in by_worker} == {f"worker-{i}" for i in range(4)}
+    finally:
+        for rt in runtimes:
+            await rt.close()
+
+
+async def test_stopped_worker_hands_over_without_restarting_generations(
+    settings: Settings, database_url: str
+) -> None:
+    """A worker stopped mid-generation releases its leases; the next worker resumes polling the stored
+    operations and starts none again."""
+    slow = settings.model_copy(update={"sim_latency_seconds": 1.0})
+    rt = Runtime.build(slow, database_url, source_service="test")
+    try:
+        ids = await submit(rt, 5)
+
+        async def all_started() -> bool:
+            return await count_events(rt, "operation_started") == 5
+
+        async with running_worker(rt, worker_id="first"):
+            await wait_for(all_started, what="5 operations started")
+        assert await rows(rt, "SELECT DISTINCT lease_owner FROM video_requests") == [(None,)]
+        assert set((await statuses(rt, ids)).values()) == {"generating"}
+        names = dict(await rows(rt, "SELECT id, operation_name FROM video_requests"))
+
+        async with running_worker(rt, worker_id="second") as (worker, _):
+            found = await wait_terminal(rt, ids)
+            await wait_idle(worker)
+        assert set(found.values()) == {"completed"}
+        assert dict(await rows(rt, "SELECT id, operation_name FROM video_requests")) == names
+        assert sim_operations(slow) == {str(i): 1 for i in ids}
+        for rid in ids:
+            assert len(await events_of(rt, rid, "request_resumed")) == 1
+            assert len(await events_of(rt, rid, "operation_started")) == 1
+            started = await events_of(rt, rid, "stage_started")
+            assert [(e.stage_name, e.data["attempt"]) for e in started] == [
+                ("validation", 1),
+                ("video_generation", 1),
+                ("video_generation", 2),
+                ("video_processing", 1),
+            ]
+        assert Counter(r[0] for r in await rows(rt, "SELECT claims FROM video_requests")) == {2: 5}
+    finally:
+        await rt.close()
+
+
+async def test_lost_lease_cancels_the_run(settings: Settings, database_url: str) -> None:
+    """When another worker has taken a request's lease, the heartbeat cancels the local run of it."""
+    slow = settings.model_copy(update={"sim_latency_seconds": 30.0, "heartbeat_seconds": 3600})
+    rt = Runtime.build(slow, database_url, source_service="test")
+    try:
+        [rid] = await submit(rt)
+
+        async def started() -> bool:
+            return await count_events(rt, "operation_started") == 1
+
+        async with running_worker(rt, worker_id="loser") as (worker, _):
+            await wait_for(started)
+            task = worker.active[rid]
+            async with rt.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE video_requests SET lease_owner = 'thief' WHERE id = :id"), {"id": rid}
+                )
+            await worker.heartbeat()
+            await asyncio.gather(task, return_exceptions=True)
+            assert task.cancelled()
+            assert rid not in worker.active
+        # The new owner's lease is left alone, and nothing was recorded as failed.
+        assert await rows(rt, "SELECT lease_owner, status::text FROM video_requests") == [
+            ("thief", "generating")
+        ]
+        assert await events_of(rt, rid, "stage_failed") == []
+    finally:
+        await rt.close()
+
+
+async def test_crash_looping_request_is_abandoned(runtime: Runtime) -> None:
+    """A request claimed more than MAX_CLAIMS times (its runs keep dying) is failed, not run again."""
+    [rid] = await submit(runtime)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE video_requests SET claims = :n WHERE id = :id"), {"n": MAX_CLAIMS, "id": rid}
+        )
+    async with running_worker(runtime) as (worker, _):
+        await wait_terminal(runtime, [rid])
+        await wait_idle(worker)
+    read = await runtime.queries.get_request(rid)
+    assert read.status == "failed"
+    assert read.error_message == f"abandoned after {MAX_CLAIMS} runs ended without a result"
+    assert await events_of(runtime, rid, "stage_started") == []
+
+
+async def test_worker_leaves_unknown_ids_alone(runtime: Runtime) -> None:
+    """Releasing or heartbeating requests the worker does not hold changes nothing."""
+    [rid] = await submit(runtime)
+    repo = WorkRepository(runtime.engine)
+    await repo.claim("owner", 1, 30)
+    await repo.release("stranger", [rid, uuid.uuid4()])
+    assert await repo.heartbeat("stranger", [rid], 30) == set()
+    assert await rows(runtime, "SELECT lease_owner FROM video_requests") == [("owner",)]
