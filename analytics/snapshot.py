@@ -163,6 +163,7 @@ def publish(root: Path, manifest: Manifest) -> None:
     """Make `manifest` the one readers see, atomically and durably."""
     body = json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode()
     vdir = version_dir(root, manifest.version)
+    vdir.mkdir(parents=True, exist_ok=True)
     (vdir / MANIFEST).write_bytes(body)
     fsync_tree(vdir)
     fsync_path(vdir.parent)

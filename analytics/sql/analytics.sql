@@ -27,7 +27,7 @@ WITH counted AS (
            count(*) AS requests
     FROM video_requests
     WHERE guild_id = $guild_id
-    GROUP BY bucket_start, prompt
+    GROUP BY 1, 2  -- by position: the name `prompt` would mean the raw column
 )
 SELECT bucket_start, prompt, requests
 FROM counted

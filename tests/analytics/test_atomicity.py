@@ -1,0 +1,68 @@
+"""A killed export leaves the previous snapshot readable, and the next export succeeds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analytics.export import export_snapshot
+from analytics.reader import open_snapshot
+from analytics.snapshot import STAGING, read_manifest
+from tests.analytics.conftest import pg_exec
+from tests.analytics.datagen import generate
+from tests.analytics.tables_compare import pg_table, snapshot_table
+
+# Runs an export that SIGKILLs its own process when it reaches the given point.
+KILLED_EXPORT = """
+import os, signal, sys
+from pathlib import Path
+from analytics.export import export_snapshot
+
+where = sys.argv[3]
+
+class Killer:
+    def table_started(self, table, total):
+        pass
+    def rows_exported(self, table, rows):
+        if where == "rows" and table == "request_stages":
+            os.kill(os.getpid(), signal.SIGKILL)
+    def phase(self, name):
+        if name == where:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+export_snapshot(sys.argv[1], Path(sys.argv[2]), full=True, observer=Killer())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["rows", "merging", "publishing"])
+def test_killed_export_leaves_previous_snapshot_readable(dsn: str, snapshot_root: Path, where: str) -> None:
+    """Killing an export mid-stream, mid-merge or just before publishing changes nothing readers see."""
+    generate(dsn, 600, span_days=10)
+    first = export_snapshot(dsn, snapshot_root).manifest
+    before = snapshot_table(snapshot_root, "video_requests")
+    pg_exec(dsn, "UPDATE video_requests SET prompt = 'changed' WHERE status = 'completed'")
+
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_EXPORT, dsn, str(snapshot_root), where],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+
+    assert proc.returncode == -9, proc.stderr
+    assert read_manifest(snapshot_root).version == first.version
+    assert snapshot_table(snapshot_root, "video_requests") == before
+    with open_snapshot(snapshot_root) as snap:
+        assert snap.execute("SELECT count(*) FROM request_stages").fetchall() == [
+            (first.rows("request_stages"),)
+        ]
+
+    again = export_snapshot(dsn, snapshot_root).manifest
+    assert again.previous == first.version
+    assert snapshot_table(snapshot_root, "video_requests") == pg_table(dsn, "video_requests")
+    assert not any((snapshot_root / STAGING).glob("*"))
