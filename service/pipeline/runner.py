@@ -10,7 +10,7 @@ the final request.
 
 A run resumes: stages already completed are not run again, a stage's attempt
 numbering continues, and a generation whose operation is stored is polled, not
-started again.
+started again. A run that died after the terminal status resumes at the notification.
 """
 
 from __future__ import annotations
@@ -142,6 +142,18 @@ class PipelineRunner:
 
     async def _run(self, item: WorkItem, pipeline: Pipeline) -> RequestStatus:
         state = await self._load(item, pipeline)
+        if item.status.is_terminal:
+            # The run that ended the request stopped before its notification stage.
+            state.final_status = item.status
+            if not state.stages[NOTIFICATION].done:
+                await self.tracker.log_event(
+                    item.id,
+                    "request_resumed",
+                    f"notification resumed by a worker (claim {item.claims})",
+                    data={"claims": item.claims},
+                )
+                await self._notify(state, pipeline.stage(NOTIFICATION))
+            return item.status
         if item.status == RequestStatus.PENDING:
             await self.tracker.start_request(item.id)
         else:

@@ -54,6 +54,42 @@ WHERE lease_owner = :worker AND id = ANY(:ids)
 """
 )
 
+# A run stopped before its end hands its request over: the lease expires at once (so
+# another worker claims it now) but keeps its owner, which marks a terminal request
+# whose run never finished its notification (see CLAIM_UNNOTIFIED).
+HAND_OVER = text(
+    """
+UPDATE video_requests SET lease_expires_at = now()
+WHERE lease_owner = :worker AND id = ANY(:ids)
+"""
+)
+
+# Terminal requests still holding an expired lease: the run that ended them died (or
+# was stopped) before the notification stage, which runs after the terminal status.
+# A finished run always clears its lease, so these are exactly the unfinished ones.
+# Only recently ended requests are looked at, on the updated_at index (lease changes
+# do not move updated_at), so the sweep stays cheap on a large table.
+CLAIM_UNNOTIFIED = text(
+    """
+UPDATE video_requests v
+SET lease_owner = :worker,
+    lease_expires_at = now() + make_interval(secs => :lease_seconds),
+    claims = v.claims + 1
+FROM (
+    SELECT id FROM video_requests
+    WHERE updated_at > now() - make_interval(secs => :window_seconds)
+      AND status IN ('completed', 'failed', 'timeout')
+      AND lease_owner IS NOT NULL AND lease_expires_at < now()
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+) AS free
+WHERE v.id = free.id
+RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
+          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
+          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims
+"""
+)
+
 STUCK_GENERATING = text(
     """
 SELECT id, pipeline, current_stage, lease_owner,
@@ -87,6 +123,20 @@ class WorkRepository:
             ).mappings()
             return [WorkItem.from_row(row) for row in rows]
 
+    async def claim_unnotified(
+        self, worker: str, limit: int, lease_seconds: float, window_seconds: float
+    ) -> list[WorkItem]:
+        """Claim terminal requests whose run died before notifying (ended within the window)."""
+        params = {
+            "worker": worker,
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "window_seconds": window_seconds,
+        }
+        async with translate_errors(), self.engine.begin() as conn:
+            rows = (await conn.execute(CLAIM_UNNOTIFIED, params)).mappings()
+            return [WorkItem.from_row(row) for row in rows]
+
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
         """Extend the leases; returns the ids this worker still holds."""
         if not ids:
@@ -100,6 +150,13 @@ class WorkRepository:
             return
         async with translate_errors(), self.engine.begin() as conn:
             await conn.execute(RELEASE, {"worker": worker, "ids": ids})
+
+    async def hand_over(self, worker: str, ids: list[uuid.UUID]) -> None:
+        """Let the leases expire now, for another worker to resume the requests at once."""
+        if not ids:
+            return
+        async with translate_errors(), self.engine.begin() as conn:
+            await conn.execute(HAND_OVER, {"worker": worker, "ids": ids})
 
     async def stuck(self, pipeline: str | None, budget_seconds: float) -> list[dict[str, Any]]:
         """Generating requests of `pipeline` past its budget, or pending ones if None."""

@@ -4,7 +4,8 @@ One asyncio process holds up to `REELTRACE_WORKER_CONCURRENCY` requests in fligh
 (generations mostly wait on polling, so hundreds fit in one process). Leases are
 renewed by a heartbeat; a request whose lease is lost (this process stalled past
 the lease) is cancelled here, since another worker may now own it. On shutdown,
-unfinished requests are released at once so another worker resumes them.
+unfinished requests are handed over at once (their leases expire) so another worker
+resumes them.
 
 Alongside, the worker runs the stuck-request watchdog and the oldest-request-age
 gauge (the journal replayer and retention are in `service.background`).
@@ -37,6 +38,8 @@ log = structlog.get_logger("reeltrace.worker")
 CLAIM_BATCH = 100
 # A request whose runs keep dying (a crash loop) is failed instead of claimed forever.
 MAX_CLAIMS = 5
+# How far back the watchdog looks for ended requests whose notification never ran.
+UNNOTIFIED_WINDOW_SECONDS = 3600.0
 
 
 def default_worker_id() -> str:
@@ -100,14 +103,28 @@ class Worker:
         except TrackingUnavailable:
             log.warning("claim_failed", reason="PostgreSQL unreachable")
             return 0
+        self._start_runs(items)
+        return len(items)
+
+    def _start_runs(self, items: list[WorkItem]) -> None:
         for item in items:
             self.active[item.id] = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
+
+    async def claim_unnotified(self) -> int:
+        """Take over ended requests whose run died before its notification stage."""
+        capacity = self.settings.worker_concurrency - len(self.active)
+        if capacity <= 0:
+            return 0
+        items = await self.repo.claim_unnotified(
+            self.worker_id, min(capacity, CLAIM_BATCH), self.settings.lease_seconds, UNNOTIFIED_WINDOW_SECONDS
+        )
+        self._start_runs(items)
         return len(items)
 
     async def _run_one(self, item: WorkItem) -> None:
         release = True
         try:
-            if item.claims > MAX_CLAIMS:
+            if item.claims > MAX_CLAIMS and not item.status.is_terminal:
                 await self._abandon(item)
             else:
                 await self.runner.run(item)
@@ -146,7 +163,9 @@ class Worker:
                 task.cancel()
 
     async def watchdog(self) -> None:
-        """End requests stuck past their budget as `timeout`; publish the oldest ages."""
+        """End requests stuck past their budget as `timeout`; publish the oldest ages; take
+        over the notifications of runs that died after ending their request."""
+        await self.claim_unnotified()
         metrics = get_metrics()
         for status, age in (await self.runtime.queries.oldest_active_ages()).items():
             metrics.oldest_request_age.labels(status=status).set(age)
@@ -196,6 +215,8 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self.active.values(), return_exceptions=True)
         with contextlib.suppress(TrackingUnavailable):
-            await self.repo.release(self.worker_id, unfinished)
+            # Expire, not clear, the leases: an ended request whose notification was cut
+            # off must still be found by another worker's watchdog.
+            await self.repo.hand_over(self.worker_id, unfinished)
         if unfinished:
             log.info("worker_released", count=len(unfinished))

@@ -15,6 +15,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
+from tests.support.callback import CallbackServer
 from tests.support.workers import (
     count_events,
     events_of,
@@ -148,8 +149,8 @@ async def test_four_workers_run_200_requests_once_each(settings: Settings, datab
 async def test_stopped_worker_hands_over_without_restarting_generations(
     settings: Settings, database_url: str
 ) -> None:
-    """A worker stopped mid-generation releases its leases; the next worker resumes polling the stored
-    operations and starts none again."""
+    """A worker stopped mid-generation hands its leases over; the next worker resumes polling the
+    stored operations at once and starts none again."""
     slow = settings.model_copy(update={"sim_latency_seconds": 1.0})
     rt = Runtime.build(slow, database_url, source_service="test")
     try:
@@ -160,7 +161,10 @@ async def test_stopped_worker_hands_over_without_restarting_generations(
 
         async with running_worker(rt, worker_id="first"):
             await wait_for(all_started, what="5 operations started")
-        assert await rows(rt, "SELECT DISTINCT lease_owner FROM video_requests") == [(None,)]
+        # Handed over: still marked with the old owner, but expired, so claimable at once.
+        assert await rows(
+            rt, "SELECT DISTINCT lease_owner, lease_expires_at <= now() FROM video_requests"
+        ) == [("first", True)]
         assert set((await statuses(rt, ids)).values()) == {"generating"}
         names = dict(await rows(rt, "SELECT id, operation_name FROM video_requests"))
 
@@ -239,3 +243,58 @@ async def test_worker_leaves_unknown_ids_alone(runtime: Runtime) -> None:
     await repo.release("stranger", [rid, uuid.uuid4()])
     assert await repo.heartbeat("stranger", [rid], 30) == set()
     assert await rows(runtime, "SELECT lease_owner FROM video_requests") == [("owner",)]
+
+
+async def test_notification_cut_off_by_a_dead_run_is_sent_by_another_worker(
+    settings: Settings, database_url: str
+) -> None:
+    """A run that died after ending its request but before notifying leaves an expired lease; another
+    worker's watchdog takes it over and runs only the notification stage."""
+    with CallbackServer() as callback:
+        rt = Runtime.build(settings, database_url, source_service="test")
+        try:
+            [rid] = await submit(rt, parameters={"callback_url": callback.url})
+            tracker = rt.tracker
+            await tracker.start_request(rid)
+            for stage in ("validation", "video_generation", "video_processing"):
+                await tracker.start_stage(rid, stage)
+                await tracker.complete_stage(rid, stage)
+            await tracker.complete_request(rid, ["http://media.test/x.mp4"])
+            async with rt.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE video_requests SET lease_owner = 'dead', claims = 1,"
+                        " lease_expires_at = now() - interval '1 second' WHERE id = :id"
+                    ),
+                    {"id": rid},
+                )
+            services = build_pipeline(rt)
+            worker = Worker(rt, services.runner, worker_id="sweeper")
+            try:
+                await worker.watchdog()
+                assert list(worker.active) == [rid]
+                await wait_idle(worker)
+            finally:
+                await services.aclose()
+            read = await rt.queries.get_request(rid)
+            assert read.status == "completed"
+            notification = next(s for s in read.stages if s.name == "notification")
+            assert notification.status == "completed"
+            assert [s.attempts for s in read.stages if s.name != "notification"] == [1, 1, 1]
+            assert await rows(rt, "SELECT lease_owner, claims FROM video_requests") == [(None, 2)]
+            # Once notified, the request is not taken again.
+            assert await worker.claim_unnotified() == 0
+        finally:
+            await rt.close()
+    [delivery] = callback.deliveries
+    assert b'"status":"completed"' in delivery.body
+
+
+async def test_finished_runs_leave_no_lease_behind(runtime: Runtime) -> None:
+    """A run that ends normally clears its lease, so the notification sweep never takes it."""
+    ids = await submit(runtime, 3)
+    async with running_worker(runtime) as (worker, _):
+        await wait_terminal(runtime, ids)
+        await wait_idle(worker)
+        assert await worker.claim_unnotified() == 0
+    assert await rows(runtime, "SELECT DISTINCT lease_owner, claims FROM video_requests") == [(None, 1)]
