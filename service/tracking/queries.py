@@ -198,17 +198,18 @@ class RequestQueries:
             rows = await self._fetch(conn, "latest_event", read_sql.LATEST_EVENT, params)
         return EventRead.model_validate(rows[0]) if rows else None
 
-    async def dashboard(self, *, window_hours: int = 24, now: datetime | None = None) -> DashboardRead:
+    async def dashboard(self, *, window_hours: int = 24) -> DashboardRead:
         """Counts by status, completed-latency percentiles and failure rate over a window."""
-        since = (now or datetime.now(UTC)) - timedelta(hours=window_hours)
+        if not 1 <= window_hours <= 24 * 31:
+            raise ValidationFailed("window_hours must be between 1 and 744", field="window_hours")
         async with self._connect() as conn:
-            row = (await self._fetch(conn, "dashboard", read_sql.DASHBOARD, {"since": since}))[0]
+            row = (await self._fetch(conn, "dashboard", read_sql.dashboard(window_hours), {}))[0]
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
         terminal = counts["completed"] + counts["failed"] + counts["timeout"]
         pcts = row["percentiles"] or [None, None, None]
         return DashboardRead(
             window_hours=window_hours,
-            since=since,
+            since=row["since"],
             total_requests=int(row["total"]),
             counts_by_status=counts,
             completed_latency=LatencyPercentiles(

@@ -75,11 +75,16 @@ LIMIT :limit OFFSET :offset
     )
 
 
-# One pass over the last 24 h through the covering (created_at) INCLUDE (status,
+# One pass over the window through the covering (created_at) INCLUDE (status,
 # duration_ms) index; active requests come from the partial index on open statuses.
-DASHBOARD: TextClause = text(
-    """
-SELECT count(*) AS total,
+# The window is a literal, not a parameter: with a parameter, a prepared statement's
+# generic plan guesses a third of the table and scans it all.
+@lru_cache(maxsize=8)
+def dashboard(window_hours: int) -> TextClause:
+    return text(
+        f"""
+SELECT now() - make_interval(hours => {int(window_hours)}) AS since,
+       count(*) AS total,
        count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) FILTER (WHERE status = 'generating') AS generating,
        count(*) FILTER (WHERE status = 'completed') AS completed,
@@ -90,9 +95,10 @@ SELECT count(*) AS total,
        avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_ms,
        (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active
 FROM video_requests
-WHERE created_at >= :since
+WHERE created_at >= now() - make_interval(hours => {int(window_hours)})
 """
-)
+    )
+
 
 HOURLY: TextClause = text(
     """

@@ -35,11 +35,13 @@ class PgCluster:
 
     _counter = itertools.count()
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
+        """`durable=True` keeps PostgreSQL's default fsync/commit settings (benchmarks)."""
         self.pgdata = root / "pgdata"
         self.server: Any = embedded_server(self.pgdata, cleanup_mode="delete")
+        wanted = {"max_connections": FAST_SETTINGS["max_connections"]} if durable else FAST_SETTINGS
         with psycopg.connect(self.admin_uri, autocommit=True) as conn:
-            for key, value in FAST_SETTINGS.items():
+            for key, value in wanted.items():
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value))
                 )

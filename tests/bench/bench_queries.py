@@ -1,0 +1,202 @@
+"""Benchmark: tracking queries on 1,000,000 requests, and write throughput.
+
+Run: `python -m pytest tests/bench/bench_queries.py -s` (not part of the suite).
+Prints user-history and dashboard latency percentiles (spec: < 100 ms and < 500 ms;
+targets < 5 ms and < 50 ms) and create+complete lifecycles per second beside a raw
+single-row INSERT baseline measured in the same run, on the same server and driver.
+The server keeps PostgreSQL's default durability (fsync on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import text
+
+from service.runtime import Runtime
+from service.settings import Settings
+from service.tracking.states import RequestStatus
+from service.tracking.tracker import NewRequest
+from telemetry.logging import configure_logging
+from tests.support.pg import PgCluster
+
+TOTAL = 1_000_000
+HEAVY_USER = "heavy-user"
+HEAVY_ROWS = 10_000
+LIFECYCLES = 3000
+CONCURRENCY = 16
+
+# Spread over 30 days; ~85% completed, 8% failed, 4% timeout, the rest open.
+LOAD = f"""
+SET session_replication_role = replica;
+INSERT INTO video_requests (id, correlation_id, pipeline, user_id, guild_id, channel_id, prompt,
+    aspect_ratio, status, created_at, started_at, completed_at, duration_ms, updated_at, progress_percentage)
+SELECT gen_random_uuid(),
+       'vvd_' || lpad((1700000000000 + i)::text, 13, '0') || '_' || substr(md5(i::text), 1, 8),
+       CASE WHEN i % 10 = 0 THEN 'lesson' ELSE 'veo' END,
+       CASE WHEN i <= {HEAVY_ROWS} THEN '{HEAVY_USER}' ELSE 'user_' || (i % 100000) END,
+       'guild_' || (i % 500), 'chan_' || (i % 5000),
+       (ARRAY['a cat surfing a wave', 'city skyline timelapse', 'a dragon over mountains',
+              'photosynthesis explained', 'a robot making coffee'])[1 + i % 5] || ' #' || (i % 1000),
+       CASE WHEN i % 3 = 0 THEN '9:16' ELSE '16:9' END,
+       status::request_status,
+       created_at,
+       CASE WHEN status <> 'pending' THEN created_at + interval '2 seconds' END,
+       CASE WHEN status IN ('completed', 'failed', 'timeout')
+            THEN created_at + interval '2 seconds' + ms * interval '1 millisecond' END,
+       CASE WHEN status IN ('completed', 'failed', 'timeout') THEN ms END,
+       created_at, CASE WHEN status = 'completed' THEN 100 ELSE 50 END
+FROM (
+    SELECT i,
+           now() - random() * interval '30 days' AS created_at,
+           (20000 + random() * 160000 + CASE WHEN random() < 0.05 THEN 200000 ELSE 0 END)::bigint AS ms,
+           CASE WHEN i % 100 < 85 THEN 'completed' WHEN i % 100 < 93 THEN 'failed'
+                WHEN i % 100 < 97 THEN 'timeout' WHEN i % 100 < 99 THEN 'generating'
+                ELSE 'pending' END AS status
+    FROM generate_series(1, {TOTAL}) AS i
+) AS g;
+SET session_replication_role = DEFAULT
+"""
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def timed(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    await fn()  # warm the pool and the plan
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], target_ms: float, spec_ms: float) -> None:
+    p50, p99 = pct(samples, 0.5), pct(samples, 0.99)
+    print(
+        f"  {name:<34} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
+        f"(target < {target_ms:g} ms, spec < {spec_ms:g} ms)   n={len(samples)}"
+    )
+
+
+async def concurrently(n: int, fn: Callable[[int], Awaitable[object]]) -> float:
+    """Run fn(0..n-1) with CONCURRENCY workers; returns the wall time in seconds."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def drain() -> None:
+        while not queue.empty():
+            await fn(queue.get_nowait())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - started
+
+
+async def run_bench(runtime: Runtime) -> None:
+    started = time.perf_counter()
+    async with runtime.engine.begin() as conn:
+        for statement in LOAD.split(";\n"):
+            if statement.strip():
+                await conn.execute(text(statement))
+    # As autovacuum would: statistics and the visibility map for index-only scans.
+    async with runtime.engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text("VACUUM ANALYZE video_requests"))
+    print(
+        f"\nloaded {TOTAL:,} requests ({HEAVY_ROWS:,} for one user) in {time.perf_counter() - started:.1f} s"
+    )
+
+    q = runtime.queries
+    print("reads:")
+    report(
+        "user history, first page (20)",
+        await timed(lambda: q.user_history(HEAVY_USER, limit=20), 500),
+        5,
+        100,
+    )
+    page = await q.user_history(HEAVY_USER, limit=20, offset=4000)
+    cursor = page.next_cursor
+    report(
+        "user history, cursor deep (20)",
+        await timed(lambda: q.user_history(HEAVY_USER, limit=20, cursor=cursor), 500),
+        5,
+        100,
+    )
+    report(
+        "user history, status=failed (20)",
+        await timed(lambda: q.user_history(HEAVY_USER, status=RequestStatus.FAILED, limit=20), 500),
+        5,
+        100,
+    )
+    report("global dashboard (24 h)", await timed(q.dashboard, 100), 50, 500)
+
+    print(f"writes ({CONCURRENCY} concurrent sessions, fsync on):")
+    t = runtime.tracker
+
+    async def lifecycle(i: int) -> None:
+        created = await t.create_request(
+            NewRequest(user_id=f"bench_{i % 997}", guild_id="g", prompt=f"bench {i}")
+        )
+        await t.start_request(created.id)
+        await t.complete_request(created.id, [f"https://cdn/{i}.mp4"])
+
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE raw_inserts (id uuid PRIMARY KEY, user_id text, prompt text, created_at timestamptz)"
+            )
+        )
+
+    async def raw_insert(i: int) -> None:
+        async with runtime.engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO raw_inserts VALUES (:id, :u, :p, now())"),
+                {"id": uuid.uuid4(), "u": f"bench_{i % 997}", "p": f"bench {i}"},
+            )
+
+    raw_seconds = await concurrently(LIFECYCLES, raw_insert)
+    life_seconds = await concurrently(LIFECYCLES, lifecycle)
+    raw_rate, life_rate = LIFECYCLES / raw_seconds, LIFECYCLES / life_seconds
+    print(f"  raw single-row INSERT baseline     {raw_rate:8.0f} inserts/s")
+    print(
+        f"  create+start+complete lifecycle    {life_rate:8.0f} lifecycles/s"
+        f"  (= {3 * life_rate:.0f} tracking writes/s; {life_rate / raw_rate:.2f} lifecycles per raw insert)"
+    )
+
+
+def test_bench_queries() -> None:
+    """Prints the figures; asserts nothing about time (benchmarks are not tests of speed)."""
+    # Logs are written as in production (JSON lines), to a sink that costs no terminal time.
+    configure_logging("info", "json", stream=open(os.devnull, "w"))  # noqa: SIM115
+    root = Path(tempfile.mkdtemp(prefix="reeltrace-bench-"))
+    cluster = PgCluster(root, durable=True)
+    try:
+        url = cluster.url(cluster.new_database(from_template=False))
+        from service.db import migrate
+
+        migrate.upgrade(url)
+        settings = Settings(database_url=url, data_dir=root / "data", db_pool_size=CONCURRENCY)
+
+        async def main() -> None:
+            runtime = Runtime.build(settings, url, source_service="bench")
+            try:
+                await run_bench(runtime)
+            finally:
+                await runtime.close()
+
+        asyncio.run(main())
+    finally:
+        cluster.server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
