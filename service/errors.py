@@ -74,3 +74,10 @@ class RateLimited(ReeltraceError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)
         self.retry_after = retry_after
+
+
+class SnapshotUnavailable(ReeltraceError):
+    """No analytics snapshot has been published yet, or it cannot be read."""
+
+    status_code = 503
+    error = "snapshot_unavailable"

@@ -1,0 +1,55 @@
+"""The periodic snapshot export the service runs every REELTRACE_EXPORT_INTERVAL seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import structlog
+
+from analytics.errors import AnalyticsError, ExportInProgress
+from analytics.export import ExportResult, export_snapshot
+from service.db.urls import libpq_dsn
+from service.settings import Settings
+
+log = structlog.get_logger("reeltrace.exporter")
+
+
+async def export_once(dsn: str, root: Path) -> ExportResult | None:
+    """One export in a worker thread; a failure is logged, never raised (the next run retries)."""
+    try:
+        result = await asyncio.to_thread(export_snapshot, dsn, root)
+    except ExportInProgress:
+        log.info("export_skipped", reason="another export is writing the snapshot", snapshot_dir=str(root))
+        return None
+    except (AnalyticsError, OSError) as exc:
+        log.warning("export_failed", error=str(exc), error_type=type(exc).__name__, snapshot_dir=str(root))
+        return None
+    manifest = result.manifest
+    log.info(
+        "export_done",
+        version=manifest.version,
+        watermark=manifest.watermark.isoformat(),
+        rows=result.rows_read,
+        delta_rows=result.delta_rows,
+        purged_requests=result.purged_requests,
+        snapshot_rows={name: t.rows for name, t in manifest.tables.items()},
+        seconds=round(result.total_seconds, 3),
+    )
+    return result
+
+
+async def run_periodic_export(settings: Settings, database_url: str, stop: asyncio.Event) -> None:
+    """Export at once, then every `settings.export_interval` seconds, until `stop` is set."""
+    interval = settings.export_interval
+    if interval is None:
+        log.info("export_disabled", reason="REELTRACE_EXPORT_INTERVAL is not set")
+        return
+    dsn = libpq_dsn(database_url)
+    root = settings.snapshot_dir
+    log.info("export_scheduled", interval_seconds=interval, snapshot_dir=str(root))
+    while not stop.is_set():
+        await export_once(dsn, root)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -1,0 +1,47 @@
+"""The periodic export the service runs every REELTRACE_EXPORT_INTERVAL seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from analytics.snapshot import read_manifest
+from service.exporter import run_periodic_export
+from service.settings import Settings
+
+
+async def _run_for(settings: Settings, url: str, seconds: float) -> list[dict[str, object]]:
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(run_periodic_export(settings, url, stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    return logs
+
+
+async def test_exports_repeat_at_the_interval(settings: Settings, database_url: str, tmp_path: Path) -> None:
+    """With an interval set, a snapshot is published at once and again after each interval."""
+    configured = settings.model_copy(update={"export_interval": 0.3, "export_dir": tmp_path / "snap"})
+    logs = await _run_for(configured, database_url, 2.0)
+    done = [e for e in logs if e["event"] == "export_done"]
+    assert len(done) >= 2
+    assert read_manifest(tmp_path / "snap").sequence == len(done)
+
+
+async def test_no_interval_means_no_export(settings: Settings, database_url: str) -> None:
+    """Without REELTRACE_EXPORT_INTERVAL the task returns at once and writes nothing."""
+    logs = await _run_for(settings, database_url, 0.05)
+    assert [e["event"] for e in logs] == ["export_disabled"]
+    assert not settings.snapshot_dir.exists()
+
+
+async def test_a_failed_export_is_logged_and_retried(settings: Settings, tmp_path: Path) -> None:
+    """An unreachable database is logged as export_failed each round; the loop goes on."""
+    configured = settings.model_copy(update={"export_interval": 0.2, "export_dir": tmp_path / "snap"})
+    logs = await _run_for(configured, "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", 1.0)
+    failed = [e for e in logs if e["event"] == "export_failed"]
+    assert len(failed) >= 2
+    assert failed[0]["error_type"] == "SourceUnavailable"
