@@ -20,7 +20,12 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetry.correlation import current_span_attributes
@@ -71,11 +76,12 @@ def _exporter_from_env() -> SpanExporter | None:
 
 
 def configure_tracing(
-    default_service_name: str = "reeltrace", *, exporter: SpanExporter | None = None
+    default_service_name: str = "reeltrace", *, exporter: SpanExporter | None = None, batch: bool = True
 ) -> TracerProvider | None:
     """Install the process's tracer provider (once); returns it, or None if disabled.
 
-    `exporter` overrides the environment's choice (tests pass an in-memory one).
+    `exporter` overrides the environment's choice (tests pass an in-memory one,
+    with `batch=False` so spans are there as soon as they end).
     """
     global _provider
     if _env_true("OTEL_SDK_DISABLED"):
@@ -89,7 +95,7 @@ def configure_tracing(
     provider.add_span_processor(RequestAttributesSpanProcessor())
     chosen = exporter or _exporter_from_env()
     if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen))
+        provider.add_span_processor(BatchSpanProcessor(chosen) if batch else SimpleSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

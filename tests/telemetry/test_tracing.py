@@ -1,0 +1,254 @@
+"""One trace per request: the HTTP span, a span per stage attempt, CLIENT spans per call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from service.pipeline.assembly import build_pipeline
+from service.runtime import Runtime
+from service.settings import Settings
+from service.worker.worker import Worker
+from tests.support.otlp_receiver import otlp_receiver
+
+
+async def submit(client: httpx.AsyncClient, **extra: object) -> dict[str, object]:
+    response = await client.post(
+        "/api/v1/requests", json={"user_id": "t-user", "prompt": "a lighthouse at dawn", **extra}
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+async def run_worker_until_terminal(runtime: Runtime, request_id: str, within: float = 20) -> None:
+    services = build_pipeline(runtime)
+    worker = Worker(runtime, services.runner)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(within):
+            while not (await runtime.queries.get_request(request_id)).status.is_terminal:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+        await services.aclose()
+
+
+def of_trace(spans: list[ReadableSpan], trace_id: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.context is not None and format(s.context.trace_id, "032x") == trace_id]
+
+
+async def test_request_is_one_trace_from_http_to_every_stage(
+    client: httpx.AsyncClient, runtime: Runtime, spans: InMemorySpanExporter
+) -> None:
+    """The HTTP span and every stage attempt share the trace stored on the row; all carry correlation_id."""
+    accepted = await submit(client)
+    trace_id = str(accepted["trace_id"])
+    await run_worker_until_terminal(runtime, str(accepted["id"]))
+    row = await runtime.queries.get_request(str(accepted["id"]))
+    assert row.trace_id == trace_id
+
+    trace = of_trace(list(spans.get_finished_spans()), trace_id)
+    server = [s for s in trace if s.kind == SpanKind.SERVER]
+    stages = [s for s in trace if s.name.startswith("stage ")]
+    assert [s.name for s in server] == ["POST /api/v1/requests"]
+    assert sorted(s.name for s in stages) == [
+        "stage validation",
+        "stage video_generation",
+        "stage video_processing",
+    ]
+    assert {s.parent.span_id for s in stages if s.parent} == {server[0].context.span_id}  # type: ignore[union-attr]
+    for span in trace:
+        assert span.attributes is not None
+        assert span.attributes.get("correlation_id") == accepted["correlation_id"], span.name
+        assert span.attributes.get("request.id") == accepted["id"], span.name
+        assert span.attributes.get("pipeline") == "veo", span.name
+    for stage in stages:
+        assert stage.attributes is not None
+        assert stage.attributes["stage.name"] == stage.name.removeprefix("stage ")
+        assert stage.attributes["stage.attempt"] == 1
+
+
+async def test_generation_call_is_a_client_span_with_gen_ai_attributes(
+    client: httpx.AsyncClient, runtime: Runtime, spans: InMemorySpanExporter
+) -> None:
+    """Starting the generation is a CLIENT span named `generate_content <model>` with gen_ai.* attributes."""
+    accepted = await submit(client)
+    await run_worker_until_terminal(runtime, str(accepted["id"]))
+    trace = of_trace(list(spans.get_finished_spans()), str(accepted["trace_id"]))
+    [start] = [s for s in trace if s.name.startswith("generate_content ")]
+    assert start.kind == SpanKind.CLIENT
+    assert start.attributes is not None
+    assert start.attributes["gen_ai.operation.name"] == "generate_content"
+    assert start.attributes["gen_ai.provider.name"] == "simulated"
+    assert start.attributes["gen_ai.request.model"] == start.name.removeprefix("generate_content ")
+    stage = next(s for s in trace if s.name == "stage video_generation")
+    assert start.parent is not None
+    assert start.parent.span_id == stage.context.span_id  # type: ignore[union-attr]
+    database_spans = [s for s in trace if s.attributes and s.attributes.get("db.system") == "postgresql"]
+    assert database_spans, "the psycopg instrumentation traces the tracking statements"
+
+
+async def test_failure_marks_spans_as_errors_with_the_exception(
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, spans: InMemorySpanExporter
+) -> None:
+    """A failing stage attempt has status ERROR and a recorded exception."""
+    failing = Runtime.build(
+        settings.model_copy(update={"sim_failure_rate": 1.0}), runtime.database_url, source_service="test"
+    )
+    try:
+        accepted = await submit(client)
+        await run_worker_until_terminal(failing, str(accepted["id"]))
+    finally:
+        await failing.close()
+    trace = of_trace(list(spans.get_finished_spans()), str(accepted["trace_id"]))
+    stage = next(s for s in trace if s.name == "stage video_generation")
+    assert stage.status.status_code == StatusCode.ERROR
+    assert any(e.name == "exception" for e in stage.events)
+
+
+async def test_a_resumed_attempt_links_to_the_one_before(
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, spans: InMemorySpanExporter
+) -> None:
+    """A worker that resumes a stage another worker left starts attempt 2, linked to attempt 1."""
+    slow = settings.model_copy(
+        update={"sim_latency_seconds": 30.0, "lease_seconds": 0.5, "worker_poll_seconds": 0.02}
+    )
+    first = Runtime.build(slow, runtime.database_url, source_service="test")
+    accepted = await submit(client)
+    services = build_pipeline(first)
+    stop = asyncio.Event()
+    worker = Worker(first, services.runner)
+    task = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(10):
+        while not (await first.queries.get_request(str(accepted["id"]))).operation_name:
+            await asyncio.sleep(0.02)
+    # The worker goes away mid-generation (its leases are released on the way out).
+    stop.set()
+    await task
+    await services.aclose()
+    await first.close()
+    # A second worker, with the generation now finished, takes over.
+    fast = Runtime.build(
+        settings.model_copy(update={"sim_latency_seconds": 0.0}), runtime.database_url, source_service="test"
+    )
+    try:
+        # The simulated job was started with a 30 s latency; make it due now.
+        with sqlite3.connect(Path(settings.data_dir) / "sim" / "operations.sqlite3") as db:
+            db.execute("UPDATE operations SET ready_at = 0")
+        await run_worker_until_terminal(fast, str(accepted["id"]))
+    finally:
+        await fast.close()
+    trace = of_trace(list(spans.get_finished_spans()), str(accepted["trace_id"]))
+    attempts = sorted(
+        (s for s in trace if s.name == "stage video_generation"),
+        key=lambda s: s.attributes["stage.attempt"] if s.attributes else 0,
+    )
+    assert [s.attributes["stage.attempt"] for s in attempts if s.attributes] == [1, 2]
+    [link] = attempts[1].links
+    assert link.context.span_id == attempts[0].context.span_id  # type: ignore[union-attr]
+    assert link.attributes is not None
+    assert link.attributes["reeltrace.link"] == "previous_attempt"
+    row = await runtime.queries.get_request(str(accepted["id"]))
+    assert row.status == "completed"
+
+
+async def test_worker_in_another_process_continues_the_trace(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    settings: Settings,
+    spans: InMemorySpanExporter,
+    tmp_path: Path,
+) -> None:
+    """A worker process picks the trace up from the stored traceparent: one trace, one trace_id."""
+    accepted = await submit(client)
+    trace_id = str(accepted["trace_id"])
+    with otlp_receiver() as receiver:
+        env = {
+            **os.environ,
+            "DATABASE_URL": runtime.database_url,
+            "REELTRACE_DATA_DIR": str(tmp_path / "worker-data"),
+            "REELTRACE_SIM_LATENCY_SECONDS": "0",
+            "REELTRACE_SIM_JITTER_SECONDS": "0",
+            "REELTRACE_POLL_INTERVAL_SECONDS": "0.02",
+            "REELTRACE_WORKER_POLL_SECONDS": "0.05",
+            "REELTRACE_METRICS_PORT": "0",
+            "REELTRACE_LOG_LEVEL": "warning",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        env.pop("OTEL_SDK_DISABLED", None)
+        worker = subprocess.Popen([sys.executable, "-m", "service.cli.main", "worker"], env=env)
+        try:
+            async with asyncio.timeout(30):
+                while not (await runtime.queries.get_request(str(accepted["id"]))).status.is_terminal:
+                    await asyncio.sleep(0.05)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+        remote = [s for s in receiver.snapshot() if s.trace_id == trace_id]
+    assert worker.returncode == 0
+    local = of_trace(list(spans.get_finished_spans()), trace_id)
+    [server] = [s for s in local if s.kind == SpanKind.SERVER]
+    stages = [s for s in remote if s.name.startswith("stage ")]
+    assert {s.service_name for s in remote} == {"reeltrace-worker"}
+    assert sorted(s.name for s in stages) == [
+        "stage validation",
+        "stage video_generation",
+        "stage video_processing",
+    ]
+    assert {s.parent_span_id for s in stages} == {format(server.context.span_id, "016x")}  # type: ignore[union-attr]
+    assert all(s.attributes.get("correlation_id") == accepted["correlation_id"] for s in remote)
+
+
+def test_otlp_http_export_reaches_a_receiver(spans: InMemorySpanExporter) -> None:
+    """The real OTLP/HTTP exporter sends protobuf to /v1/traces with the spans and attributes."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    with otlp_receiver() as receiver:
+        provider = TracerProvider(resource=Resource.create({"service.name": "reeltrace-otlp-test"}))
+        provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
+        )
+        tracer = provider.get_tracer("test")
+        with tracer.start_as_current_span(
+            "stage video_generation", attributes={"correlation_id": "vvd_1_x", "stage.attempt": 2}
+        ):
+            pass
+        provider.shutdown()
+        received = receiver.snapshot()
+    assert receiver.paths == ["/v1/traces"]
+    assert receiver.content_types == ["application/x-protobuf"]
+    [span] = received
+    assert (span.name, span.service_name) == ("stage video_generation", "reeltrace-otlp-test")
+    assert span.attributes == {"correlation_id": "vvd_1_x", "stage.attempt": 2}
+
+
+def test_sdk_disabled_means_no_provider(tmp_path: Path) -> None:
+    """With OTEL_SDK_DISABLED=true, configure_tracing installs nothing (the API stays no-op)."""
+    code = (
+        "from telemetry.tracing import configure_tracing, current_trace_ids\n"
+        "from opentelemetry import trace\n"
+        "assert configure_tracing() is None\n"
+        "with trace.get_tracer('t').start_as_current_span('x'):\n"
+        "    assert current_trace_ids() == (None, None)\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "OTEL_SDK_DISABLED": "true"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
