@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
 from service.api import responses
 from service.api.deps import RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
-from service.api.schemas import BreakerRead, RequestDetail
+from service.api.schemas import IDENTIFIER, REQUEST_KEY, BreakerRead, RequestDetail
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
@@ -22,9 +22,11 @@ RequestKey = Annotated[
     Path(
         min_length=1,
         max_length=64,
+        pattern=REQUEST_KEY,
         description="The request's UUID or its correlation ID (`vvd_<epoch_ms>_<8 hex>`).",
     ),
 ]
+Pipeline = Literal["veo", "lesson"]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (prefer `cursor`).")]
 Cursor = Annotated[
@@ -63,9 +65,9 @@ async def get_events(
 async def list_requests(
     runtime: RuntimeDep,
     status: RequestStatus | None = None,
-    user_id: Annotated[str | None, Query(max_length=64)] = None,
-    guild_id: Annotated[str | None, Query(max_length=64)] = None,
-    pipeline: Annotated[str | None, Query(max_length=32)] = None,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
+    guild_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
+    pipeline: Pipeline | None = None,
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -91,7 +93,7 @@ async def hourly_metrics(
     runtime: RuntimeDep,
     since: Annotated[datetime | None, Query(description="Start (default: 24 h before `until`).")] = None,
     until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
-    pipeline: Annotated[str | None, Query(max_length=32)] = None,
+    pipeline: Pipeline | None = None,
 ) -> list[HourlyBucket]:
     """Hourly buckets: counts, failure rate, average and P95 durations, per-stage averages."""
     return await runtime.queries.hourly_metrics(since=since, until=until, pipeline=pipeline)

@@ -11,12 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, V
 from service.tracking.schemas import RequestRead
 from service.tracking.states import RequestStatus, Severity
 
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+# PostgreSQL text cannot hold NUL; identifiers hold no control characters at all.
+NO_NUL = r"^[^\x00]*$"
+IDENTIFIER = r"^[^\x00-\x1f\x7f]+$"
+# A request UUID or correlation ID (anything else cannot name a request).
+REQUEST_KEY = r"^[A-Za-z0-9_-]+$"
+
+Prompt = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=IDENTIFIER)
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
+]
 
 # Fields that travel in `parameters` to the pipeline rather than in their own columns.
 EXTRA_PARAMETERS = ("callback_url", "topic", "learning_objective", "negative_prompt", "seed", "sample_count")

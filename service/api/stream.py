@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 
 from service.api import responses
 from service.api.deps import HubDep, RuntimeDep, SettingsDep, read_access
-from service.api.schemas import StreamEvent
+from service.api.schemas import IDENTIFIER, REQUEST_KEY, StreamEvent
 from service.errors import ValidationFailed
 from service.streaming.cursor import EventCursor
 from service.streaming.listener import Subscription
@@ -118,9 +118,12 @@ async def stream(
     settings: SettingsDep,
     hub: HubDep,
     request_id: Annotated[
-        str | None, Query(max_length=64, description="Follow one request (UUID or correlation ID).")
+        str | None,
+        Query(max_length=64, pattern=REQUEST_KEY, description="Follow one request (UUID or correlation ID)."),
     ] = None,
-    user_id: Annotated[str | None, Query(min_length=1, max_length=64, description="Follow one user.")] = None,
+    user_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER, description="Follow one user.")
+    ] = None,
     last_event_id: Annotated[
         int | None,
         Query(ge=0, le=2**63 - 1, description="Resume after this event (for clients without headers)."),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from service.api import responses
 from service.api.deps import RuntimeDep, read_access
 from service.api.monitoring import Cursor, Limit, Offset
+from service.api.schemas import IDENTIFIER
 from service.tracking.schemas import Page, RequestSummary
 from service.tracking.states import RequestStatus
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"], dependencies=[read_ac
 
 @router.get("/{user_id}/requests", response_model=Page[RequestSummary], responses=responses.READ)
 async def user_requests(
-    user_id: Annotated[str, Path(min_length=1, max_length=64)],
+    user_id: Annotated[str, Path(min_length=1, max_length=64, pattern=IDENTIFIER)],
     runtime: RuntimeDep,
     status: RequestStatus | None = None,
     limit: Limit = 20,

@@ -170,6 +170,9 @@ async def test_bad_cursor_and_limit_name_the_query_field(client: httpx.AsyncClie
     r = await client.get("/api/v1/users/x/requests", params={"cursor": "%%%"}, headers=reader)
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "query.cursor"
+    r = await client.get("/api/v1/users/%00/requests", headers=reader)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "path.user_id"
     r = await client.get("/api/v1/users/x/requests", params={"limit": 0}, headers=reader)
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "query.limit"

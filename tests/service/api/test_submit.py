@@ -78,6 +78,8 @@ async def test_stores_parameters_and_pipeline_extras(
     [
         ({"prompt": "   "}, "body.prompt"),
         ({"prompt": "x" * 2001}, "body.prompt"),
+        ({"prompt": "nul \u0000 byte"}, "body.prompt"),
+        ({"guild_id": "tab\there"}, "body.guild_id"),
         ({"user_id": ""}, "body.user_id"),
         ({"user_id": "u" * 65}, "body.user_id"),
         ({"duration_seconds": 5}, "body.duration_seconds"),

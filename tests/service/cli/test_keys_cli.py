@@ -1,0 +1,48 @@
+"""`reeltrace keys create | list | revoke`, run as a subprocess against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.auth.keys import KEY_RE, KeyVerifier, Scope
+from service.auth.repository import ApiKeyRepository
+from service.runtime import Runtime
+from tests.service.cli.conftest import Cli
+
+pytestmark = pytest.mark.slow
+
+
+async def test_create_prints_the_key_as_the_last_line(cli: Cli, runtime: Runtime) -> None:
+    """`keys create --scopes read,submit` ends its output with a working key of those scopes."""
+    result = cli.run("keys", "create", "--scopes", "read,submit", "--name", "bot")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert KEY_RE.match(key)
+    principal = await KeyVerifier(ApiKeyRepository(runtime.engine)).verify(key)
+    assert principal is not None
+    assert principal.name == "bot"
+    assert principal.scopes == {Scope.READ, Scope.SUBMIT}
+
+
+def test_unknown_scope_is_refused_with_a_message(cli: Cli) -> None:
+    """An unknown scope ends the command with a message naming it, and no traceback."""
+    result = cli.run("keys", "create", "--scopes", "read,write")
+    assert result.returncode != 0
+    assert "unknown scope write" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_list_and_revoke(cli: Cli) -> None:
+    """`keys list` shows a key by prefix (never its secret); `keys revoke <prefix>` revokes it."""
+    key = cli.run("keys", "create", "--scopes", "read").stdout.strip().splitlines()[-1]
+    prefix = key[:11]
+    listed = cli.run("keys", "list")
+    assert listed.returncode == 0
+    assert prefix in listed.stdout
+    assert key not in listed.stdout
+    revoked = cli.run("keys", "revoke", prefix)
+    assert revoked.returncode == 0
+    assert f"revoked key {prefix}" in revoked.stdout
+    missing = cli.run("keys", "revoke", "rt_nosuchkey")
+    assert missing.returncode != 0
+    assert "no API key" in missing.stderr
