@@ -78,45 +78,60 @@ def serve(
     instrument_httpx()
 
     async def body() -> None:
-        runtime = await Runtime.start(settings, source_service="api")
-        instrument_database()  # after the migrations, which need no spans
-        where = (
-            f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
-            if runtime.embedded
-            else "DATABASE_URL"
-        )
-        out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
-        if runtime.embedded:
-            await print_bootstrap_key(runtime)
-        services = build_pipeline(runtime)
-        app = create_app(settings, runtime)
-        instrument_app(app)
-        app.state.breakers = services.breakers
-        local_runs = LocalRuns(services.runner)
-        app.state.degraded_runner = local_runs
+        # Signals are ours from the first moment, so that even a stop during start-up
+        # shuts down cleanly (and stops the embedded PostgreSQL).
         stop = asyncio.Event()
-        jobs = background_jobs(runtime, stop)
-        if with_worker:
-            the_worker = Worker(runtime, services.runner)
-            app.state.worker = the_worker
-            jobs.append(the_worker.run(stop))
-        tasks = [asyncio.create_task(job) for job in jobs]
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_config=None, access_log=False
-        )
-        server = _Server(config)
-        _on_signals(lambda: setattr(server, "should_exit", True))
-        out.print(
-            f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)"
-            + ("" if with_worker else "  [no worker]")
-        )
+        servers: list[_Server] = []
+
+        def on_signal() -> None:
+            stop.set()
+            for server in servers:
+                server.should_exit = True
+
+        _on_signals(on_signal)
+        runtime = await Runtime.start(settings, source_service="api")
+        services = None
+        local_runs = None
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await server.serve()
+            instrument_database()  # after the migrations, which need no spans
+            where = (
+                f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
+                if runtime.embedded
+                else "DATABASE_URL"
+            )
+            out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
+            if runtime.embedded:
+                await print_bootstrap_key(runtime)
+            services = build_pipeline(runtime)
+            app = create_app(settings, runtime)
+            instrument_app(app)
+            app.state.breakers = services.breakers
+            local_runs = LocalRuns(services.runner)
+            app.state.degraded_runner = local_runs
+            jobs = background_jobs(runtime, stop)
+            if with_worker:
+                the_worker = Worker(runtime, services.runner)
+                app.state.worker = the_worker
+                jobs.append(the_worker.run(stop))
+            tasks = [asyncio.create_task(job) for job in jobs]
+            config = uvicorn.Config(
+                app, host=settings.host, port=settings.port, log_config=None, access_log=False
+            )
+            servers.append(_Server(config))
+            out.print(
+                f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)"
+                + ("" if with_worker else "  [no worker]")
+            )
+            if not stop.is_set():
+                await servers[0].serve()
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await local_runs.aclose()
-            await services.aclose()
+            if local_runs is not None:
+                await local_runs.aclose()
+            if services is not None:
+                await services.aclose()
             await runtime.close()
             shutdown_tracing()
 
@@ -145,24 +160,27 @@ def worker(
     instrument_httpx()
 
     async def body() -> None:
-        runtime = await Runtime.start(settings, source_service="worker")
-        instrument_database()
-        if port:
-            # Its own port: a worker process's metrics are scraped apart from the API's.
-            start_http_server(port, addr=settings.host, registry=get_metrics().registry)
-            out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
-        services = build_pipeline(runtime)
-        the_worker = Worker(runtime, services.runner)
         stop = asyncio.Event()
         _on_signals(stop.set)
-        tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
-        out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
+        runtime = await Runtime.start(settings, source_service="worker")
+        services = None
+        tasks: list[asyncio.Task[None]] = []
         try:
+            instrument_database()
+            if port:
+                # Its own port: a worker process's metrics are scraped apart from the API's.
+                start_http_server(port, addr=settings.host, registry=get_metrics().registry)
+                out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
+            services = build_pipeline(runtime)
+            the_worker = Worker(runtime, services.runner)
+            tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
+            out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
             await the_worker.run(stop)
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await services.aclose()
+            if services is not None:
+                await services.aclose()
             await runtime.close()
             shutdown_tracing()
 

@@ -1,0 +1,152 @@
+"""Metrics exposition (plain and OpenMetrics with exemplars) and correlated, secret-free logs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from service.runtime import Runtime
+from telemetry.logging import redact_text
+from telemetry.metrics import get_metrics
+from tests.conftest import require_tool
+from tests.support.logs import json_logs
+from tests.telemetry.test_tracing import run_worker_until_terminal, submit
+
+FORBIDDEN_LABELS = {"user_id", "guild_id", "channel_id", "prompt", "request_id", "correlation_id", "trace_id"}
+
+
+async def one_request(client: httpx.AsyncClient, runtime: Runtime) -> dict[str, object]:
+    accepted = await submit(client)
+    await run_worker_until_terminal(runtime, str(accepted["id"]))
+    return accepted
+
+
+async def test_plain_exposition_passes_promtool(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """`promtool check metrics` accepts the plain-text /metrics after a request has run."""
+    promtool = require_tool("promtool", shutil.which("promtool"))
+    await one_request(client, runtime)
+    response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "reeltrace_request_duration_seconds_bucket" in response.text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=response.text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_openmetrics_exposition_has_exemplars_of_real_traces(
+    client: httpx.AsyncClient, runtime: Runtime, spans: InMemorySpanExporter
+) -> None:
+    """Asked for OpenMetrics, histogram buckets carry trace_id exemplars of traces that exist."""
+    accepted = await one_request(client, runtime)
+    response = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    exemplars = re.findall(
+        r'^(reeltrace_\w+_bucket)\{[^}]*\} \S+ # \{trace_id="([0-9a-f]{32})"\}', response.text, re.M
+    )
+    families = {name for name, _ in exemplars}
+    assert {
+        "reeltrace_request_duration_seconds_bucket",
+        "reeltrace_stage_duration_seconds_bucket",
+    } <= families
+    known = {format(s.context.trace_id, "032x") for s in spans.get_finished_spans() if s.context}
+    # This test's request left its trace as an exemplar, and that trace was really recorded.
+    assert accepted["trace_id"] in {trace for _, trace in exemplars}
+    assert str(accepted["trace_id"]) in known
+
+
+def test_no_metric_has_an_unbounded_label() -> None:
+    """No label is ever a user, guild, prompt, request, correlation or trace ID."""
+    for family in get_metrics().registry.collect():
+        for sample in family.samples:
+            assert not FORBIDDEN_LABELS & set(sample.labels), (family.name, sample.labels)
+
+
+async def test_request_log_lines_carry_ids_and_trace_context(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Every line logged inside a request carries request_id, correlation_id, trace_id and span_id."""
+    with json_logs() as lines:
+        accepted = await one_request(client, runtime)
+    inside = [line for line in lines() if line.get("request_id") == accepted["id"]]
+    assert len(inside) > 10
+    for line in inside:
+        assert line["correlation_id"] == accepted["correlation_id"], line["event"]
+        assert line["trace_id"] == accepted["trace_id"], line["event"]
+        assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"]), line["event"]
+
+
+async def test_api_keys_never_reach_the_logs(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """Neither a bearer key sent with a request nor one mentioned in an error is written out."""
+    key = "rt_" + "k" * 40
+    with json_logs() as lines:
+        await client.post(
+            "/api/v1/requests",
+            json={"user_id": "t", "prompt": "leak test"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        await runtime.tracker.log_event(
+            (await runtime.queries.user_history("t")).items[0].id,
+            "note",
+            f"called with Authorization: Bearer {key}",
+        )
+    assert lines()
+    assert key not in str(lines())
+
+
+def test_redaction_masks_credentials_and_signatures() -> None:
+    """Signed-URL signatures, tokens and URL passwords are masked; the rest is kept."""
+    url = "https://storage.googleapis.com/b/v.mp4?X-Goog-Credential=sa%40p&X-Goog-Signature=abcdef0123&X-Goog-Date=1"
+    masked = redact_text(url)
+    assert "abcdef0123" not in masked
+    assert "sa%40p" not in masked
+    assert "X-Goog-Date=1" in masked
+    assert (
+        redact_text("postgresql://reeltrace:s3cret@db:5432/x")
+        == "postgresql://reeltrace:[REDACTED]@db:5432/x"
+    )
+    assert "ya29.tok" not in redact_text("Authorization: Bearer ya29.tok")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_separate_worker_serves_its_own_metrics(runtime: Runtime, tmp_path: Path) -> None:
+    """`reeltrace worker` exposes its metrics on REELTRACE_METRICS_PORT, apart from the API's."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime.database_url,
+        "REELTRACE_DATA_DIR": str(tmp_path),
+        "REELTRACE_METRICS_PORT": str(port),
+        "REELTRACE_LOG_LEVEL": "warning",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli.main", "worker"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the worker's metrics port never opened"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert "reeltrace_circuit_breaker_state" in response.text
+        assert "reeltrace_tracking_journal_pending" in response.text
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
