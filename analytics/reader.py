@@ -14,11 +14,9 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from analytics.errors import SnapshotCorrupt
 from analytics.snapshot import Manifest, read_manifest
-from analytics.source import with_day
 from analytics.tables import TABLES
 
 
@@ -67,16 +65,13 @@ class Snapshot:
                 if missing:
                     raise SnapshotCorrupt(f"snapshot {manifest.version} lacks {missing[0]}")
                 listing = ", ".join(_sql_string(str(p)) for p in paths)
+                # The day is in the path, not in the file; the queries bucket
+                # created_at themselves, so the partition column is not read.
                 self.con.execute(
-                    f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{listing}], "
-                    "hive_partitioning = true, hive_types = {'day': DATE})"
+                    f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = false)"
                 )
             else:
-                empty = pa.table(
-                    {f.name: pa.array([], f.type) for f in with_day(spec.schema)},
-                    schema=with_day(spec.schema),
-                )
-                self.con.register(f"_{spec.name}_empty", empty)
+                self.con.register(f"_{spec.name}_empty", spec.empty())
                 self.con.execute(f"CREATE VIEW {spec.name} AS SELECT * FROM _{spec.name}_empty")
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:

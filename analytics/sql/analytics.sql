@@ -21,17 +21,22 @@ GROUP BY ALL
 ORDER BY bucket_start;
 
 -- name: guild_top_prompts
-WITH counted AS (
-    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start,
-           trim(regexp_replace(lower(prompt), '\s+', ' ', 'g')) AS prompt,
-           count(*) AS requests
+-- Counted by raw prompt first, so each distinct prompt is normalised once.
+WITH raw AS (
+    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start, prompt AS raw_prompt,
+           count(*) AS n
     FROM video_requests
     WHERE guild_id = $guild_id
-    GROUP BY 1, 2  -- by position: the name `prompt` would mean the raw column
+    GROUP BY 1, 2
+), counted AS (
+    SELECT bucket_start, trim(regexp_replace(lower(raw_prompt), '\s+', ' ', 'g')) AS normalised,
+           CAST(sum(n) AS BIGINT) AS requests
+    FROM raw
+    GROUP BY 1, 2
 )
-SELECT bucket_start, prompt, requests
+SELECT bucket_start, normalised AS prompt, requests
 FROM counted
-QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY requests DESC, prompt) <= $top
+QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY requests DESC, normalised) <= $top
 ORDER BY bucket_start, requests DESC, prompt;
 
 -- name: global_latency
@@ -160,8 +165,9 @@ GROUP BY ALL
 ORDER BY day, status;
 
 -- name: top_prompts
-SELECT trim(regexp_replace(lower(prompt), '\s+', ' ', 'g')) AS prompt, count(*) AS requests
-FROM video_requests
-GROUP BY ALL
+WITH raw AS (SELECT prompt AS raw_prompt, count(*) AS n FROM video_requests GROUP BY 1)
+SELECT trim(regexp_replace(lower(raw_prompt), '\s+', ' ', 'g')) AS prompt, CAST(sum(n) AS BIGINT) AS requests
+FROM raw
+GROUP BY 1
 ORDER BY requests DESC, prompt
 LIMIT $top;

@@ -8,8 +8,9 @@ Everything runs as SQL on the server, so millions of rows take seconds, not hour
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -216,4 +217,62 @@ def generate(
             counts[1] = conn.execute(_STAGES.encode(), params).rowcount
         if events:
             counts[2] = conn.execute(_EVENTS.encode(), params).rowcount
+    return Generated(*counts)
+
+
+_SECONDARY_INDEXES = """
+SELECT i.relname, pg_get_indexdef(i.oid)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = 'video_requests'::regclass AND NOT x.indisprimary AND NOT x.indisunique
+"""
+
+
+def bulk_requests(
+    dsn: str,
+    total: int,
+    *,
+    chunk: int = 1_000_000,
+    start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
+    span_days: float = 365.0,
+    detailed: int = 0,
+    guilds: int = 40,
+    users: int = 50_000,
+    progress: Callable[[str], None] | None = None,
+) -> Generated:
+    """Load `total` requests in chunks, the first `detailed` of them with stages and events.
+
+    The secondary indexes of video_requests are dropped for the load and built again
+    afterwards (far faster than maintaining them row by row); the table is then
+    vacuumed and analysed, as it would be in a settled production database.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        indexes = conn.execute(_SECONDARY_INDEXES).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"'.encode())
+    counts = [0, 0, 0]
+    chunks = max(1, -(-total // chunk))
+    per_chunk_days = span_days / chunks
+    for i in range(chunks):
+        n = min(chunk, total - i * chunk)
+        detail = i * chunk < detailed
+        got = generate(
+            dsn,
+            n,
+            start=start + timedelta(days=per_chunk_days * i),
+            span_days=per_chunk_days,
+            guilds=guilds,
+            users=users,
+            offset=i * chunk,
+            stages=detail,
+            events=detail,
+            sequential_ids=True,
+        )
+        counts = [counts[0] + got.requests, counts[1] + got.stages, counts[2] + got.events]
+        if progress is not None:
+            progress(f"loaded {counts[0]:,} requests, {counts[1]:,} stages, {counts[2]:,} events")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for _, ddl in indexes:
+            conn.execute(ddl.encode())
+        conn.execute("VACUUM (ANALYZE) video_requests, request_stages, request_events")
     return Generated(*counts)
