@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import errors, health, metrics, monitoring, requests, stream, users
+from service.api import errors, health, media, metrics, monitoring, requests, stream, users
 from service.api.deps import read_access
 from service.auth.keys import KeyVerifier
 from service.auth.repository import ApiKeyRepository
@@ -78,7 +78,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         _attach(app, runtime, settings)
     errors.install(app)
     app.add_middleware(errors.RequestIdMiddleware)
-    for module in (health, metrics, requests, monitoring, stream, users):
+    for module in (health, metrics, requests, monitoring, stream, users, media):
         app.include_router(module.router)
     _optional_router(app, "service.api.guilds")
     return app
