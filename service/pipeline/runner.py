@@ -15,11 +15,12 @@ started again. A run that died after the terminal status resumes at the notifica
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -38,7 +39,7 @@ from tenacity import (
 from service.backends.base import BackendError
 from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.pipeline.definitions import Pipeline, StageDefinition, get_pipeline
-from service.pipeline.stages import GenerationTimedOut, StageBodies
+from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
 from service.pipeline.work import RunState, WorkItem
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
@@ -52,6 +53,9 @@ tracer = trace.get_tracer("reeltrace.pipeline")
 _propagator = TraceContextTextMapPropagator()
 
 NOTIFICATION = "notification"
+VIDEO_GENERATION = "video_generation"
+
+T = TypeVar("T")
 
 
 class StageFailed(Exception):
@@ -251,6 +255,8 @@ class PipelineRunner:
                     number = prior + attempt.retry_state.attempt_number
                     output = await self._attempt(state, stage, number, last_attempt, links)
                     links = []
+        except TrackingUnavailable:
+            raise  # the run is interrupted, not the stage failed: it resumes elsewhere
         except Exception as exc:
             raise StageFailed(stage.name, exc) from exc
         row.output = output
@@ -263,12 +269,18 @@ class PipelineRunner:
         item = state.item
 
         def will_retry(exc: BaseException) -> bool:
+            if isinstance(exc, TrackingUnavailable):
+                # PostgreSQL went away under the attempt: the run stops here and resumes
+                # later (another attempt follows), so the stage is not recorded as failed.
+                return True
             return is_retryable(exc) and number < last_attempt
 
         in_flight = self.metrics.requests_in_flight.labels(pipeline=item.pipeline, stage=stage.name)
         in_flight.inc()
         started = time.perf_counter()
-        outcome = "completed"
+        # Stays None if the attempt is cancelled (shutdown, lost lease): it has no outcome.
+        outcome: str | None = None
+        body = self.bodies.body(stage.name)
         with tracer.start_as_current_span(
             f"stage {stage.name}",
             kind=SpanKind.INTERNAL,
@@ -287,18 +299,36 @@ class PipelineRunner:
                 async with self.tracker.track_stage(
                     item.id, stage.name, attempt=number, will_retry=will_retry, span_ids=span_ids
                 ) as handle:
-                    handle.output = await self.bodies.body(stage.name)(state, number)
+                    handle.output = await self._bounded(stage, body(state, number))
+                outcome = "completed"
                 return handle.output
             except Exception as exc:
-                outcome = "retried" if will_retry(exc) else "failed"
+                outcome = "retried" if is_retryable(exc) and number < last_attempt else "failed"
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 raise
             finally:
                 in_flight.dec()
-                self.metrics.stage_duration.labels(
-                    pipeline=item.pipeline, stage=stage.name, status=outcome
-                ).observe(time.perf_counter() - started, current_exemplar())
+                if outcome is not None:
+                    self.metrics.stage_duration.labels(
+                        pipeline=item.pipeline, stage=stage.name, status=outcome
+                    ).observe(time.perf_counter() - started, current_exemplar())
+
+    async def _bounded(self, stage: StageDefinition, body: Awaitable[T]) -> T:
+        """Run a stage body within its definition's timeout (a retryable failure past it).
+
+        The generation stage is bounded by the generation timeout instead, which its
+        polling enforces (and which ends the request as `timeout`).
+        """
+        if stage.name == VIDEO_GENERATION:
+            return await body
+        try:
+            async with asyncio.timeout(stage.timeout_seconds):
+                return await body
+        except TimeoutError:
+            raise StageTimedOut(
+                f"{stage.name} attempt timed out after {stage.timeout_seconds:g} s", code="stage_timeout"
+            ) from None
 
 
 def _host(url: object) -> str | None:

@@ -23,6 +23,7 @@ from service.backends.base import (
     GenerationRequest,
     InvalidBackendRequest,
     OperationState,
+    QuotaExceeded,
     TransientBackendError,
 )
 from service.backends.factory import Backends
@@ -32,6 +33,7 @@ from service.pipeline.calls import ExternalCalls
 from service.pipeline.work import RunState
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
+from service.tracking.states import RequestStatus
 from service.tracking.tracker import RequestTracker, timeout_message
 
 log = structlog.get_logger("reeltrace.stages")
@@ -55,6 +57,12 @@ class GenerationFiltered(BackendError):
 
     error = "generation_filtered"
     retryable = False
+
+
+class StageTimedOut(TransientBackendError):
+    """A stage attempt ran past its definition's timeout: worth another attempt."""
+
+    error = "stage_timeout"
 
 
 class GenerationTimedOut(BackendError):
@@ -153,8 +161,16 @@ class StageBodies:
         return f"{state.item.prompt}\n\n{script}" if script else state.item.prompt
 
     async def _submission_key(self, state: RunState, attempt: int) -> str:
-        """Reuse the key of a submission a crashed run made but never recorded."""
-        if state.tracked and state.operation_name is None:
+        """Reuse the key of a start that may have created an operation nobody recorded.
+
+        In this run, that is a start that failed without a clear refusal (the operation
+        may exist). Before it, only a resumed run can find one (a crashed run's), so a
+        run that claimed its request pending skips the two reads.
+        """
+        if state.unsettled_key is not None:
+            return state.unsettled_key
+        resumed = state.item.status != RequestStatus.PENDING
+        if resumed and state.tracked and state.operation_name is None:
             last = await self.queries.latest_event(state.item.id, "generation_submitting", "video_generation")
             recorded = await self.queries.latest_event(state.item.id, "operation_started", "video_generation")
             if last is not None and (recorded is None or recorded.id < last.id):
@@ -187,10 +203,16 @@ class StageBodies:
             item.id, "generation_submitting", "starting the generation operation",
             stage="video_generation", data={"idempotency_key": key, "model": gen.model},
         )  # fmt: skip
-        name = await self.calls.call(
-            item.id, "generation", "start", lambda: gen.start(request),
-            attributes=self._gen_ai_attributes(), span_name=f"generate_content {gen.model}",
-        )  # fmt: skip
+        state.unsettled_key = key
+        try:
+            name = await self.calls.call(
+                item.id, "generation", "start", lambda: gen.start(request),
+                attributes=self._gen_ai_attributes(), span_name=f"generate_content {gen.model}",
+            )  # fmt: skip
+        except (QuotaExceeded, InvalidBackendRequest, CircuitOpen):
+            state.unsettled_key = None  # refused outright: no operation was created
+            raise
+        state.unsettled_key = None
         await self.tracker.record_operation(item.id, name, prefix)
         state.operation_name, state.gcs_prefix = name, prefix
         return name

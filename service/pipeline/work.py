@@ -87,6 +87,9 @@ class RunState:
     final_status: RequestStatus | None = None
     tracked: bool = True
     """False in degraded mode (PostgreSQL unreachable): nothing can be read back."""
+    unsettled_key: str | None = None
+    """Idempotency key of this run's last generation start if it failed without a clear
+    refusal: the operation may exist, so a retry starts with the same key."""
 
     @classmethod
     def fresh(cls, item: WorkItem, stage_names: list[str], max_retries: dict[str, int]) -> RunState:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
+import sqlite3
+import uuid
 from pathlib import Path
 
+import pytest
+
 from service.backends.base import QuotaExceeded
+from service.backends.factory import build_backends
+from service.pipeline.definitions import PIPELINES, Pipeline
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.backends import FlakyGeneration, flaky_backends
@@ -14,6 +22,13 @@ from tests.support.workers import events_of, run_to_end, submit
 OPERATION = re.compile(
     r"^projects/sim/locations/local/publishers/google/models/[\w.-]+/operations/[0-9a-f-]{36}$"
 )
+
+
+def operation_keys(settings: Settings, rid: uuid.UUID) -> list[str]:
+    """Idempotency keys of the simulated operations started for a request."""
+    with sqlite3.connect(Path(settings.data_dir) / "sim" / "operations.sqlite3") as db:
+        rows = db.execute("SELECT idempotency_key FROM operations WHERE request_id = ?", (str(rid),))
+        return [r[0] for r in rows]
 
 
 async def variant(settings: Settings, database_url: str, **update: object) -> Runtime:
@@ -119,6 +134,8 @@ async def test_retryable_failure_is_retried_then_succeeds(settings: Settings, ru
     assert [e.data["attempt"] for e in started if e.stage_name == "video_generation"] == [1, 2, 3]
     assert isinstance(backends.generation, FlakyGeneration)
     assert backends.generation.start_calls == 3
+    # The failed starts may have created an operation: the retries reuse their key.
+    assert operation_keys(settings, rid) == [f"{rid}:1"]
 
 
 async def test_failing_stage_retries_then_fails_request(settings: Settings, database_url: str) -> None:
@@ -186,6 +203,8 @@ async def test_quota_error_then_success(settings: Settings, runtime: Runtime) ->
     read = (await run_to_end(runtime, [rid], backends=backends))[rid]
     assert read.status == "completed", read.error_message
     assert read.retry_count == 1
+    # A 429 is a refusal (no operation was created): the retry starts with a key of its own.
+    assert operation_keys(settings, rid) == [f"{rid}:2"]
 
 
 async def test_filtered_generation_fails_without_retry(settings: Settings, database_url: str) -> None:
@@ -217,3 +236,38 @@ async def test_failed_operation_fails_request(settings: Settings, database_url: 
     assert "simulated generation failure" in (read.error_message or "")
     assert read.error_details is not None
     assert read.error_details["code"] == 13
+
+
+class HangingRetrieval:
+    """Retrieval whose first call never answers; later calls answer at once."""
+
+    name = "hanging"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def retrieve(self, query: str, k: int = 5) -> list[str]:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(3600)
+        return [f"passage about {query}"] * k
+
+
+async def test_stage_attempt_is_bounded_by_its_timeout(
+    settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt running past its stage's timeout is abandoned and retried."""
+    lesson = PIPELINES["lesson"]
+    quick = dataclasses.replace(lesson.stage("rag_retrieval"), timeout_seconds=0.2)
+    stages = tuple(quick if s.name == "rag_retrieval" else s for s in lesson.stages)
+    monkeypatch.setitem(PIPELINES, "lesson", Pipeline("lesson", stages))
+    retrieval = HangingRetrieval()
+    backends = dataclasses.replace(build_backends(settings), retrieval=retrieval)
+    [rid] = await submit(runtime, pipeline="lesson", parameters={"topic": "tides"})
+    read = (await run_to_end(runtime, [rid], backends=backends))[rid]
+
+    assert read.status == "completed", read.error_message
+    assert next(s for s in read.stages if s.name == "rag_retrieval").attempts == 2
+    [retry] = await events_of(runtime, rid, "retry")
+    assert retry.message == "rag_retrieval attempt timed out after 0.2 s"
+    assert retrieval.calls == 2
