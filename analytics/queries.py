@@ -75,20 +75,16 @@ def check_bucket(bucket: str) -> Bucket:
 def guild_stats(snap: Snapshot, guild_id: str, bucket: str = "day", top: int = TOP_PROMPTS) -> GuildStats:
     """Per time bucket: counts by status, average completed duration, the top prompts."""
     checked = check_bucket(bucket)
-    counts = run(snap, "guild_buckets", guild_id=guild_id, bucket=checked)
-    prompts = run(snap, "guild_top_prompts", guild_id=guild_id, bucket=checked, top=top)
-    tops: dict[date, list[PromptCount]] = {}
-    for start, prompt, requests in prompts.rows:
-        tops.setdefault(start, []).append(PromptCount(prompt, int(requests)))
+    result = run(snap, "guild_stats", guild_id=guild_id, bucket=checked, top=top)
     buckets = [
         GuildBucket(
             bucket_start=row["bucket_start"],
             total=int(row["total"]),
             by_status={s: int(row[s]) for s in STATUSES},
             avg_completed_duration_ms=row["avg_completed_duration_ms"],
-            top_prompts=tops.get(row["bucket_start"], []),
+            top_prompts=[PromptCount(p["prompt"], int(p["requests"])) for p in row["top_prompts"]],
         )
-        for row in counts.dicts()
+        for row in result.dicts()
     ]
     return GuildStats(guild_id, checked, snap.info, buckets)
 

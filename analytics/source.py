@@ -183,10 +183,10 @@ class CopyStream:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self._snapshot_id)))
                 with conn.cursor().copy(_q(self._table.copy_query), self._params) as copy:
-                    parts: list[bytes] = []
+                    parts: list[Any] = []  # buffers handed over by libpq, joined once per chunk
                     size = 0
                     for data in copy:
-                        parts.append(bytes(data))
+                        parts.append(data)
                         size += len(data)
                         if size >= CHUNK_BYTES:
                             if not self._put(b"".join(parts)):

@@ -6,38 +6,45 @@
 -- A prompt is normalised by lower-casing it, collapsing runs of whitespace into
 -- one space and trimming it.
 
--- name: guild_buckets
-SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start,
-       count(*) AS total,
-       count(*) FILTER (WHERE status = 'pending') AS pending,
-       count(*) FILTER (WHERE status = 'generating') AS generating,
-       count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'timeout') AS timeout,
-       avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_completed_duration_ms
-FROM video_requests
-WHERE guild_id = $guild_id
-GROUP BY ALL
-ORDER BY bucket_start;
-
--- name: guild_top_prompts
--- Counted by raw prompt first, so each distinct prompt is normalised once.
-WITH raw AS (
-    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start, prompt AS raw_prompt,
-           count(*) AS n
+-- name: guild_stats
+-- Per bucket: counts by status, the average completed duration and the top $top
+-- prompts (a list of {prompt, requests}). The guild's rows are read once; prompts
+-- are counted raw first, so each distinct prompt is normalised only once.
+WITH guild AS MATERIALIZED (
+    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start, status, duration_ms, prompt
     FROM video_requests
     WHERE guild_id = $guild_id
-    GROUP BY 1, 2
-), counted AS (
-    SELECT bucket_start, trim(regexp_replace(lower(raw_prompt), '\s+', ' ', 'g')) AS normalised,
+), counts AS (
+    SELECT bucket_start,
+           count(*) AS total,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'generating') AS generating,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'timeout') AS timeout,
+           avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_completed_duration_ms
+    FROM guild
+    GROUP BY bucket_start
+), raw AS (
+    SELECT bucket_start, prompt AS raw_prompt, count(*) AS n FROM guild GROUP BY 1, 2
+), normalised AS (
+    SELECT bucket_start, trim(regexp_replace(lower(raw_prompt), '\s+', ' ', 'g')) AS prompt,
            CAST(sum(n) AS BIGINT) AS requests
     FROM raw
     GROUP BY 1, 2
+), top AS (
+    SELECT bucket_start,
+           list({'prompt': prompt, 'requests': requests} ORDER BY requests DESC, prompt) AS top_prompts
+    FROM (
+        SELECT * FROM normalised
+        QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY requests DESC, prompt) <= $top
+    ) AS ranked
+    GROUP BY bucket_start
 )
-SELECT bucket_start, normalised AS prompt, requests
-FROM counted
-QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY requests DESC, normalised) <= $top
-ORDER BY bucket_start, requests DESC, prompt;
+SELECT counts.*, coalesce(top.top_prompts, []) AS top_prompts
+FROM counts
+LEFT JOIN top USING (bucket_start)
+ORDER BY bucket_start;
 
 -- name: global_latency
 -- Overall, per pipeline and per aspect ratio, over requests created since $since.

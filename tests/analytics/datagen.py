@@ -220,11 +220,20 @@ def generate(
     return Generated(*counts)
 
 
+# Every index but the primary keys: (drop statement, statement that builds it again).
 _SECONDARY_INDEXES = """
-SELECT i.relname, pg_get_indexdef(i.oid)
+SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, c.conname),
+       format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, c.conname, pg_get_constraintdef(c.oid))
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+WHERE c.contype = 'u' AND t.relname IN ('video_requests', 'request_stages', 'request_events')
+UNION ALL
+SELECT format('DROP INDEX %I', i.relname), pg_get_indexdef(i.oid)
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
-WHERE x.indrelid = 'video_requests'::regclass AND NOT x.indisprimary AND NOT x.indisunique
+JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relname IN ('video_requests', 'request_stages', 'request_events')
+  AND NOT x.indisprimary
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
 """
 
 
@@ -242,37 +251,41 @@ def bulk_requests(
 ) -> Generated:
     """Load `total` requests in chunks, the first `detailed` of them with stages and events.
 
-    The secondary indexes of video_requests are dropped for the load and built again
+    The secondary indexes of the three tables are dropped for the load and built again
     afterwards (far faster than maintaining them row by row); the table is then
     vacuumed and analysed, as it would be in a settled production database.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
         indexes = conn.execute(_SECONDARY_INDEXES).fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"'.encode())
+        for drop, _ in indexes:
+            conn.execute(drop.encode())
+    plan: list[tuple[int, bool]] = []
+    for remaining, detail in ((min(detailed, total), True), (total - min(detailed, total), False)):
+        while remaining > 0:
+            plan.append((min(chunk, remaining), detail))
+            remaining -= plan[-1][0]
     counts = [0, 0, 0]
-    chunks = max(1, -(-total // chunk))
-    per_chunk_days = span_days / chunks
-    for i in range(chunks):
-        n = min(chunk, total - i * chunk)
-        detail = i * chunk < detailed
+    day = start
+    for n, detail in plan:
+        days = span_days * n / total
         got = generate(
             dsn,
             n,
-            start=start + timedelta(days=per_chunk_days * i),
-            span_days=per_chunk_days,
+            start=day,
+            span_days=days,
             guilds=guilds,
             users=users,
-            offset=i * chunk,
+            offset=counts[0],
             stages=detail,
             events=detail,
             sequential_ids=True,
         )
+        day += timedelta(days=days)
         counts = [counts[0] + got.requests, counts[1] + got.stages, counts[2] + got.events]
         if progress is not None:
             progress(f"loaded {counts[0]:,} requests, {counts[1]:,} stages, {counts[2]:,} events")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for _, ddl in indexes:
-            conn.execute(ddl.encode())
+        for _, create in indexes:
+            conn.execute(create.encode())
         conn.execute("VACUUM (ANALYZE) video_requests, request_stages, request_events")
     return Generated(*counts)
