@@ -108,6 +108,11 @@ class Worker:
 
     def _start_runs(self, items: list[WorkItem]) -> None:
         for item in items:
+            if item.id in self.active:
+                # This process stalled past its own lease and claimed a request it is
+                # still running: the lease is ours again, and one run of it is enough.
+                log.warning("reclaimed_own_request", request_id=str(item.id), worker_id=self.worker_id)
+                continue
             self.active[item.id] = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
 
     async def claim_unnotified(self) -> int:

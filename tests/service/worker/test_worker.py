@@ -298,3 +298,34 @@ async def test_finished_runs_leave_no_lease_behind(runtime: Runtime) -> None:
         await wait_idle(worker)
         assert await worker.claim_unnotified() == 0
     assert await rows(runtime, "SELECT DISTINCT lease_owner, claims FROM video_requests") == [(None, 1)]
+
+
+async def test_worker_never_runs_a_request_twice_after_its_own_lease_lapsed(
+    settings: Settings, database_url: str
+) -> None:
+    """If this worker stalls past its own lease and claims a request it is still running, the running
+    task is kept and no second run starts."""
+    slow = settings.model_copy(update={"sim_latency_seconds": 30.0, "heartbeat_seconds": 3600})
+    rt = Runtime.build(slow, database_url, source_service="test")
+    try:
+        [rid] = await submit(rt)
+
+        async def started() -> bool:
+            return await count_events(rt, "operation_started") == 1
+
+        async with running_worker(rt, worker_id="stalled") as (worker, _):
+            await wait_for(started)
+            task = worker.active[rid]
+            async with rt.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE video_requests SET lease_expires_at = now() - interval '1 second'")
+                )
+            await worker.claim_once()
+            assert worker.active[rid] is task
+            await asyncio.sleep(0.2)
+            assert not task.done()
+        assert await rows(rt, "SELECT claims FROM video_requests") == [(2,)]
+        assert len(await events_of(rt, rid, "stage_started")) == 2  # validation, generation
+        assert len(await events_of(rt, rid, "request_resumed")) == 0
+    finally:
+        await rt.close()
