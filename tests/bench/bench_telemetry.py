@@ -1,0 +1,145 @@
+"""Benchmark: the per-request cost of telemetry (tracing, metrics, logging on vs off).
+
+Run: `python -m pytest tests/bench/bench_telemetry.py -s` (not part of the suite).
+Each mode runs in its own process (a tracer provider is set once per process):
+the full `veo` pipeline with zero simulated latency, one worker, the same number of
+requests. "on" = spans recorded and exported over OTLP/HTTP to a local receiver,
+psycopg instrumented, every metric recorded, JSON logs at info; "off" = SDK
+disabled, metrics replaced by no-ops, logging at error. Modes alternate to spread
+machine noise; the target is under 10% overhead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REQUESTS = 400
+ROUNDS = 3
+
+
+class _Null:
+    def labels(self, *args: Any, **kwargs: Any) -> _Null:
+        return self
+
+    def inc(self, *args: Any, **kwargs: Any) -> None: ...
+    def dec(self, *args: Any, **kwargs: Any) -> None: ...
+    def set(self, *args: Any, **kwargs: Any) -> None: ...
+    def observe(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+class NullMetrics:
+    """Every metric family of `telemetry.metrics.Metrics`, doing nothing."""
+
+    def __getattr__(self, name: str) -> _Null:
+        return _Null()
+
+
+async def run_mode(mode: str, url: str, data_dir: Path) -> float:
+    from sqlalchemy import text
+
+    from service.pipeline.assembly import build_pipeline
+    from service.runtime import Runtime
+    from service.settings import Settings
+    from service.tracking.tracker import NewRequest
+    from service.worker.worker import Worker
+    from telemetry import metrics as metrics_module
+    from telemetry.logging import configure_logging
+    from telemetry.tracing import configure_tracing, instrument_database, shutdown_tracing
+
+    sink = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 - lives for the process
+    if mode == "on":
+        configure_tracing("reeltrace-bench")
+        instrument_database()
+        configure_logging("info", "json", stream=sink)
+    else:
+        metrics_module._metrics = NullMetrics()  # type: ignore[assignment]
+        configure_logging("error", "json", stream=sink)
+    settings = Settings(
+        database_url=url,
+        data_dir=data_dir,
+        sim_latency_seconds=0,
+        sim_jitter_seconds=0,
+        poll_interval_seconds=0.01,
+        worker_poll_seconds=0.01,
+        worker_concurrency=50,
+    )
+    runtime = Runtime.build(settings, url, source_service="bench")
+    services = build_pipeline(runtime)
+    for i in range(REQUESTS):
+        await runtime.tracker.create_request(NewRequest(user_id=f"u{i % 50}", prompt=f"bench {i}"))
+    worker = Worker(runtime, services.runner)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(worker.run(stop))
+    open_count = text("SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')")
+    while True:
+        await asyncio.sleep(0.05)
+        async with runtime.engine.connect() as conn:
+            if (await conn.execute(open_count)).scalar_one() == 0:
+                break
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    await services.aclose()
+    await runtime.close()
+    shutdown_tracing()
+    return REQUESTS / elapsed
+
+
+def child(mode: str, url: str, data_dir: str, endpoint: str) -> None:
+    if mode == "on":
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    else:
+        os.environ["OTEL_SDK_DISABLED"] = "true"
+    rate = asyncio.run(run_mode(mode, url, Path(data_dir)))
+    print(f"RATE {rate}")
+
+
+def test_bench_telemetry_overhead() -> None:
+    """Prints lifecycles/s with telemetry on and off, and the overhead."""
+    from service.db import migrate
+    from tests.support.otlp_receiver import otlp_receiver
+    from tests.support.pg import PgCluster
+
+    root = Path(tempfile.mkdtemp(prefix="reeltrace-bench-tel-"))
+    cluster = PgCluster(root)
+    cluster.create_template()
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        with otlp_receiver() as receiver:
+            for _ in range(ROUNDS):
+                for mode in ("on", "off"):
+                    url = cluster.url(cluster.new_database())
+                    migrate.upgrade(url)
+                    out = subprocess.run(
+                        [sys.executable, __file__, mode, url, str(root / f"data-{mode}"), receiver.endpoint],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                    )
+                    rates[mode].append(float(out.stdout.split("RATE ")[-1]))
+            spans = len(receiver.snapshot())
+    finally:
+        cluster.server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+    on, off = sorted(rates["on"])[ROUNDS // 2], sorted(rates["off"])[ROUNDS // 2]
+    print(f"\ntelemetry overhead, {REQUESTS} veo lifecycles per run, median of {ROUNDS} alternating runs:")
+    print(f"  telemetry off: {off:7.1f} lifecycles/s   runs {[round(r, 1) for r in rates['off']]}")
+    print(f"  telemetry on : {on:7.1f} lifecycles/s   runs {[round(r, 1) for r in rates['on']]}")
+    print(
+        f"  cost per request: {1000 / on - 1000 / off:+.2f} ms  ({(off / on - 1) * 100:+.1f}%; target < 10%)"
+    )
+    print(f"  spans exported over OTLP/HTTP: {spans}")
+
+
+if __name__ == "__main__":
+    child(*sys.argv[1:5])
