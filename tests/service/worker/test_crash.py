@@ -56,6 +56,16 @@ def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen
         )
 
 
+def worker_warnings(root: Path) -> list[str]:
+    """The workers' warning and error log lines, to explain a failure."""
+    lines = []
+    for log in sorted(root.glob("worker-*.log")):
+        lines += [
+            f"{log.name}: {line}" for line in log.read_text().splitlines() if '"level": "info"' not in line
+        ]
+    return lines[-40:]
+
+
 async def column(runtime: Runtime, sql: str) -> list[tuple[object, ...]]:
     async with runtime.engine.connect() as conn:
         return [tuple(r) for r in await conn.execute(text(sql))]
@@ -115,7 +125,7 @@ async def test_killed_worker_is_resumed_without_duplicates(
                 proc.kill()
                 proc.wait(10)
 
-    assert set(found.values()) == {"completed"}, Counter(found.values())
+    assert set(found.values()) == {"completed"}, (Counter(found.values()), worker_warnings(tmp_path))
     assert resumed_in < 60
 
     # Each generation that had started before the kill kept its operation: polled, not restarted.
@@ -124,7 +134,7 @@ async def test_killed_worker_is_resumed_without_duplicates(
         assert after[rid] == name
     with sqlite3.connect(Path(settings.data_dir) / "sim" / "operations.sqlite3") as db:
         started = Counter(r[0] for r in db.execute("SELECT request_id FROM operations"))
-    assert started == {str(rid): 1 for rid in ids}
+    assert started == {str(rid): 1 for rid in ids}, {k: n for k, n in started.items() if n != 1}
 
     # Nothing duplicated: one of each lifecycle event per request, one stage_started per attempt.
     per_request = await column(
@@ -144,7 +154,7 @@ async def test_killed_worker_is_resumed_without_duplicates(
         "SELECT request_id, stage_name, data->>'attempt' FROM request_events"
         " WHERE event_type = 'stage_started' GROUP BY 1, 2, 3 HAVING count(*) > 1",
     )
-    assert repeated == []
+    assert repeated == [], (repeated, worker_warnings(tmp_path))
     stage_rows = await column(
         runtime, "SELECT count(*), count(DISTINCT (request_id, stage_name)) FROM request_stages"
     )
