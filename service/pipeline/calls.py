@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from service.backends.base import BackendError, InvalidBackendRequest, TransientBackendError
 from service.pipeline.breaker import BreakerBoard, CircuitOpen, StateChange
+from service.pipeline.gate import outside_gate
 from service.tracking.states import Severity
 from service.tracking.tracker import RequestTracker
 from telemetry.metrics import Metrics, current_exemplar, get_metrics
@@ -96,7 +97,8 @@ class ExternalCalls:
             set_status_on_exception=False,
         ) as span:
             try:
-                result = await fn()
+                async with outside_gate():  # the run needs no database while it waits here
+                    result = await fn()
             except Exception as exc:
                 error = as_backend_error(exc)
                 self._observe(dependency, started, "error")

@@ -39,6 +39,7 @@ from tenacity import (
 from service.backends.base import BackendError
 from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.pipeline.definitions import Pipeline, StageDefinition, get_pipeline
+from service.pipeline.gate import RunGate
 from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
 from service.pipeline.work import RunState, WorkItem
 from service.settings import Settings
@@ -80,12 +81,14 @@ class PipelineRunner:
         queries: RequestQueries,
         bodies: StageBodies,
         metrics: Metrics | None = None,
+        gate: RunGate | None = None,
     ) -> None:
         self.settings = settings
         self.tracker = tracker
         self.queries = queries
         self.bodies = bodies
         self.metrics = metrics or get_metrics()
+        self.gate = gate or RunGate(settings.db_pool_size + settings.db_max_overflow)
 
     # --- tracing context -------------------------------------------------------------
 
@@ -136,7 +139,7 @@ class PipelineRunner:
     async def run(self, item: WorkItem) -> RequestStatus | None:
         """Run the request to a terminal status; returns it (None if the run was pre-empted)."""
         pipeline = get_pipeline(item.pipeline)
-        async with self._request_trace(item):
+        async with self._request_trace(item), self.gate.admitted():
             try:
                 return await self._run(item, pipeline)
             except InvalidStatusTransition:

@@ -30,6 +30,7 @@ from service.backends.factory import Backends
 from service.backends.webhook import WebhookNotifier
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
+from service.pipeline.gate import outside_gate
 from service.pipeline.work import RunState
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
@@ -273,7 +274,8 @@ class StageBodies:
                 raise GenerationTimedOut(
                     timeout_message(self.settings.generation_timeout_seconds), code="timeout"
                 )
-            await asyncio.sleep(min(interval, remaining))
+            async with outside_gate():
+                await asyncio.sleep(min(interval, remaining))
 
     # --- processing ------------------------------------------------------------------------
 
