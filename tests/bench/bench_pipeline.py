@@ -128,7 +128,9 @@ async def throughput(settings: Settings, url: str) -> None:
                 statements["read"] += 1
 
         event.listen(runtime.engine.sync_engine, "before_cursor_execute", on_execute)
+        cpu_started = time.process_time()
         wall = await run_worker_until_done(runtime, observer)
+        cpu = time.process_time() - cpu_started
         event.remove(runtime.engine.sync_engine, "before_cursor_execute", on_execute)
 
         async with runtime.engine.connect() as conn:
@@ -153,6 +155,9 @@ async def throughput(settings: Settings, url: str) -> None:
     print(f"\n1. veo lifecycles, zero simulated latency, 1 worker in-process ({done} requests):")
     print(f"   {done / span:8.1f} lifecycles/s  (first started -> last completed: {span:.2f} s)")
     print(f"   {done / wall:8.1f} lifecycles/s  (worker start -> worker idle, all included: {wall:.2f} s)")
+    print(
+        f"   worker process CPU: {cpu / done * 1000:.1f} ms per lifecycle (steadier than wall time on a shared machine)"
+    )
     print(f"   tracking writes that fell back to the journal: {journaled}")
     per = {k: v / done for k, v in statements.items()}
     print("\n2. database writes per lifecycle (create excluded; it is the API's, 1 statement):")
@@ -238,7 +243,10 @@ def test_bench_pipeline() -> None:
     root = Path(tempfile.mkdtemp(prefix="reeltrace-bench-"))
     cluster = PgCluster(root, durable=True)
     try:
-        print(f"\nmachine: {os.cpu_count()} cores (shared), PostgreSQL fsync on, same machine")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"\nmachine: {os.cpu_count()} cores, shared (load average {load}); PostgreSQL fsync on, same machine"
+        )
         url = cluster.url(cluster.new_database(from_template=False))
         migrate.upgrade(url)
         settings = Settings(
