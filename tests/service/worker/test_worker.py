@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from service.pipeline.assembly import build_pipeline
@@ -98,6 +99,7 @@ async def test_heartbeat_extends_only_own_leases(runtime: Runtime) -> None:
     assert 55 < remaining <= 60
 
 
+@pytest.mark.slow
 async def test_four_workers_run_200_requests_once_each(settings: Settings, database_url: str) -> None:
     """200 requests through 4 workers: all complete, none is claimed twice, each stage attempt runs once."""
     narrow = settings.model_copy(update={"worker_concurrency": 25})
