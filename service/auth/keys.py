@@ -146,12 +146,6 @@ class KeyVerifier:
             self._cache.popitem(last=False)
         return principal
 
-    def forget(self, prefix: str) -> None:
-        """Drop cached entries of a key (after revoking it in this process)."""
-        for digest, (_, principal) in list(self._cache.items()):
-            if principal.prefix == prefix:
-                del self._cache[digest]
-
 
 async def create_key(repository: ApiKeyRepository, name: str, scopes: Iterable[str]) -> IssuedKey:
     """Issue a key with `scopes`; the plaintext is returned once and never stored."""
