@@ -30,8 +30,10 @@ from analytics.tables import REQUEST_EVENTS, REQUEST_STAGES, TABLES, VIDEO_REQUE
 
 DEFAULT_OVERLAP = timedelta(minutes=5)
 DEFAULT_WORKERS = 2
-# Below this many changed rows a table is read in one stream; above it, in one
-# stream per worker over disjoint page ranges of the heap.
+# A full read of a table with at least this many rows runs in one stream per
+# worker, over disjoint page ranges of the heap (each a TID range scan). A delta is
+# read in one stream, through the updated_at index: page ranges would make every
+# stream scan its whole range for a few changed rows.
 SHARD_MIN_ROWS = 200_000
 # A stage row is read joined to its request (for its day), which a page range of
 # the stage heap cannot split well; the other tables shard cleanly.
@@ -80,7 +82,7 @@ class ExportResult:
 class _Task:
     spec: TableSpec
     index: int
-    ctid_lo: str
+    ctid_lo: str | None
     ctid_hi: str | None
 
 
@@ -114,7 +116,9 @@ def export_snapshot(
                 obs.table_started(spec.name, counts[spec.name])
                 if counts[spec.name] == 0:
                     continue
-                shards = workers if spec.name in SHARDABLE and counts[spec.name] >= SHARD_MIN_ROWS else 1
+                full_read = window_start is None
+                big = counts[spec.name] >= SHARD_MIN_ROWS
+                shards = workers if spec.name in SHARDABLE and full_read and big else 1
                 for lo, hi in shard_bounds(source.pages(spec), shards):
                     tasks.append(_Task(spec, len(tasks), lo, hi))
             staged = _stream(dsn, source, tasks, staging, version, workers, obs)

@@ -55,6 +55,7 @@ class Snapshot:
         self.info = SnapshotInfo.of(manifest)
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
         if threads is not None:
             self.con.execute(f"SET threads = {int(threads)}")
         for spec in TABLES:

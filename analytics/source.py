@@ -115,10 +115,15 @@ class ExportSource:
         return [r[0] for r in rows]
 
 
-def shard_bounds(pages: int, shards: int) -> list[tuple[str, str | None]]:
-    """Split a heap into `shards` ranges of pages; the last range is open-ended."""
+def shard_bounds(pages: int, shards: int) -> list[tuple[str | None, str | None]]:
+    """Split a heap into `shards` ranges of pages; the last range is open-ended.
+
+    One shard has no bounds at all, so that its query is free to use an index.
+    """
     shards = max(1, min(shards, pages))
-    bounds: list[tuple[str, str | None]] = []
+    if shards == 1:
+        return [(None, None)]
+    bounds: list[tuple[str | None, str | None]] = []
     for i in range(shards):
         lo = pages * i // shards
         hi = None if i == shards - 1 else pages * (i + 1) // shards

@@ -1,7 +1,9 @@
 -- Queries the export runs against PostgreSQL (psycopg placeholders).
 -- Each snapshot table is read with COPY ... TO STDOUT (FORMAT csv) and parsed by
 -- pyarrow; the columns are the analytical ones (no leases, no signed video URLs,
--- no JSON parameters), in the order of analytics.tables.
+-- no JSON parameters), in the order of analytics.tables. Page bounds (ctid) are given
+-- only when a full read is split into shards; NULL bounds fold away, leaving the
+-- planner free to read a small delta through the updated_at index.
 
 -- name: in_flight_horizon
 -- The watermark candidate, read before the export's snapshot is taken: no row the
@@ -44,7 +46,8 @@ COPY (
            duration_ms, updated_at
     FROM video_requests
     WHERE updated_at >= %(window_start)s
-      AND ctid >= %(ctid_lo)s::tid AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
+      AND (%(ctid_lo)s::tid IS NULL OR ctid >= %(ctid_lo)s::tid)
+      AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
 ) TO STDOUT (FORMAT csv);
 
 -- name: copy_request_stages
@@ -56,7 +59,8 @@ COPY (
     FROM request_stages s
     JOIN video_requests r ON r.id = s.request_id
     WHERE s.updated_at >= %(window_start)s
-      AND s.ctid >= %(ctid_lo)s::tid AND (%(ctid_hi)s::tid IS NULL OR s.ctid < %(ctid_hi)s::tid)
+      AND (%(ctid_lo)s::tid IS NULL OR s.ctid >= %(ctid_lo)s::tid)
+      AND (%(ctid_hi)s::tid IS NULL OR s.ctid < %(ctid_hi)s::tid)
 ) TO STDOUT (FORMAT csv);
 
 -- name: copy_request_events
@@ -64,5 +68,6 @@ COPY (
     SELECT id, request_id, event_type, severity, stage_name, message, data, created_at, source_service
     FROM request_events
     WHERE created_at >= %(window_start)s
-      AND ctid >= %(ctid_lo)s::tid AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
+      AND (%(ctid_lo)s::tid IS NULL OR ctid >= %(ctid_lo)s::tid)
+      AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
 ) TO STDOUT (FORMAT csv);
