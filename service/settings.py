@@ -110,8 +110,8 @@ class Settings(BaseSettings):
 
     # --- API -----------------------------------------------------------------------
     rate_limit: str = "5/minute"
+    # False only for a local demo stack: every route then acts as if an admin key were sent.
     api_keys_required: bool = True
-
     api_key_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long a verified key is trusted before it is checked again."
     )
@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     # --- API client (`reeltrace submit`, `reeltrace status`) ------------------------
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
+
     # --- telemetry -----------------------------------------------------------------
     jaeger_url: str | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
