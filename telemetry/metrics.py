@@ -25,6 +25,7 @@ Gauges
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -133,6 +134,20 @@ class Metrics:
         for status in ("pending", "generating"):
             self.oldest_request_age.labels(status=status).set(0)
         self.tracking_journal_pending.set(0)
+
+    def declare_pipelines(self, pipelines: Iterable[str], terminal_statuses: Iterable[str]) -> None:
+        """Create each pipeline's request counters at 0, before anything is counted.
+
+        A labelled series appears on its first increment, and rate()/increase() cannot
+        see what a series counted before its first scrape: without this, the first
+        failures after a start (a whole burst, within one scrape interval) never reach
+        the failure ratio, and so never the availability SLO.
+        """
+        statuses = list(terminal_statuses)
+        for pipeline in pipelines:
+            self.requests_created.labels(pipeline=pipeline)
+            for status in statuses:
+                self.requests_finished.labels(pipeline=pipeline, status=status)
 
 
 _lock = threading.Lock()

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidStatusTransition, TrackingUnavailable
-from service.pipeline.definitions import DEFAULT_PIPELINE, get_pipeline
+from service.pipeline.definitions import DEFAULT_PIPELINE, PIPELINES, get_pipeline
 from service.settings import RateLimit
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.repository import StageResult, TrackingRepository, TransitionResult
@@ -131,6 +131,9 @@ class RequestTracker:
         self.max_retries = max_retries
         self.generation_timeout = generation_timeout
         self.metrics = metrics or get_metrics()
+        self.metrics.declare_pipelines(
+            PIPELINES, [status.value for status in RequestStatus if status.is_terminal]
+        )
         self.clock = clock
 
     # --- plumbing ------------------------------------------------------------------

@@ -35,9 +35,11 @@ import pytest
 from telemetry.metrics import DURATION_BUCKETS
 from tests.config.support import (
     PROMETHEUS_CONFIG,
+    alert_rules,
     dashboards,
     label_values_query,
     promql_variable_values,
+    recording_rules,
     substitute,
     target_datasource,
     targets,
@@ -215,6 +217,22 @@ def scenario(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) ->
         yield current
 
 
+# --------------------------------------------------------------------------- rules
+
+
+def test_every_rule_is_loaded_and_evaluates_cleanly(scenario: Scenario) -> None:
+    """Prometheus loaded every recording and alerting rule of prometheus/rules, and each one's
+    last evaluation against the scenario's series succeeded."""
+    groups = scenario.prometheus.api("rules")["groups"]
+    loaded = [rule for group in groups for rule in group["rules"]]
+    assert sorted(r["name"] for r in loaded if r["type"] == "recording") == sorted(recording_rules())
+    assert sorted(r["name"] for r in loaded if r["type"] == "alerting") == sorted(
+        r["alert"] for r in alert_rules()
+    )
+    failing = {r["name"]: r.get("lastError") for r in loaded if r["health"] != "ok"}
+    assert failing == {}
+
+
 # --------------------------------------------------------------------------- dashboards
 
 
@@ -346,6 +364,13 @@ def test_p95_from_prometheus_matches_postgresql_within_a_bucket(scenario: Scenar
     detail = f"Prometheus {p95:.3f} s, PostgreSQL cont {cont_ms / 1000:.3f} s / disc {disc_ms / 1000:.3f} s"
     assert lower < p95 <= upper, detail
     assert abs(bounds.index(_bucket(cont_ms / 1000)) - bounds.index(upper)) <= 1, detail
+
+
+def test_failure_ratio_from_prometheus_is_postgresqls(scenario: Scenario) -> None:
+    """The availability SLO's error ratio (a rate over 1 h, which holds the whole scenario) equals
+    the share of failed and timed-out rows: no failure escapes rate(), not even the first."""
+    recorded = scenario.prometheus.scalar("slo:reeltrace_availability:error_ratio_rate1h", at=scenario.ended)
+    assert recorded == pytest.approx(_failure_ratio(scenario.statuses), abs=1e-6), scenario.statuses
 
 
 # --------------------------------------------------------------------------- exemplars
