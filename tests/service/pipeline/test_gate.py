@@ -118,3 +118,26 @@ async def test_worker_with_a_one_connection_pool(settings: Settings, database_ur
         assert claims == 1
     finally:
         await rt.close()
+
+
+async def test_returning_runs_go_before_new_ones() -> None:
+    """A run coming back from a wait is let in before runs that have not started."""
+    gate = RunGate(1)
+    order: list[str] = []
+    outside = asyncio.Event()
+
+    async def returning() -> None:
+        async with gate.admitted():
+            async with outside_gate():
+                outside.set()
+                await asyncio.sleep(0.02)
+            order.append("returning back")
+
+    async def new(name: str) -> None:
+        await outside.wait()
+        async with gate.admitted():
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(returning(), new("first"), new("second"))
+    assert order == ["first in", "returning back", "second in"]
