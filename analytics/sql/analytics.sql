@@ -10,8 +10,12 @@
 -- Per bucket: counts by status, the average completed duration and the top $top
 -- prompts (a list of {prompt, requests}). The guild's rows are read once; prompts
 -- are counted raw first, so each distinct prompt is normalised only once.
+-- The UTC day comes from epoch arithmetic: time-zone-aware date functions (ICU)
+-- cost several times more per row, for the same result on UTC timestamps.
 WITH guild AS MATERIALIZED (
-    SELECT CAST(date_trunc($bucket, created_at) AS DATE) AS bucket_start, status, duration_ms, prompt
+    SELECT CAST(date_trunc($bucket, DATE '1970-01-01' + CAST(epoch_us(created_at) // 86400000000 AS INTEGER))
+                AS DATE) AS bucket_start,
+           status, duration_ms, prompt
     FROM video_requests
     WHERE guild_id = $guild_id
 ), counts AS (
