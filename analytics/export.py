@@ -15,7 +15,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -201,10 +201,12 @@ def _build_version(
             # A stage shares its request's day partition.
             hits = merge.purge_hits(old_files, purge, request_days)
         else:
-            # An event is never older than its request.
+            # An event is not older than its request; a day earlier is searched too, as
+            # a request's time comes from the application's clock, an event's maybe not.
             first = min(request_days, default=None)
+            since = None if first is None else (date.fromisoformat(first) - timedelta(days=1)).isoformat()
             days = (
-                [] if first is None or old_files is None else [d for d in old_files.partitions if d >= first]
+                [] if since is None or old_files is None else [d for d in old_files.partitions if d >= since]
             )
             hits = merge.purge_hits(old_files, purge, days)
         files = staged.get(spec.name, (0, []))[1]

@@ -158,14 +158,20 @@ def _global(root: Path) -> None:
         queries.global_latency(snap)
 
 
-def test_analytics_benchmark(tmp_path: Path) -> None:
-    """Prints export throughput and DuckDB query times on BENCH_REQUESTS generated requests."""
-    run(tmp_path)
-
-
-if __name__ == "__main__":
-    directory = Path(tempfile.mkdtemp(prefix="reeltrace-bench-"))
+def _in_own_directory() -> None:
+    # Not pytest's tmp_path: concurrent pytest runs rotate those directories away,
+    # and this benchmark's server lives for many minutes.
+    directory = Path(tempfile.mkdtemp(prefix="reeltrace-bench-analytics-"))
     try:
         run(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_analytics_benchmark() -> None:
+    """Prints export throughput and DuckDB query times on BENCH_REQUESTS generated requests."""
+    _in_own_directory()
+
+
+if __name__ == "__main__":
+    _in_own_directory()
