@@ -14,6 +14,12 @@ Scenario choices, and why:
   the page fire.
 - A fixed simulation seed and fixed request ids: the backend draws each outcome from
   (seed, request id, attempt), so the same requests fail on every run.
+
+The alert asserted is the real ReeltraceAvailabilityBudgetBurn rule, not a test copy:
+it has no `for:`, and its recording rules (rates over 5 m ... 30 d) compute over
+whatever samples exist, so with 1 s evaluation they hold the test's data within
+seconds. While every sample is younger than 5 minutes all windows see the same
+requests, and each ratio is the failure share of every finished request.
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ NO_DATA = {
     ("reeltrace-dependencies", "Tracking writes journaled / s"): (
         "reeltrace_tracking_write_failures_total{operation} only has series once a tracking"
         " write failed; PostgreSQL stays up throughout, so nothing is journaled",
-        "max(max_over_time(reeltrace_tracking_journal_pending[{range}]))",
+        "max(max_over_time(reeltrace_tracking_journal_pending[{window}]))",
     ),
 }
 
@@ -115,7 +121,7 @@ class Scenario:
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
-    def range(self) -> str:
+    def window(self) -> str:
         """A range selector duration covering the whole scenario."""
         return _seconds(self.ended - self.started + 2 * SCRAPE_SECONDS)
 
@@ -268,7 +274,7 @@ def _values(dashboard: dict[str, Any], scenario: Scenario) -> dict[str, str]:
     return promql_variable_values(dashboard) | {
         "__rate_interval": RATE_INTERVAL,
         "__interval": f"{STEP_SECONDS}s",
-        "__range": scenario.range,
+        "__range": scenario.window,
     }
 
 
@@ -293,7 +299,7 @@ def test_every_dashboard_query_returns_data(
         return
     reason, proof = exempt
     assert result == [], f"{panel['title']} returns data now, drop it from NO_DATA: {result}"
-    assert scenario.prometheus.scalar(proof.replace("{range}", scenario.range), at=scenario.ended) == 0, (
+    assert scenario.prometheus.scalar(proof.replace("{window}", scenario.window), at=scenario.ended) == 0, (
         reason
     )
 
@@ -330,9 +336,10 @@ def test_duration_histogram_counts_every_finished_request_in_its_bucket(scenario
         "sum by (status, le) (reeltrace_request_duration_seconds_bucket)", at=scenario.ended
     )
     scraped = {(s["metric"]["status"], float(s["metric"]["le"])): float(s["value"][1]) for s in result}
+    statuses = {s for s, _ in rows} | {s for s, _ in scraped}
     expected = {
         (status, bound): float(sum(1 for s, ms in rows if s == status and ms / 1000 <= bound))
-        for status in {s for s, _ in rows}
+        for status in statuses
         for bound in (*DURATION_BUCKETS, math.inf)
     }
     assert scraped == expected
