@@ -11,7 +11,8 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 from analytics import namedsql
-from analytics.reader import Snapshot, SnapshotInfo
+from analytics.errors import SnapshotCorrupt
+from analytics.reader import UNREADABLE, Snapshot, SnapshotInfo
 
 SQL_FILE = "analytics.sql"
 Bucket = Literal["day", "week", "month"]
@@ -37,8 +38,11 @@ class Rows:
 
 
 def run(snap: Snapshot, name: str, **params: Any) -> Rows:
-    """Run the named query with its parameters."""
-    cursor = snap.execute(namedsql.query(SQL_FILE, name), params)
+    """Run the named query with its parameters; unreadable data files are SnapshotCorrupt."""
+    try:
+        cursor = snap.execute(namedsql.query(SQL_FILE, name), params)
+    except UNREADABLE as exc:
+        raise SnapshotCorrupt(f"snapshot {snap.info.version} cannot be read: {exc}") from exc
     columns = tuple(d[0] for d in cursor.description or ())
     return Rows(name, columns, [tuple(r) for r in cursor.fetchall()])
 

@@ -43,6 +43,10 @@ class SnapshotInfo:
         return max(0.0, ((now or datetime.now(UTC)) - self.watermark).total_seconds())
 
 
+# What DuckDB raises for a data file it cannot open or decode.
+UNREADABLE = (duckdb.IOException, duckdb.InvalidInputException)
+
+
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -68,9 +72,14 @@ class Snapshot:
                 listing = ", ".join(_sql_string(str(p)) for p in paths)
                 # The day is in the path, not in the file; the queries bucket
                 # created_at themselves, so the partition column is not read.
-                self.con.execute(
-                    f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = false)"
-                )
+                try:
+                    self.con.execute(
+                        f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{listing}], "
+                        "hive_partitioning = false)"
+                    )
+                except UNREADABLE as exc:
+                    self.con.close()
+                    raise SnapshotCorrupt(f"snapshot {manifest.version} cannot be read: {exc}") from exc
             else:
                 self.con.register(f"_{spec.name}_empty", spec.empty())
                 self.con.execute(f"CREATE VIEW {spec.name} AS SELECT * FROM _{spec.name}_empty")

@@ -89,3 +89,13 @@ async def test_no_snapshot_yet_is_a_clear_503(client: httpx.AsyncClient) -> None
     assert response.status_code == 503
     assert response.json()["error"] == "snapshot_unavailable"
     assert "reeltrace export" in response.json()["detail"]
+
+
+@pytest.mark.usefixtures("exported")
+async def test_an_unreadable_snapshot_is_a_503(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """A snapshot whose data files are damaged answers 503, not 500."""
+    for path in runtime.settings.snapshot_dir.rglob("*.parquet"):
+        path.write_bytes(b"damaged")
+    response = await client.get("/api/v1/guilds/guild_0/stats")
+    assert response.status_code == 503
+    assert "cannot be read" in response.json()["detail"]
