@@ -34,6 +34,10 @@ class RunGate:
         self._returning: deque[asyncio.Future[None]] = deque()
         self._new: deque[asyncio.Future[None]] = deque()
 
+    def room(self) -> int:
+        """Free permits, less the runs queued for one (negative when runs wait)."""
+        return self._free - len(self._returning) - len(self._new)
+
     async def acquire(self, *, returning: bool = False) -> None:
         if self._free > 0 and not self._returning and not self._new:
             self._free -= 1

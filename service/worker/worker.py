@@ -78,9 +78,9 @@ class Worker:
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._wake.clear()  # before the claim: a wake-up during it is not lost
             claimed = await self.claim_once()
             if claimed < CLAIM_BATCH:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait(stop), timeout=self.settings.worker_poll_seconds)
 
@@ -94,12 +94,16 @@ class Worker:
 
     async def claim_once(self) -> int:
         capacity = self.settings.worker_concurrency - len(self.active)
-        if capacity <= 0:
+        # Claim no more than the runs can start on soon: free database permits plus one
+        # round of them queued. Runs waiting on polls hold none, so thousands of slow
+        # generations still fit; but a backlog of quick ones is left to other workers
+        # instead of waiting here under this worker's leases.
+        gate = self.runner.gate
+        limit = min(capacity, CLAIM_BATCH, gate.room() + gate.permits)
+        if limit <= 0:
             return 0
         try:
-            items = await self.repo.claim(
-                self.worker_id, min(capacity, CLAIM_BATCH), self.settings.lease_seconds
-            )
+            items = await self.repo.claim(self.worker_id, limit, self.settings.lease_seconds)
         except TrackingUnavailable:
             log.warning("claim_failed", reason="PostgreSQL unreachable")
             return 0
@@ -146,6 +150,7 @@ class Worker:
             if release:
                 with contextlib.suppress(TrackingUnavailable):
                     await self.repo.release(self.worker_id, [item.id])
+            self.wake()  # room for another request: claim now, not at the next poll
 
     async def _abandon(self, item: WorkItem) -> None:
         with request_context(request_id=item.id, correlation_id=item.correlation_id):

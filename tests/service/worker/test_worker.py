@@ -331,3 +331,41 @@ async def test_worker_never_runs_a_request_twice_after_its_own_lease_lapsed(
         assert len(await events_of(rt, rid, "request_resumed")) == 0
     finally:
         await rt.close()
+
+
+async def test_claims_follow_the_runs_this_worker_can_start(settings: Settings, database_url: str) -> None:
+    """A worker claims free database permits plus one round queued, and leaves the rest of a backlog
+    to other workers, which then share it."""
+    narrow = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 0})
+    first_rt = Runtime.build(narrow, database_url, source_service="worker-a")
+    second_rt = Runtime.build(narrow, database_url, source_service="worker-b")
+    first_services, second_services = build_pipeline(first_rt), build_pipeline(second_rt)
+    first = Worker(first_rt, first_services.runner, worker_id="a")
+    second = Worker(second_rt, second_services.runner, worker_id="b")
+    try:
+        ids = await submit(first_rt, 40)
+        assert await first.claim_once() == 4  # 2 free permits + 2 queued
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(w.run(stop)) for w in (first, second)]
+        try:
+            found = await wait_terminal(first_rt, ids, 60)
+            await wait_idle(first)
+            await wait_idle(second)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        assert set(found.values()) == {"completed"}
+        by_worker = dict(
+            await rows(
+                first_rt,
+                "SELECT source_service, count(*) FROM request_events"
+                " WHERE event_type = 'request_started' GROUP BY 1",
+            )
+        )
+        assert set(by_worker) == {"worker-a", "worker-b"}, by_worker
+        assert await rows(first_rt, "SELECT DISTINCT claims FROM video_requests") == [(1,)]
+    finally:
+        await first_services.aclose()
+        await second_services.aclose()
+        await first_rt.close()
+        await second_rt.close()
