@@ -152,10 +152,16 @@ def fsync_path(path: Path) -> None:
 
 
 def fsync_tree(top: Path) -> None:
-    """Flush every file and directory below `top` (hard-linked files cost nothing)."""
+    """Flush every new file and every directory below `top`.
+
+    A file with more than one link is shared with the previous version, which was
+    flushed when that version was published, so it is skipped.
+    """
     for dirpath, _dirs, files in os.walk(top, topdown=False):
         for name in files:
-            fsync_path(Path(dirpath) / name)
+            path = Path(dirpath) / name
+            if path.stat().st_nlink == 1:
+                fsync_path(path)
         fsync_path(Path(dirpath))
 
 
