@@ -181,14 +181,16 @@ def _wait_terminal(scenario: Scenario, ids: list[uuid.UUID], within: float) -> d
 
 def _wait_scraped(prometheus: PrometheusServer, finished: int, within: float = 30.0) -> None:
     """Wait until Prometheus has scraped a process whose counter saw `finished` requests end,
-    then for two more evaluations, so recording rules and alerts have read it too."""
+    and every rule group has evaluated since, so recorded series and alerts include them."""
 
-    def seen() -> bool:
+    def scraped_at() -> float | None:
         result = prometheus.query("sum(reeltrace_requests_finished_total)")
-        return bool(result) and float(result[0]["value"][1]) == finished
+        if result and float(result[0]["value"][1]) == finished:
+            return prometheus.scalar("max(timestamp(reeltrace_requests_finished_total))")
+        return None
 
-    prometheus.wait_until(f"Prometheus sees {finished} finished requests", seen, within)
-    time.sleep(2 * SCRAPE_SECONDS + 0.5)
+    when = prometheus.wait_until(f"Prometheus sees {finished} finished requests", scraped_at, within)
+    prometheus.wait_for_rules_after(when + 0.001, within)
 
 
 @pytest.fixture(scope="module")

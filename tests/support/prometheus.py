@@ -8,12 +8,14 @@ bounded and fails with what the server said.
 from __future__ import annotations
 
 import math
+import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,12 @@ def retargeted_config(
         jobs.append(job)
     config["scrape_configs"] = jobs
     return config
+
+
+def _unix(rfc3339: str) -> float:
+    """Unix time of Prometheus's RFC 3339 timestamps (nanoseconds cut to microseconds)."""
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
 
 
 class PrometheusError(AssertionError):
@@ -147,6 +155,16 @@ class PrometheusServer:
 
         found: dict[str, Any] = self.wait_until(f"a successful scrape of job {job}", healthy, within)
         return found
+
+    def wait_for_rules_after(self, unix_time: float, within: float = 30.0) -> None:
+        """Wait until every rule group has finished an evaluation at or after `unix_time`, so
+        recorded series and alert states reflect the samples scraped up to then."""
+
+        def evaluated() -> bool:
+            groups = self.api("rules")["groups"]
+            return bool(groups) and all(_unix(g["lastEvaluation"]) >= unix_time for g in groups)
+
+        self.wait_until(f"every rule group evaluated after {unix_time:.3f}", evaluated, within)
 
     def assert_running(self) -> None:
         if self.process.poll() is not None:
