@@ -22,10 +22,6 @@ from typing import Any
 import httpx
 import yaml  # type: ignore[import-untyped]  # no stubs installed
 
-# Prometheus allows no scrape timeout longer than the scrape interval (the default
-# timeout, 10 s, is).
-_TIMEOUT_KEY = "scrape_timeout"
-
 
 def free_port() -> int:
     """A port the OS has just handed out on 127.0.0.1 (free unless someone races for it)."""
@@ -39,7 +35,6 @@ def retargeted_config(
     targets: Mapping[str, str | None],
     *,
     interval: str = "1s",
-    extra_rule_files: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """`base` with each named job scraping `targets[job]` (None drops the job), every
     interval set to `interval`, and rule file patterns made absolute."""
@@ -47,11 +42,11 @@ def retargeted_config(
     config["global"] = {
         **config.get("global", {}),
         "scrape_interval": interval,
-        _TIMEOUT_KEY: interval,
+        # Prometheus refuses a scrape timeout longer than the interval (the default is 10 s).
+        "scrape_timeout": interval,
         "evaluation_interval": interval,
     }
     config["rule_files"] = [str(base.parent / pattern) for pattern in config.get("rule_files", [])]
-    config["rule_files"] += [str(path) for path in extra_rule_files]
     jobs = []
     for job in config["scrape_configs"]:
         name = job["job_name"]
