@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     signed_url_expiry_seconds: int = Field(default=3600, ge=1, le=604800)
     signing_service_account: str | None = None
     gcs_signing_key_file: Path | None = Field(
-        default=None, description="A service-account JSON key that signs URLs offline (else ADC or IAM signBlob)."
+        default=None,
+        description="A service-account JSON key that signs URLs offline (else ADC or IAM signBlob).",
     )
     google_request_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Timeout of each HTTP call to Vertex AI."

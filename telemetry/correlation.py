@@ -21,7 +21,11 @@ import structlog
 CORRELATION_ID_RE = re.compile(r"^vvd_[0-9]{13}_[0-9a-f]{8}$")
 
 # Log field -> span attribute, for the fields every span of a request carries.
-SPAN_ATTRIBUTE_NAMES = {"correlation_id": "correlation_id", "request_id": "request.id", "pipeline": "pipeline"}
+SPAN_ATTRIBUTE_NAMES = {
+    "correlation_id": "correlation_id",
+    "request_id": "request.id",
+    "pipeline": "pipeline",
+}
 
 _span_attributes: ContextVar[Mapping[str, str] | None] = ContextVar("reeltrace_span_attributes", default=None)
 
@@ -46,7 +50,9 @@ def request_context(**fields: Any) -> Iterator[None]:
     """Bind `request_id`, `correlation_id` and friends to log lines and spans inside."""
     clean = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in fields.items()}
     attrs = dict(_span_attributes.get() or {})
-    attrs.update({SPAN_ATTRIBUTE_NAMES[k]: str(v) for k, v in clean.items() if k in SPAN_ATTRIBUTE_NAMES and v})
+    attrs.update(
+        {SPAN_ATTRIBUTE_NAMES[k]: str(v) for k, v in clean.items() if k in SPAN_ATTRIBUTE_NAMES and v}
+    )
     token = _span_attributes.set(attrs)
     try:
         with structlog.contextvars.bound_contextvars(**clean):

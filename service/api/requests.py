@@ -63,7 +63,12 @@ async def submit_request(
         runner = getattr(request.app.state, "degraded_runner", None)
         if runner is not None:
             await runner(new, created)
-    elif not created.created:
+    elif created.created:
+        # A worker in this process (`serve`) claims it now rather than at its next poll.
+        worker = getattr(request.app.state, "worker", None)
+        if worker is not None:
+            worker.wake()
+    else:
         # An idempotent repeat: answer with the original request's identity.
         existing = await runtime.queries.get_request(created.id)
         if existing.user_id != new.user_id:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import TextClause
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import InvalidStatusTransition, RateLimited, RequestNotFound, TrackingUnavailable
 from service.settings import RateLimit
@@ -128,77 +128,36 @@ class TrackingRepository:
     """Applies tracking writes to PostgreSQL, one transaction each."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        # Every write is a single statement, atomic on its own: autocommit saves the
+        # BEGIN and COMMIT round trips a transaction block would add to each.
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
         async with translate_errors(), self.engine.begin() as conn:
             return list((await conn.execute(statement, params)).mappings().all())
 
     async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:
-        params = {
-            "id": write.id,
-            "correlation_id": write.correlation_id,
-            "pipeline": write.pipeline,
-            "user_id": write.user_id,
-            "guild_id": write.guild_id,
-            "channel_id": write.channel_id,
-            "prompt": write.prompt,
-            "duration_seconds": write.duration_seconds,
-            "aspect_ratio": write.aspect_ratio,
-            "resolution": write.resolution,
-            "generate_audio": write.generate_audio,
-            "parameters": _json(write.parameters),
-            "trace_id": write.trace_id,
-            "traceparent": write.traceparent,
-            "created_at": write.created_at,
-            "lease_owner": write.lease_owner,
-            "lease_expires_at": write.lease_expires_at,
-            "stage_names": [s.name for s in write.stages],
-            "stage_orders": [s.order for s in write.stages],
-            "stage_max_retries": [s.max_retries for s in write.stages],
-            **_event_params(write.event),
-        }
-        async with translate_errors(), self.engine.begin() as conn:
-            if rate_limit is not None:
-                await self._check_rate(conn, write, rate_limit)
-            rows = (await conn.execute(sql.CREATE_REQUEST, params)).mappings().all()
-            if rows:
-                row = rows[0]
-                return CreateResult(
-                    row["id"], row["correlation_id"], RequestStatus.PENDING, row["created_at"], True
-                )
-            existing = (await conn.execute(sql.FIND_BY_ID, {"id": write.id})).mappings().one()
-            return CreateResult(
-                existing["id"],
-                existing["correlation_id"],
-                RequestStatus(existing["status"]),
-                existing["created_at"],
-                False,
-            )
+        """Insert the request, its stages and its event; a repeated UUID returns the original.
 
-    @staticmethod
-    async def _check_rate(conn: AsyncConnection, write: CreateRequest, limit: RateLimit) -> None:
-        """Raise RateLimited if the user already used the window (a repeat UUID is exempt)."""
-        if (await conn.execute(sql.FIND_BY_ID, {"id": write.id})).first() is not None:
-            return
-        await conn.execute(sql.RATE_LIMIT_LOCK, {"user_id": write.user_id})
-        window_start = write.created_at - timedelta(seconds=limit.window_seconds)
-        row = (
-            (
-                await conn.execute(
-                    sql.RATE_LIMIT_WINDOW, {"user_id": write.user_id, "window_start": window_start}
-                )
-            )
-            .mappings()
-            .one()
-        )
-        if row["used"] >= limit.limit:
-            frees_at = row["oldest"] + timedelta(seconds=limit.window_seconds)
+        With `rate_limit`, raises RateLimited (storing nothing) when the user's window
+        is used up; a repeated UUID never counts against it.
+        """
+        params = {
+            "w": write.model_dump_json(),
+            "rate_limit": rate_limit.limit if rate_limit else None,
+            "rate_window": rate_limit.window_seconds if rate_limit else None,
+        }
+        row = (await self._run(sql.CREATE_REQUEST, params))[0]
+        if row["limited"] and rate_limit is not None:
+            frees_at = row["window_oldest"] + timedelta(seconds=rate_limit.window_seconds)
             retry_after = max(1, math.ceil((frees_at - write.created_at).total_seconds()))
             raise RateLimited(
-                f"rate limit of {limit.limit} requests per {limit.window_seconds} s reached",
+                f"rate limit of {rate_limit.limit} requests per {rate_limit.window_seconds} s reached",
                 retry_after=retry_after,
             )
+        return CreateResult(
+            row["id"], row["correlation_id"], RequestStatus(row["status"]), row["created_at"], row["created"]
+        )
 
     async def transition(self, write: Transition) -> TransitionResult:
         params = {

@@ -1,7 +1,8 @@
-"""The SQL of the tracking writes and reads, one named statement each.
+"""The SQL of the tracking writes, one named statement each.
 
-Each write is one statement (data-modifying CTEs), so a tracking write costs one
-round trip and is atomic: the row change and its event land together or not at all.
+Each write is one statement (data-modifying CTEs, or one function call), so a
+tracking write costs one round trip and is atomic even outside an explicit
+transaction: the row change and its event land together or not at all.
 Parameters are always bound; nothing here is built from user input.
 """
 
@@ -26,46 +27,16 @@ def _event(source: str, id_column: str = "id", condition: str = "") -> str:
     return _EVENT.format(source=source, id_column=id_column, condition=condition)
 
 
+# The whole create, the per-user rate limit included, is one call: the function
+# (migration 0003) takes the user's advisory lock, counts the window in a fresh
+# snapshot, and inserts the request, its stage rows and its event.
 CREATE_REQUEST: TextClause = text(
-    f"""
-WITH req AS (
-    INSERT INTO video_requests (id, correlation_id, pipeline, user_id, guild_id, channel_id, prompt,
-                                duration_seconds, aspect_ratio, resolution, generate_audio, parameters,
-                                trace_id, traceparent, created_at, updated_at, lease_owner, lease_expires_at)
-    VALUES (:id, :correlation_id, :pipeline, :user_id, :guild_id, :channel_id, :prompt,
-            :duration_seconds, :aspect_ratio, :resolution, :generate_audio, CAST(:parameters AS jsonb),
-            :trace_id, :traceparent, :created_at, :created_at, :lease_owner, :lease_expires_at)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, correlation_id, created_at
-), stages AS (
-    INSERT INTO request_stages (request_id, stage_name, stage_order, max_retries, updated_at)
-    SELECT req.id, s.name, s.ord, s.max_retries, req.created_at
-    FROM req, unnest(CAST(:stage_names AS text[]), CAST(:stage_orders AS smallint[]),
-                     CAST(:stage_max_retries AS integer[])) AS s(name, ord, max_retries)
-), event AS ({_event("req")})
-SELECT id, correlation_id, created_at FROM req
-"""
-)
-
-# The per-user rate limit is counted in PostgreSQL so that it holds across API
-# replicas: a transaction-scoped advisory lock per user serialises that user's
-# submissions, then the window is counted on the (user_id, created_at) index.
-RATE_LIMIT_LOCK: TextClause = text("SELECT pg_advisory_xact_lock(hashtextextended('rate:' || :user_id, 0))")
-RATE_LIMIT_WINDOW: TextClause = text(
-    """
-SELECT count(*) AS used, min(created_at) AS oldest
-FROM video_requests
-WHERE user_id = :user_id AND created_at > :window_start
-"""
+    "SELECT * FROM reeltrace_create_request(CAST(:w AS jsonb), :rate_limit, :rate_window)"
 )
 
 # A write and its event land in one transaction, so an existing event means the
 # whole write was applied.
 EVENT_EXISTS: TextClause = text("SELECT EXISTS (SELECT 1 FROM request_events WHERE event_uid = :uid)")
-
-FIND_BY_ID: TextClause = text(
-    "SELECT id, correlation_id, status, created_at FROM video_requests WHERE id = :id"
-)
 
 # One statement: lock the row, apply the change only from an allowed status, and
 # report the status found, so the caller can tell "not found" from "invalid".

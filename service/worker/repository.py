@@ -114,7 +114,8 @@ LIMIT 500
 
 class WorkRepository:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        # Each statement here stands alone (the claim locks and updates in one).
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
         async with translate_errors(), self.engine.begin() as conn:
