@@ -2,202 +2,46 @@
 
 It enforces the state machine, computes the timing figures, writes events, logs each
 step with the spec's fields and records the metrics that follow from tracking facts.
-When PostgreSQL is unreachable it degrades as the spec asks: the caller proceeds,
-the write goes to the durable journal, and `reeltrace backfill` (or the background
-replayer) applies it later. While writes wait in the journal, new writes queue
-behind them, so a request's history is applied in the order it happened.
+Stage tracking is in `stage_tracking`, the apply-or-journal plumbing in `writer`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any
 
 import structlog
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field
 
-from service.errors import InvalidStatusTransition, TrackingUnavailable
-from service.pipeline.definitions import DEFAULT_PIPELINE, PIPELINES, get_pipeline
+from service.errors import InvalidStatusTransition
+from service.pipeline.definitions import get_pipeline
 from service.settings import RateLimit
-from service.tracking.journal import Journal, ReplayReport
-from service.tracking.repository import StageResult, TrackingRepository, TransitionResult
+from service.tracking.repository import TransitionResult
+from service.tracking.requests import CreatedRequest, NewRequest, timeout_message
 from service.tracking.sanitize import sanitize_error
-from service.tracking.states import RequestStatus, Severity, StageStatus
-from service.tracking.writes import (
-    CreateRequest,
-    EventWrite,
-    LogEvent,
-    RecordOperation,
-    StageChange,
-    TrackingWrite,
-    Transition,
-)
+from service.tracking.stage_tracking import StageHandle, StageTracking, error_details
+from service.tracking.states import RequestStatus, Severity
+from service.tracking.writes import CreateRequest, RecordOperation, Transition
 from telemetry.correlation import new_correlation_id, request_context
 from telemetry.logging import truncate_prompt
-from telemetry.metrics import Metrics, current_exemplar, get_metrics
+from telemetry.metrics import current_exemplar
+
+__all__ = [
+    "CreatedRequest",
+    "NewRequest",
+    "RequestTracker",
+    "StageHandle",
+    "error_details",
+    "timeout_message",
+]
 
 log = structlog.get_logger("reeltrace.tracker")
 
-T = TypeVar("T")
 
-
-def timeout_message(timeout_seconds: float) -> str:
-    """The spec's "Generation timed out after 5 minutes"; the figure follows the setting."""
-    if timeout_seconds >= 60 and timeout_seconds % 60 == 0:
-        amount, unit = int(timeout_seconds // 60), "minute"
-    else:
-        amount, unit = timeout_seconds, "second"  # type: ignore[assignment]
-    plural = "" if amount == 1 else "s"
-    return f"Generation timed out after {amount:g} {unit}{plural}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class NewRequest(BaseModel):
-    """What a client asks for; the tracker adds identity, timing and stages."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: uuid.UUID | None = None
-    user_id: str
-    guild_id: str | None = None
-    channel_id: str | None = None
-    prompt: str
-    duration_seconds: int = 8
-    aspect_ratio: str = "16:9"
-    resolution: str = "720p"
-    generate_audio: bool = False
-    pipeline: str = DEFAULT_PIPELINE
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedRequest:
-    id: uuid.UUID
-    correlation_id: str
-    status: RequestStatus
-    created_at: datetime
-    created: bool
-    """False when the UUID already existed and the existing request was returned."""
-    journaled: bool = False
-    """True when PostgreSQL was unreachable: the ID is synthetic until backfilled."""
-
-
-@dataclass
-class StageHandle:
-    """What a tracked stage body hands back: its output, stored on the stage row."""
-
-    output: dict[str, Any] | None = None
-
-
-def error_details(exc: BaseException) -> dict[str, Any]:
-    """Structured context of a failure, for `error_details` (no traceback: logs have it)."""
-    details: dict[str, Any] = {"exception_type": type(exc).__name__}
-    for attr in ("code", "retryable"):
-        value = getattr(exc, attr, None)
-        if value is not None:
-            details[attr] = value
-    return details
-
-
-class RequestTracker:
+class RequestTracker(StageTracking):
     """Records requests, stages and events in PostgreSQL, or journals them."""
-
-    def __init__(
-        self,
-        repository: TrackingRepository,
-        journal: Journal,
-        *,
-        source_service: str = "reeltrace",
-        max_retries: int | None = None,
-        generation_timeout: float = 300.0,
-        metrics: Metrics | None = None,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.repository = repository
-        self.journal = journal
-        self.source_service = source_service
-        self.source_host = socket.gethostname()
-        self.max_retries = max_retries
-        self.generation_timeout = generation_timeout
-        self.metrics = metrics or get_metrics()
-        self.metrics.declare_pipelines(
-            PIPELINES, [status.value for status in RequestStatus if status.is_terminal]
-        )
-        self.clock = clock
-
-    # --- plumbing ------------------------------------------------------------------
-
-    def _event(
-        self,
-        request_id: uuid.UUID,
-        event_type: str,
-        at: datetime,
-        *,
-        severity: Severity = Severity.INFO,
-        stage: str | None = None,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> EventWrite:
-        return EventWrite(
-            request_id=request_id,
-            event_type=event_type,
-            severity=severity,
-            stage_name=stage,
-            message=message,
-            data=data or {},
-            created_at=at,
-            source_service=self.source_service,
-            source_host=self.source_host,
-        )
-
-    async def _journal(self, write: TrackingWrite, operation: str) -> None:
-        await asyncio.to_thread(self.journal.append, write)
-        self.metrics.tracking_journal_pending.inc()
-
-    async def _write(
-        self,
-        write: TrackingWrite,
-        apply: Callable[[], Any],
-        operation: str,
-        journal_as: TrackingWrite | None = None,
-        **context: Any,
-    ) -> Any | None:
-        """Apply a write, or journal it (as `journal_as` if given) when PostgreSQL is unreachable.
-
-        None means journaled.
-        """
-        if self.journal.has_pending():
-            # Earlier writes wait in the journal; this one must land after them.
-            await self._journal(journal_as or write, operation)
-            log.warning(
-                "tracking_write_queued", operation=operation, reason="journal has pending writes", **context
-            )
-            return None
-        try:
-            return await apply()
-        except TrackingUnavailable as exc:
-            self.metrics.tracking_write_failures.labels(operation=operation).inc()
-            log.error(
-                "tracking_write_failed",
-                operation=operation,
-                error=str(exc),
-                cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
-                journaled=True,
-                **context,
-            )
-            await self._journal(journal_as or write, operation)
-            return None
 
     # --- requests ------------------------------------------------------------------
 
@@ -473,211 +317,3 @@ class RequestTracker:
             request_id=str(request_id),
             operation_name=operation_name,
         )
-
-    # --- stages ----------------------------------------------------------------------
-
-    async def _stage(
-        self,
-        request_id: uuid.UUID,
-        stage: str,
-        status: StageStatus,
-        event_type: str,
-        *,
-        attempts: int | None = None,
-        output: dict[str, Any] | None = None,
-        error: str | None = None,
-        error_details: dict[str, Any] | None = None,
-        severity: Severity = Severity.INFO,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> StageResult | None:
-        now = self.clock()
-        error = sanitize_error(error) if error is not None else None
-        write = StageChange(
-            request_id=request_id,
-            stage_name=stage,
-            status=status,
-            at=now,
-            attempts=attempts,
-            output=output,
-            error_message=error,
-            error_details=error_details,
-            event=self._event(
-                request_id,
-                event_type,
-                now,
-                severity=severity,
-                stage=stage,
-                message=message or error,
-                data={**({"attempt": attempts} if attempts is not None else {}), **(data or {})},
-            ),
-        )
-        result: StageResult | None = await self._write(
-            write,
-            lambda: self.repository.stage_change(write),
-            f"stage_{status.value}",
-            request_id=str(request_id),
-            stage=stage,
-        )
-        log.info(
-            event_type,
-            request_id=str(request_id),
-            stage=stage,
-            attempt=attempts,
-            status=status.value,
-            duration_ms=result.duration_ms if result else None,
-            progress_percentage=result.progress_percentage if result else None,
-            **({"error_message": error} if error else {}),
-        )
-        return result
-
-    async def start_stage(self, request_id: uuid.UUID, stage: str, attempt: int = 1) -> StageResult | None:
-        return await self._stage(
-            request_id,
-            stage,
-            StageStatus.IN_PROGRESS,
-            "stage_started",
-            attempts=attempt,
-            message=f"{stage} started (attempt {attempt})",
-        )
-
-    async def complete_stage(
-        self, request_id: uuid.UUID, stage: str, output: dict[str, Any] | None = None
-    ) -> StageResult | None:
-        return await self._stage(
-            request_id,
-            stage,
-            StageStatus.COMPLETED,
-            "stage_completed",
-            output=output,
-            message=f"{stage} completed",
-        )
-
-    async def fail_stage(
-        self,
-        request_id: uuid.UUID,
-        stage: str,
-        error: str,
-        *,
-        error_details: dict[str, Any] | None = None,
-        attempt: int | None = None,
-    ) -> StageResult | None:
-        return await self._stage(
-            request_id,
-            stage,
-            StageStatus.FAILED,
-            "stage_failed",
-            attempts=attempt,
-            error=error,
-            error_details=error_details,
-            severity=Severity.ERROR,
-        )
-
-    async def retry_stage(
-        self,
-        request_id: uuid.UUID,
-        stage: str,
-        attempt: int,
-        error: str,
-        *,
-        delay_seconds: float | None = None,
-        error_details: dict[str, Any] | None = None,
-    ) -> StageResult | None:
-        """Record that `attempt` failed and another will follow after `delay_seconds`."""
-        return await self._stage(
-            request_id,
-            stage,
-            StageStatus.IN_PROGRESS,
-            "retry",
-            attempts=attempt,
-            error=error,
-            error_details=error_details,
-            severity=Severity.WARNING,
-            data={"next_delay_seconds": delay_seconds} if delay_seconds is not None else None,
-        )
-
-    async def skip_stage(self, request_id: uuid.UUID, stage: str, reason: str) -> StageResult | None:
-        return await self._stage(
-            request_id, stage, StageStatus.SKIPPED, "stage_skipped", message=reason, data={"reason": reason}
-        )
-
-    @asynccontextmanager
-    async def track_stage(
-        self,
-        request_id: uuid.UUID,
-        stage: str,
-        *,
-        attempt: int = 1,
-        will_retry: Callable[[BaseException], bool] = lambda _: False,
-        span_ids: dict[str, str] | None = None,
-    ) -> AsyncIterator[StageHandle]:
-        """Track one stage attempt: `async with tracker.track_stage(id, "rag_retrieval") as st:`.
-
-        Starts the stage row on entry; on a normal exit completes it with `st.output`;
-        on an exception fails it (unless `will_retry` says another attempt follows,
-        which the caller records with `retry_stage`) and re-raises. Cancellation (a
-        worker shutting down) records nothing: the stage resumes elsewhere.
-        """
-        handle = StageHandle()
-        await self._stage(
-            request_id, stage, StageStatus.IN_PROGRESS, "stage_started", attempts=attempt,
-            message=f"{stage} started (attempt {attempt})", data=span_ids,
-        )  # fmt: skip
-        try:
-            yield handle
-        except Exception as exc:
-            if not will_retry(exc):
-                await self.fail_stage(
-                    request_id, stage, str(exc) or type(exc).__name__,
-                    error_details=error_details(exc), attempt=attempt,
-                )  # fmt: skip
-            raise
-        await self.complete_stage(request_id, stage, output=handle.output)
-
-    # --- events ----------------------------------------------------------------------
-
-    async def log_event(
-        self,
-        request_id: uuid.UUID,
-        event_type: str,
-        message: str | None = None,
-        *,
-        severity: Severity = Severity.INFO,
-        stage: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        write = LogEvent(
-            event=self._event(
-                request_id,
-                event_type,
-                self.clock(),
-                severity=severity,
-                stage=stage,
-                message=message,
-                data=data,
-            )
-        )
-        await self._write(
-            write,
-            lambda: self.repository.log_event(write),
-            "event",
-            request_id=str(request_id),
-            event_type=event_type,
-        )
-
-    # --- journal -----------------------------------------------------------------------
-
-    async def backfill(self) -> ReplayReport:
-        """Replay the journal into PostgreSQL, in order, idempotently."""
-        report = await self.journal.replay(self.repository.apply, self.repository.was_applied)
-        pending = await asyncio.to_thread(self.journal.pending_count)
-        self.metrics.tracking_journal_pending.set(pending)
-        if report.applied or report.rejected or report.already_applied:
-            log.info(
-                "journal_replayed",
-                applied=report.applied,
-                already_applied=report.already_applied,
-                rejected=report.rejected,
-                remaining=report.remaining,
-            )
-        return report

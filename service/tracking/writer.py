@@ -1,0 +1,167 @@
+"""The tracker's plumbing: build events, apply writes, or journal them.
+
+When PostgreSQL is unreachable the tracker degrades as the spec asks: the caller
+proceeds, the write goes to the durable journal, and `reeltrace backfill` (or the
+background replayer) applies it later. While writes wait in the journal, new writes
+queue behind them, so a request's history is applied in the order it happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from service.errors import TrackingUnavailable
+from service.pipeline.definitions import PIPELINES
+from service.tracking.journal import Journal, ReplayReport
+from service.tracking.repository import TrackingRepository
+from service.tracking.requests import utcnow
+from service.tracking.states import RequestStatus, Severity
+from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
+from telemetry.metrics import Metrics, get_metrics
+
+log = structlog.get_logger("reeltrace.tracker")
+
+
+class TrackingWriter:
+    """Applies tracking writes to PostgreSQL, or journals them."""
+
+    def __init__(
+        self,
+        repository: TrackingRepository,
+        journal: Journal,
+        *,
+        source_service: str = "reeltrace",
+        max_retries: int | None = None,
+        generation_timeout: float = 300.0,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.repository = repository
+        self.journal = journal
+        self.source_service = source_service
+        self.source_host = socket.gethostname()
+        self.max_retries = max_retries
+        self.generation_timeout = generation_timeout
+        self.metrics = metrics or get_metrics()
+        self.metrics.declare_pipelines(
+            PIPELINES, [status.value for status in RequestStatus if status.is_terminal]
+        )
+        self.clock = clock
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _event(
+        self,
+        request_id: uuid.UUID,
+        event_type: str,
+        at: datetime,
+        *,
+        severity: Severity = Severity.INFO,
+        stage: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> EventWrite:
+        return EventWrite(
+            request_id=request_id,
+            event_type=event_type,
+            severity=severity,
+            stage_name=stage,
+            message=message,
+            data=data or {},
+            created_at=at,
+            source_service=self.source_service,
+            source_host=self.source_host,
+        )
+
+    async def _journal(self, write: TrackingWrite, operation: str) -> None:
+        await asyncio.to_thread(self.journal.append, write)
+        self.metrics.tracking_journal_pending.inc()
+
+    async def _write(
+        self,
+        write: TrackingWrite,
+        apply: Callable[[], Any],
+        operation: str,
+        journal_as: TrackingWrite | None = None,
+        **context: Any,
+    ) -> Any | None:
+        """Apply a write, or journal it (as `journal_as` if given) when PostgreSQL is unreachable.
+
+        None means journaled.
+        """
+        if self.journal.has_pending():
+            # Earlier writes wait in the journal; this one must land after them.
+            await self._journal(journal_as or write, operation)
+            log.warning(
+                "tracking_write_queued", operation=operation, reason="journal has pending writes", **context
+            )
+            return None
+        try:
+            return await apply()
+        except TrackingUnavailable as exc:
+            self.metrics.tracking_write_failures.labels(operation=operation).inc()
+            log.error(
+                "tracking_write_failed",
+                operation=operation,
+                error=str(exc),
+                cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
+                journaled=True,
+                **context,
+            )
+            await self._journal(journal_as or write, operation)
+            return None
+
+    # --- events ----------------------------------------------------------------------
+
+    async def log_event(
+        self,
+        request_id: uuid.UUID,
+        event_type: str,
+        message: str | None = None,
+        *,
+        severity: Severity = Severity.INFO,
+        stage: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        write = LogEvent(
+            event=self._event(
+                request_id,
+                event_type,
+                self.clock(),
+                severity=severity,
+                stage=stage,
+                message=message,
+                data=data,
+            )
+        )
+        await self._write(
+            write,
+            lambda: self.repository.log_event(write),
+            "event",
+            request_id=str(request_id),
+            event_type=event_type,
+        )
+
+    # --- journal -----------------------------------------------------------------------
+
+    async def backfill(self) -> ReplayReport:
+        """Replay the journal into PostgreSQL, in order, idempotently."""
+        report = await self.journal.replay(self.repository.apply, self.repository.was_applied)
+        pending = await asyncio.to_thread(self.journal.pending_count)
+        self.metrics.tracking_journal_pending.set(pending)
+        if report.applied or report.rejected or report.already_applied:
+            log.info(
+                "journal_replayed",
+                applied=report.applied,
+                already_applied=report.already_applied,
+                rejected=report.rejected,
+                remaining=report.remaining,
+            )
+        return report
