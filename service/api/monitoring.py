@@ -11,6 +11,7 @@ from service.api import responses
 from service.api.deps import RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
 from service.api.schemas import IDENTIFIER, REQUEST_KEY, BreakerRead, RequestDetail
+from service.pipeline.breaker_store import BreakerStore
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
@@ -102,9 +103,19 @@ async def hourly_metrics(
 @router.get(
     "/circuit-breakers", response_model=list[BreakerRead], responses=responses.errors(*responses.AUTH)
 )
-async def circuit_breakers(request: Request) -> list[BreakerRead]:
-    """The circuit breaker of each external dependency: state, call, failure and rejection counts."""
+async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[BreakerRead]:
+    """The circuit breaker of each external dependency: state, call, failure and rejection counts.
+
+    Breakers live in the workers that call the dependencies; each worker publishes its
+    breakers on every heartbeat, and this folds what every live worker published per
+    dependency (the worst state wins, counts add up; `processes` says how many). With no
+    worker publishing, this process's own breakers are shown.
+    """
+    fresh = 3 * runtime.settings.heartbeat_seconds
+    published = await BreakerStore(runtime.engine).current(fresh)
+    if published:
+        return [BreakerRead.model_validate(entry) for entry in published]
     breakers: Any = getattr(request.app.state, "breakers", None)
     if breakers is None:
         return []
-    return [BreakerRead.model_validate(entry) for entry in breakers.snapshot()]
+    return [BreakerRead.model_validate({**entry, "processes": 1}) for entry in breakers.snapshot()]

@@ -141,6 +141,9 @@ class BreakerRead(BaseModel):
     consecutive_failures: int | None = None
     failure_threshold: int | None = Field(default=None, description="Consecutive failures that open it.")
     reset_seconds: float | None = Field(default=None, description="How long it stays open before a trial.")
+    processes: int = Field(
+        default=1, description="Worker processes whose breakers are folded into this entry."
+    )
 
 
 class StreamEvent(BaseModel):

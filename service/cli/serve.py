@@ -111,7 +111,7 @@ def serve(
             app.state.degraded_runner = local_runs
             jobs = background_jobs(runtime, stop)
             if with_worker:
-                the_worker = Worker(runtime, services.runner)
+                the_worker = Worker(runtime, services.runner, breakers=services.breakers)
                 app.state.worker = the_worker
                 jobs.append(the_worker.run(stop))
             tasks = [asyncio.create_task(job) for job in jobs]
@@ -172,7 +172,7 @@ def worker(
                 start_http_server(port, addr=settings.host, registry=get_metrics().registry)
                 out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
             services = build_pipeline(runtime)
-            the_worker = Worker(runtime, services.runner)
+            the_worker = Worker(runtime, services.runner, breakers=services.breakers)
             tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
             out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
             await the_worker.run(stop)

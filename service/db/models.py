@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -185,6 +186,31 @@ class RequestTombstone(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
 
     __table_args__ = (Index("ix_request_tombstones_deleted_at", "deleted_at"),)
+
+
+class CircuitBreakerState(Base):
+    """The latest published state of one process's breaker for one dependency."""
+
+    __tablename__ = "circuit_breaker_states"
+
+    process_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    dependency: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    failure_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    success_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    call_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    rejected_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    failure_threshold: Mapped[int] = mapped_column(Integer, nullable=False)
+    reset_seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    last_failure_at: Mapped[datetime | None] = mapped_column(TS)
+    opened_at: Mapped[datetime | None] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+
+    __table_args__ = (
+        CheckConstraint("state IN ('closed', 'open', 'half_open')", name="state_known"),
+        Index("ix_circuit_breaker_states_updated_at", "updated_at"),
+    )
 
 
 class ApiKey(Base):

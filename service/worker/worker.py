@@ -25,6 +25,8 @@ import structlog
 
 from service.background import every
 from service.errors import InvalidStatusTransition, TrackingUnavailable
+from service.pipeline.breaker import BreakerBoard
+from service.pipeline.breaker_store import BreakerStore
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.work import WorkItem
@@ -47,8 +49,17 @@ def default_worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, runner: PipelineRunner, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        runner: PipelineRunner,
+        *,
+        worker_id: str | None = None,
+        breakers: BreakerBoard | None = None,
+    ) -> None:
         self.runtime = runtime
+        self.breakers = breakers
+        self.breaker_store = BreakerStore(runtime.engine)
         self.settings = runtime.settings
         self.runner = runner
         self.worker_id = worker_id or default_worker_id()
@@ -164,6 +175,9 @@ class Worker:
             )
 
     async def heartbeat(self) -> None:
+        """Renew this worker's leases (cancelling runs whose lease is lost); publish its breakers."""
+        if self.breakers is not None:
+            await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
         ids = list(self.active)
         held = await self.repo.heartbeat(self.worker_id, ids, self.settings.lease_seconds)
         for lost in set(ids) - held:
