@@ -45,7 +45,9 @@ async def test_api_folds_breakers_published_by_workers(settings: Settings, runti
     assert breakers["storage"]["state"] == "closed"
 
 
-async def test_states_of_workers_that_stopped_publishing_age_out(settings: Settings, runtime: Runtime) -> None:
+async def test_states_of_workers_that_stopped_publishing_age_out(
+    settings: Settings, runtime: Runtime
+) -> None:
     """A worker gone for longer than three heartbeats no longer counts; the API falls back to its own."""
     store = BreakerStore(runtime.engine)
     board = BreakerBoard(failure_threshold=1)
