@@ -22,6 +22,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from analytics import snapshot
+from analytics.defaults import DEFAULT_WORKERS
 from analytics.errors import AnalyticsError
 from analytics.partitions import TableMerge, staged_by_day, write_stream
 from analytics.snapshot import Manifest, TableFiles
@@ -29,7 +30,6 @@ from analytics.source import CopyStream, ExportSource, shard_bounds
 from analytics.tables import REQUEST_EVENTS, REQUEST_STAGES, TABLES, VIDEO_REQUESTS, TableSpec
 
 DEFAULT_OVERLAP = timedelta(minutes=5)
-DEFAULT_WORKERS = 2
 # A full read of a table with at least this many rows runs in one stream per
 # worker, over disjoint page ranges of the heap (each a TID range scan). A delta is
 # read in one stream, through the updated_at index: page ranges would make every

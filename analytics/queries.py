@@ -11,14 +11,13 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 from analytics import namedsql
+from analytics.defaults import STATUSES, TOP_PROMPTS
 from analytics.errors import SnapshotCorrupt
 from analytics.reader import UNREADABLE, Snapshot, SnapshotInfo
 
 SQL_FILE = "analytics.sql"
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[str, ...] = get_args(Bucket)
-STATUSES = ("pending", "generating", "completed", "failed", "timeout")
-TOP_PROMPTS = 10
 
 
 @dataclass(frozen=True)

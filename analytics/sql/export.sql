@@ -8,8 +8,10 @@
 -- name: in_flight_horizon
 -- The watermark candidate, read before the export's snapshot is taken: no row the
 -- snapshot cannot see was stamped before it (see analytics.source).
+-- Only this database's transactions can write its tables.
 SELECT least(statement_timestamp(),
-             min(xact_start) FILTER (WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()))
+             min(xact_start) FILTER (WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                                     AND datname = current_database()))
            AS horizon
 FROM pg_stat_activity;
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -23,13 +23,19 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from analytics import queries
+from analytics.defaults import DEFAULT_WORKERS, STATUSES, TOP_PROMPTS
 from analytics.errors import AnalyticsError, SnapshotNotFound
-from analytics.export import DEFAULT_WORKERS, ExportResult, export_snapshot
-from analytics.reader import Snapshot, open_snapshot
 from service.cli.common import console, fail, out, settings_or_exit
 from service.db.engine import resolve_database_url
 from service.db.urls import libpq_dsn
+
+if TYPE_CHECKING:
+    from analytics.export import ExportResult
+    from analytics.queries import Rows
+    from analytics.reader import Snapshot
+
+# DuckDB and pyarrow are imported inside the commands that use them, so that the
+# other commands (and `--help`) start without loading them.
 
 stats_app = typer.Typer(
     name="stats",
@@ -99,6 +105,8 @@ def export(
         TimeElapsedColumn(),
         console=console,
     )
+    from analytics.export import export_snapshot
+
     try:
         with progress:
             result = export_snapshot(
@@ -131,6 +139,8 @@ def _print_export(result: ExportResult, root: Path) -> None:
 
 @contextmanager
 def _snapshot(directory: Path | None) -> Iterator[Snapshot]:
+    from analytics.reader import open_snapshot
+
     root = directory or settings_or_exit().snapshot_dir
     try:
         with open_snapshot(root) as snap:
@@ -149,10 +159,12 @@ def _snapshot(directory: Path | None) -> Iterator[Snapshot]:
 def stats_guild(
     guild_id: str = typer.Argument(..., help="The guild (Discord server) ID."),
     bucket: Annotated[BucketChoice, typer.Option("--bucket", help="Time bucket.")] = BucketChoice.day,
-    top: int = typer.Option(queries.TOP_PROMPTS, min=1, max=100, help="Prompts listed per bucket."),
+    top: int = typer.Option(TOP_PROMPTS, min=1, max=100, help="Prompts listed per bucket."),
     snapshots: SnapshotsOption = None,
 ) -> None:
     """Per bucket: requests by status, average completed duration and the top prompts."""
+    from analytics import queries
+
     with _snapshot(snapshots) as snap:
         stats = queries.guild_stats(snap, guild_id, bucket.value, top=top)
     if not stats.buckets:
@@ -160,7 +172,7 @@ def stats_guild(
         return
     counts = Table(title=f"guild {guild_id}, per {bucket.value}")
     counts.add_column(bucket.value, no_wrap=True)
-    for column in ("total", *queries.STATUSES, "avg completed (s)"):
+    for column in ("total", *STATUSES, "avg completed (s)"):
         counts.add_column(column, justify="right", overflow="fold")
     prompts = Table(title=f"top {top} prompts per {bucket.value}")
     prompts.add_column(bucket.value, no_wrap=True)
@@ -172,7 +184,7 @@ def stats_guild(
         counts.add_row(
             str(b.bucket_start),
             f"{b.total:,}",
-            *(f"{b.by_status[s]:,}" for s in queries.STATUSES),
+            *(f"{b.by_status[s]:,}" for s in STATUSES),
             "-" if avg is None else f"{avg / 1000:,.1f}",
         )
         for rank, p in enumerate(b.top_prompts, start=1):
@@ -190,6 +202,8 @@ def stats_global(
 ) -> None:
     """Exact P50/P95/P99 of completed durations and the failure rate, per pipeline and aspect ratio."""
     since = None if days is None else datetime.now(UTC) - timedelta(days=days)
+    from analytics import queries
+
     with _snapshot(snapshots) as snap:
         rows = queries.global_latency(snap, since)
     out.print(
@@ -200,6 +214,8 @@ def stats_global(
 @stats_app.command("stages")
 def stats_stages(snapshots: SnapshotsOption = None) -> None:
     """Per pipeline stage: runs, durations, failure rate and share of the pipeline's failures."""
+    from analytics import queries
+
     with _snapshot(snapshots) as snap:
         rows = queries.stage_stats(snap)
     out.print(_rows_table("stages", rows, ms_columns={"avg_ms", "p50_ms", "p95_ms"}))
@@ -208,6 +224,8 @@ def stats_stages(snapshots: SnapshotsOption = None) -> None:
 @stats_app.command("retries")
 def stats_retries(snapshots: SnapshotsOption = None) -> None:
     """Attempts per success per stage, and the time spent on failed or timed-out generations."""
+    from analytics import queries
+
     with _snapshot(snapshots) as snap:
         economics = queries.retry_economics(snap)
     out.print(_rows_table("attempts per success", economics.attempts))
@@ -220,6 +238,8 @@ def stats_users(
     snapshots: SnapshotsOption = None,
 ) -> None:
     """Requests per user: the busiest users and the distribution over all users."""
+    from analytics import queries
+
     with _snapshot(snapshots) as snap:
         activity = queries.user_activity(snap, top=top)
     out.print(_rows_table("requests per user", activity.distribution))
@@ -230,7 +250,7 @@ def stats_users(
 # --- formatting --------------------------------------------------------------------
 
 
-def _rows_table(title: str, rows: queries.Rows, ms_columns: set[str] | None = None) -> Table:
+def _rows_table(title: str, rows: Rows, ms_columns: set[str] | None = None) -> Table:
     """A rich table of a query result; `ms_columns` are shown in seconds."""
     ms_columns = ms_columns or set()
     table = Table(title=title)
@@ -245,7 +265,7 @@ def _rows_table(title: str, rows: queries.Rows, ms_columns: set[str] | None = No
     return table
 
 
-def _numeric(rows: queries.Rows, name: str) -> bool:
+def _numeric(rows: Rows, name: str) -> bool:
     return any(isinstance(v, int | float) and not isinstance(v, bool) for v in rows.column(name))
 
 
