@@ -17,7 +17,9 @@ generator in a third process: CONCURRENCY keep-alive connections for SECONDS aft
 a warm-up. The generator speaks HTTP/1.1 over asyncio streams itself, so that it
 costs far less CPU per request than the servers it measures (the machine has two
 shared cores). Servers alternate over ROUNDS; the best round of each is reported.
-BENCH_SECONDS, BENCH_CONCURRENCY and BENCH_ROUNDS change the run.
+BENCH_SECONDS, BENCH_CONCURRENCY and BENCH_ROUNDS change the run; BENCH_REELTRACE_ENV
+(a JSON object) adds environment variables to the reeltrace server, to isolate the
+cost of one component.
 """
 
 from __future__ import annotations
@@ -259,6 +261,8 @@ def _round_reeltrace(url: str, root: Path, key: str, endpoint: str, tag: str) ->
             "REELTRACE_LOG_FORMAT": "json",
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_SERVICE_NAME": "reeltrace-bench",
+            # e.g. {"OTEL_SDK_DISABLED": "true"} to see what a component costs.
+            **json.loads(os.environ.get("BENCH_REELTRACE_ENV", "{}")),
         }
     )
     with open(log, "wb") as sink:
