@@ -202,8 +202,8 @@ class RequestQueries:
 
     async def dashboard(self, *, window_hours: int = 24) -> DashboardRead:
         """Counts by status, completed-latency percentiles and failure rate over a window."""
-        if not 1 <= window_hours <= 24 * 31:
-            raise ValidationFailed("window_hours must be between 1 and 744", field="window_hours")
+        if not 1 <= window_hours <= 24 * 90:
+            raise ValidationFailed("window_hours must be between 1 and 2160 (90 days)", field="window_hours")
         async with self._connect() as conn:
             row = (await self._fetch(conn, "dashboard", read_sql.dashboard(window_hours), {}))[0]
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
