@@ -58,7 +58,7 @@ def background_jobs(runtime: Runtime, stop: asyncio.Event) -> list[Coroutine[Any
             "retention_scheduled", retention_days=days, interval_seconds=settings.cleanup_interval_seconds
         )
     if settings.export_interval is not None:
-        from service.exporter import run_periodic_export  # type: ignore[import-not-found,unused-ignore]
+        from service.exporter import run_periodic_export  # pyarrow loads only when exports run
 
         jobs.append(run_periodic_export(settings, runtime.database_url, stop))
     return jobs

@@ -67,8 +67,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "REELTRACE_DATABASE_URL")
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    # Runs use at most `db_pool_size` connections at once (the run gate), so they stay
+    # on kept connections; the overflow serves bursts of API reads and housekeeping.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
     slow_query_ms: float = Field(default=100.0, gt=0)
     very_slow_query_ms: float = Field(default=500.0, gt=0)
 

@@ -8,6 +8,7 @@ process is calling them.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -61,8 +62,6 @@ ORDER BY dependency
 
 
 def _json_states(snapshots: list[dict[str, Any]]) -> str:
-    import json
-
     return json.dumps(
         [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in s.items()} for s in snapshots]
     )

@@ -88,7 +88,9 @@ class PipelineRunner:
         self.queries = queries
         self.bodies = bodies
         self.metrics = metrics or get_metrics()
-        self.gate = gate or RunGate(settings.db_pool_size + settings.db_max_overflow)
+        # One permit per kept pool connection: overflow connections are closed when
+        # returned, and reopening them per statement costs more than waiting.
+        self.gate = gate or RunGate(settings.db_pool_size)
 
     # --- tracing context -------------------------------------------------------------
 

@@ -133,7 +133,7 @@ class TrackingRepository:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
-        async with translate_errors(), self.engine.begin() as conn:
+        async with translate_errors(), self.engine.connect() as conn:
             return list((await conn.execute(statement, params)).mappings().all())
 
     async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:

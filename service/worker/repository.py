@@ -17,8 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.pipeline.work import WorkItem
 from service.tracking.repository import translate_errors
 
+# The columns of a claimed request that a run needs (`WorkItem`).
+_WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
+          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
+          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims"""
+
 CLAIM = text(
-    """
+    f"""
 UPDATE video_requests v
 SET lease_owner = :worker,
     lease_expires_at = now() + make_interval(secs => :lease_seconds),
@@ -32,9 +37,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS free
 WHERE v.id = free.id
-RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
-          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims
+RETURNING {_WORK_ITEM_COLUMNS}
 """
 )
 
@@ -70,7 +73,7 @@ WHERE lease_owner = :worker AND id = ANY(:ids)
 # Only recently ended requests are looked at, on the updated_at index (lease changes
 # do not move updated_at), so the sweep stays cheap on a large table.
 CLAIM_UNNOTIFIED = text(
-    """
+    f"""
 UPDATE video_requests v
 SET lease_owner = :worker,
     lease_expires_at = now() + make_interval(secs => :lease_seconds),
@@ -84,9 +87,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS free
 WHERE v.id = free.id
-RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
-          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims
+RETURNING {_WORK_ITEM_COLUMNS}
 """
 )
 
