@@ -75,5 +75,4 @@ def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
 
 SubmitAccess = Annotated[Principal, Depends(require_scope(Scope.SUBMIT))]
-ReadAccess = Annotated[Principal, Depends(require_scope(Scope.READ))]
 read_access = Depends(require_scope(Scope.READ))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,10 +42,6 @@ class StateChange:
     old: BreakerState
     new: BreakerState
     failure_count: int
-
-
-# Called on every state change, e.g. to write an event on the request that caused it.
-Listener = Callable[[StateChange], Awaitable[None]]
 
 
 class CircuitBreaker:

@@ -94,7 +94,10 @@ class StageTracking(TrackingWriter):
         )
         return result
 
-    async def start_stage(self, request_id: uuid.UUID, stage: str, attempt: int = 1) -> StageResult | None:
+    async def start_stage(
+        self, request_id: uuid.UUID, stage: str, attempt: int = 1, *, span_ids: dict[str, str] | None = None
+    ) -> StageResult | None:
+        """Start an attempt; `span_ids` (the attempt's span) lets a resumed attempt link to it."""
         return await self._stage(
             request_id,
             stage,
@@ -102,6 +105,7 @@ class StageTracking(TrackingWriter):
             "stage_started",
             attempts=attempt,
             message=f"{stage} started (attempt {attempt})",
+            data=span_ids,
         )
 
     async def complete_stage(
@@ -182,10 +186,7 @@ class StageTracking(TrackingWriter):
         worker shutting down) records nothing: the stage resumes elsewhere.
         """
         handle = StageHandle()
-        await self._stage(
-            request_id, stage, StageStatus.IN_PROGRESS, "stage_started", attempts=attempt,
-            message=f"{stage} started (attempt {attempt})", data=span_ids,
-        )  # fmt: skip
+        await self.start_stage(request_id, stage, attempt, span_ids=span_ids)
         try:
             yield handle
         except Exception as exc:

@@ -39,7 +39,6 @@ class Severity(StrEnum):
 
 
 TERMINAL = frozenset({RequestStatus.COMPLETED, RequestStatus.FAILED, RequestStatus.TIMEOUT})
-ACTIVE = frozenset({RequestStatus.PENDING, RequestStatus.GENERATING})
 
 TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
     {
