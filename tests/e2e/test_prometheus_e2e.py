@@ -183,14 +183,14 @@ def _wait_scraped(prometheus: PrometheusServer, finished: int, within: float = 3
     """Wait until Prometheus has scraped a process whose counter saw `finished` requests end,
     and every rule group has evaluated since, so recorded series and alerts include them."""
 
-    def scraped_at() -> float | None:
+    def seen_at() -> float | None:
         result = prometheus.query("sum(reeltrace_requests_finished_total)")
-        if result and float(result[0]["value"][1]) == finished:
-            return prometheus.scalar("max(timestamp(reeltrace_requests_finished_total))")
-        return None
+        # The moment the query answers, not the sample's timestamp (its scrape's start):
+        # a rule group evaluated between the two may not have had the sample yet.
+        return time.time() if result and float(result[0]["value"][1]) == finished else None
 
-    when = prometheus.wait_until(f"Prometheus sees {finished} finished requests", scraped_at, within)
-    prometheus.wait_for_rules_after(when + 0.001, within)
+    when = prometheus.wait_until(f"Prometheus sees {finished} finished requests", seen_at, within)
+    prometheus.wait_for_rules_after(when, within)
 
 
 @pytest.fixture(scope="module")
