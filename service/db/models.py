@@ -138,6 +138,9 @@ class RequestStage(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    # The request's created_at, copied in on insert (by a trigger when not given), so
+    # the analytics export finds a stage's day partition without joining its request.
+    request_created_at: Mapped[datetime] = mapped_column(TS, nullable=False)
 
     __table_args__ = (
         UniqueConstraint("request_id", "stage_name"),

@@ -2,7 +2,9 @@
 
 The rows go in with `session_replication_role = replica`, which skips the status
 guard (a generated row may start out completed), the updated_at trigger (the
-generated updated_at is kept) and the foreign-key triggers (stages go in fast).
+generated updated_at is kept) and the foreign-key triggers (stages go in fast); so
+stages carry their request's created_at themselves (the trigger that would copy it
+in does not run either).
 Everything runs as SQL on the server, so millions of rows take seconds, not hours.
 """
 
@@ -91,7 +93,8 @@ FROM (
 # failing one completed, the failing one failed, later ones still pending.
 _STAGES = """
 INSERT INTO request_stages (request_id, stage_name, stage_order, status, started_at, completed_at,
-                            duration_ms, attempts, max_retries, error_message, updated_at)
+                            duration_ms, attempts, max_retries, error_message, updated_at,
+                            request_created_at)
 SELECT r.id, st.name, st.ord, st_status::stage_status,
        CASE WHEN st_status <> 'pending' THEN r.started_at + (st.ord - 1) * interval '2 seconds' END,
        CASE WHEN st_status IN ('completed', 'failed')
@@ -101,7 +104,7 @@ SELECT r.id, st.name, st.ord, st_status::stage_status,
             WHEN st.name = 'video_generation' THEN 1 + r.retry_count ELSE 1 END,
        st.max_retries,
        CASE WHEN st_status = 'failed' THEN r.error_message END,
-       r.updated_at
+       r.updated_at, r.created_at
 FROM video_requests r
 JOIN (VALUES ('veo', 'validation', 1, 0), ('veo', 'video_generation', 2, 3),
              ('veo', 'video_processing', 3, 3), ('veo', 'notification', 4, 3),
