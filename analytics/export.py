@@ -35,9 +35,9 @@ DEFAULT_OVERLAP = timedelta(minutes=5)
 # read in one stream, through the updated_at index: page ranges would make every
 # stream scan its whole range for a few changed rows.
 SHARD_MIN_ROWS = 200_000
-# A stage row is read joined to its request (for its day), which a page range of
-# the stage heap cannot split well; the other tables shard cleanly.
-SHARDABLE = frozenset({VIDEO_REQUESTS.name, REQUEST_EVENTS.name})
+# Every table is read alone (a stage carries its request's created_at, its day), so
+# each shards cleanly by page ranges.
+SHARDABLE = frozenset({VIDEO_REQUESTS.name, REQUEST_STAGES.name, REQUEST_EVENTS.name})
 
 
 class ExportObserver(Protocol):

@@ -53,16 +53,15 @@ COPY (
 ) TO STDOUT (FORMAT csv);
 
 -- name: copy_request_stages
--- A stage lives in its request's day partition, so a request's history stays together.
+-- A stage lives in its request's day partition, so a request's history stays together;
+-- the stage row carries its request's created_at, so no join to the requests is needed.
 COPY (
-    SELECT s.id, s.request_id, s.stage_name, s.stage_order, s.status, s.started_at, s.completed_at,
-           s.duration_ms, s.attempts, s.max_retries, s.error_message, s.updated_at,
-           r.created_at AS request_created_at
-    FROM request_stages s
-    JOIN video_requests r ON r.id = s.request_id
-    WHERE s.updated_at >= %(window_start)s
-      AND (%(ctid_lo)s::tid IS NULL OR s.ctid >= %(ctid_lo)s::tid)
-      AND (%(ctid_hi)s::tid IS NULL OR s.ctid < %(ctid_hi)s::tid)
+    SELECT id, request_id, stage_name, stage_order, status, started_at, completed_at,
+           duration_ms, attempts, max_retries, error_message, updated_at, request_created_at
+    FROM request_stages
+    WHERE updated_at >= %(window_start)s
+      AND (%(ctid_lo)s::tid IS NULL OR ctid >= %(ctid_lo)s::tid)
+      AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
 ) TO STDOUT (FORMAT csv);
 
 -- name: copy_request_events
