@@ -14,6 +14,7 @@ Histograms (with trace_id exemplars)
     reeltrace_request_duration_seconds{pipeline,status,aspect_ratio}   started -> terminal
     reeltrace_request_queue_seconds{pipeline}                          created -> started
     reeltrace_stage_duration_seconds{pipeline,stage,status}            one stage attempt
+                                                   status: completed|retried|failed
     reeltrace_external_call_duration_seconds{dependency}
 Gauges
     reeltrace_requests_in_flight{pipeline,stage}
@@ -37,6 +38,8 @@ DURATION_BUCKETS = (
     90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0,
 )  # fmt: skip
 
+# How a stage attempt ended, as the stage-duration histogram labels it.
+STAGE_OUTCOMES = ("completed", "retried", "failed")
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -135,19 +138,38 @@ class Metrics:
             self.oldest_request_age.labels(status=status).set(0)
         self.tracking_journal_pending.set(0)
 
-    def declare_pipelines(self, pipelines: Iterable[str], terminal_statuses: Iterable[str]) -> None:
-        """Create each pipeline's request counters at 0, before anything is counted.
+    def declare_pipelines(
+        self,
+        pipelines: Iterable[str],
+        terminal_statuses: Iterable[str],
+        aspect_ratios: Iterable[str] = (),
+    ) -> None:
+        """Create each pipeline's request series at 0, before anything is counted.
 
         A labelled series appears on its first increment, and rate()/increase() cannot
         see what a series counted before its first scrape: without this, the first
         failures after a start (a whole burst, within one scrape interval) never reach
-        the failure ratio, and so never the availability SLO.
+        the failure ratio, and so never the availability SLO. The request histograms
+        are declared for the same reason: a latency alert needs the buckets' earlier
+        (zero) values to see the first slow requests.
         """
         statuses = list(terminal_statuses)
+        ratios = list(aspect_ratios)
         for pipeline in pipelines:
             self.requests_created.labels(pipeline=pipeline)
+            self.request_queue.labels(pipeline=pipeline)
             for status in statuses:
                 self.requests_finished.labels(pipeline=pipeline, status=status)
+                for ratio in ratios:
+                    self.request_duration.labels(pipeline=pipeline, status=status, aspect_ratio=ratio)
+
+    def declare_stages(self, pipeline: str, stages: Iterable[str]) -> None:
+        """Create a pipeline's stage series at 0, where its stages run (see declare_pipelines)."""
+        for stage in stages:
+            self.stage_retries.labels(pipeline=pipeline, stage=stage)
+            self.requests_in_flight.labels(pipeline=pipeline, stage=stage).set(0)
+            for outcome in STAGE_OUTCOMES:
+                self.stage_duration.labels(pipeline=pipeline, stage=stage, status=outcome)
 
 
 _lock = threading.Lock()

@@ -70,6 +70,8 @@ PIPELINES: dict[str, Pipeline] = {
 }
 
 DEFAULT_PIPELINE = "veo"
+# The aspect ratios Veo renders; the API accepts only these.
+ASPECT_RATIOS = ("16:9", "9:16")
 
 
 def get_pipeline(name: str) -> Pipeline:

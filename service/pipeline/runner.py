@@ -38,7 +38,7 @@ from tenacity import (
 
 from service.backends.base import BackendError
 from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
-from service.pipeline.definitions import Pipeline, StageDefinition, get_pipeline
+from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.gate import RunGate
 from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
 from service.pipeline.work import RunState, WorkItem
@@ -91,6 +91,8 @@ class PipelineRunner:
         # One permit per kept pool connection: overflow connections are closed when
         # returned, and reopening them per statement costs more than waiting.
         self.gate = gate or RunGate(settings.db_pool_size)
+        for pipeline in PIPELINES.values():
+            self.metrics.declare_stages(pipeline.name, pipeline.stage_names)
 
     # --- tracing context -------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from service.backends.factory import Backends
 from service.backends.webhook import WebhookNotifier
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
+from service.pipeline.definitions import ASPECT_RATIOS
 from service.pipeline.gate import outside_gate
 from service.pipeline.work import RunState
 from service.settings import Settings
@@ -42,7 +43,7 @@ log = structlog.get_logger("reeltrace.stages")
 StageBody = Callable[[RunState, int], Awaitable[dict[str, Any] | None]]
 
 VALID_DURATIONS = {4, 6, 8}
-VALID_ASPECTS = {"16:9", "9:16"}
+VALID_ASPECTS = set(ASPECT_RATIOS)
 VALID_RESOLUTIONS = {"720p", "1080p"}
 MAX_PROMPT = 2000
 

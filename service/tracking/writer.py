@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from service.errors import TrackingUnavailable
-from service.pipeline.definitions import PIPELINES
+from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.repository import TrackingRepository
 from service.tracking.requests import utcnow
@@ -51,7 +51,7 @@ class TrackingWriter:
         self.generation_timeout = generation_timeout
         self.metrics = metrics or get_metrics()
         self.metrics.declare_pipelines(
-            PIPELINES, [status.value for status in RequestStatus if status.is_terminal]
+            PIPELINES, [status.value for status in RequestStatus if status.is_terminal], ASPECT_RATIOS
         )
         self.clock = clock
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from service.runtime import Runtime
+from service.tracking.writer import TrackingWriter
 from telemetry.logging import redact_text
-from telemetry.metrics import get_metrics
+from telemetry.metrics import Metrics, get_metrics
 from tests.conftest import require_tool
 from tests.support.logs import json_logs
 from tests.telemetry.test_tracing import run_worker_until_terminal, submit
@@ -62,6 +64,21 @@ async def test_openmetrics_exposition_has_exemplars_of_real_traces(
     # This test's request left its trace as an exemplar, and that trace was really recorded.
     assert accepted["trace_id"] in {trace for _, trace in exemplars}
     assert str(accepted["trace_id"]) in known
+
+
+def test_request_series_exist_at_zero_before_the_first_request(runtime: Runtime) -> None:
+    """A tracking writer declares every pipeline's request counters and histograms at 0."""
+    metrics = Metrics(CollectorRegistry())
+    TrackingWriter(runtime.tracker.repository, runtime.tracker.journal, metrics=metrics)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+    }
+    duration = tuple(sorted({"pipeline": "lesson", "status": "timeout", "aspect_ratio": "9:16"}.items()))
+    assert samples[("reeltrace_request_duration_seconds_count", duration)] == 0
+    assert samples[("reeltrace_request_queue_seconds_count", (("pipeline", "veo"),))] == 0
+    assert samples[("reeltrace_requests_finished_total", (("pipeline", "veo"), ("status", "failed")))] == 0
 
 
 def test_no_metric_has_an_unbounded_label() -> None:
@@ -147,6 +164,14 @@ def test_a_separate_worker_serves_its_own_metrics(runtime: Runtime, tmp_path: Pa
         assert response.status_code == 200
         assert "reeltrace_circuit_breaker_state" in response.text
         assert "reeltrace_tracking_journal_pending" in response.text
+        # Stage series exist at zero before the first attempt, so rate() sees the first one.
+        assert (
+            'reeltrace_stage_duration_seconds_count{pipeline="veo",stage="video_generation",status="failed"} 0.0'
+            in response.text
+        )
+        assert (
+            'reeltrace_requests_in_flight{pipeline="lesson",stage="script_generation"} 0.0' in response.text
+        )
     finally:
         worker.terminate()
         assert worker.wait(timeout=30) == 0
