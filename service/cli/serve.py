@@ -24,7 +24,6 @@ from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
 from telemetry.tracing import (
     configure_tracing,
-    instrument_app,
     instrument_database,
     instrument_httpx,
     shutdown_tracing,
@@ -105,7 +104,6 @@ def serve(
                 await print_bootstrap_key(runtime)
             services = build_pipeline(runtime)
             app = create_app(settings, runtime)
-            instrument_app(app)
             app.state.breakers = services.breakers
             local_runs = LocalRuns(services.runner)
             app.state.degraded_runner = local_runs
@@ -167,11 +165,12 @@ def worker(
         tasks: list[asyncio.Task[None]] = []
         try:
             instrument_database()
+            # Built first, so the first scrape already sees every stage series at zero.
+            services = build_pipeline(runtime)
             if port:
                 # Its own port: a worker process's metrics are scraped apart from the API's.
                 start_http_server(port, addr=settings.host, registry=get_metrics().registry)
                 out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
-            services = build_pipeline(runtime)
             the_worker = Worker(runtime, services.runner, breakers=services.breakers)
             tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
             out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
