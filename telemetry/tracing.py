@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -31,7 +32,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from telemetry.correlation import current_span_attributes
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-EXCLUDED_URLS = "metrics,healthz,readyz"
+UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 
 _provider: TracerProvider | None = None
 
@@ -108,16 +109,19 @@ def shutdown_tracing() -> None:
         _provider.shutdown()
 
 
-def instrument_app(app: Any) -> None:
-    """FastAPI server spans for every route but metrics and health checks."""
-    if _provider is None:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def http_telemetry() -> TelemetryConfig:
+    """FastAPI's own telemetry settings (`FastAPI(telemetry=...)`): server spans only.
 
-    # The per-message ASGI send/receive spans add cost and no insight.
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
-    )
+    FastAPI traces each request itself once a tracer provider is configured, naming
+    the span after the route. HTTP metrics are Prometheus's job here, and errors are
+    logged by the app; per-operation child spans add cost and no insight. Metrics
+    scrapes and health checks are not traced.
+    """
+    return {"metrics": False, "logs": False, "operation_spans": False, "exclude": _untraced}
+
+
+def _untraced(scope: Any) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def instrument_database() -> None:

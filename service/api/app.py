@@ -16,6 +16,7 @@ from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
+from telemetry.tracing import http_telemetry
 
 DESCRIPTION = """
 Submit generative-video requests and follow each one through its stages.
@@ -72,6 +73,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         summary="Tracked, observable generative-video requests.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=http_telemetry(),
     )
     app.state.settings = settings
     if runtime is not None:

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from service.api.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
-from telemetry.tracing import configure_tracing, instrument_app, instrument_database
+from telemetry.tracing import configure_tracing, instrument_database
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -42,7 +42,6 @@ async def traced_app(
     settings: Settings, runtime: Runtime, spans: InMemorySpanExporter
 ) -> AsyncIterator[FastAPI]:
     application = create_app(settings.model_copy(update={"api_keys_required": False}), runtime)
-    instrument_app(application)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -79,6 +79,20 @@ async def test_request_is_one_trace_from_http_to_every_stage(
         assert stage.attributes["stage.attempt"] == 1
 
 
+async def test_scrapes_and_health_checks_are_not_traced(
+    client: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    """/metrics, /healthz and /readyz make no server span; an API route makes one named after it."""
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert (await client.get(path)).status_code == 200
+    assert [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER] == []
+    assert (await client.get("/api/v1/monitoring/dashboard")).status_code == 200
+    [server] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert server.name == "GET /api/v1/monitoring/dashboard"
+    assert server.attributes is not None
+    assert server.attributes["http.response.status_code"] == 200
+
+
 async def test_generation_call_is_a_client_span_with_gen_ai_attributes(
     client: httpx.AsyncClient, runtime: Runtime, spans: InMemorySpanExporter
 ) -> None:
