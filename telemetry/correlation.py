@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
-
-import structlog
 
 CORRELATION_ID_RE = re.compile(r"^vvd_[0-9]{13}_[0-9a-f]{8}$")
 
@@ -28,6 +27,11 @@ SPAN_ATTRIBUTE_NAMES = {
 }
 
 _span_attributes: ContextVar[Mapping[str, str] | None] = ContextVar("reeltrace_span_attributes", default=None)
+# The fields every log line inside a context carries. One variable holding a small
+# mapping, replaced (never mutated) per context: structlog's own contextvars helpers
+# scan the whole context on every bind and every log line, a cost paid per request.
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_log_fields: ContextVar[Mapping[str, Any]] = ContextVar("reeltrace_log_fields", default=_NO_FIELDS)
 
 
 def new_correlation_id(now_ms: int | None = None) -> str:
@@ -46,6 +50,23 @@ def current_span_attributes() -> Mapping[str, str] | None:
 
 
 @contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` to every log line written inside (see `merge_log_context`)."""
+    token = _log_fields.set({**_log_fields.get(), **fields})
+    try:
+        yield
+    finally:
+        _log_fields.reset(token)
+
+
+def merge_log_context(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the context's fields, unless the call itself names them."""
+    for key, value in _log_fields.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+@contextmanager
 def request_context(**fields: Any) -> Iterator[None]:
     """Bind `request_id`, `correlation_id` and friends to log lines and spans inside."""
     clean = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in fields.items()}
@@ -55,7 +76,7 @@ def request_context(**fields: Any) -> Iterator[None]:
     )
     token = _span_attributes.set(attrs)
     try:
-        with structlog.contextvars.bound_contextvars(**clean):
+        with log_context(**clean):
             yield
     finally:
         _span_attributes.reset(token)

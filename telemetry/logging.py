@@ -23,6 +23,8 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
+from telemetry.correlation import merge_log_context
+
 PROMPT_LOG_CHARS = 50
 
 _SECRET_KEYS = re.compile(
@@ -160,7 +162,7 @@ def _add_logger_name(logger: Any, _: str, event_dict: MutableMapping[str, Any]) 
 
 def shared_processors() -> list[Any]:
     return [
-        structlog.contextvars.merge_contextvars,
+        merge_log_context,
         structlog.stdlib.add_log_level,
         _add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

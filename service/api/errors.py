@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.schemas import ErrorBody, FieldError
 from service.errors import RateLimited, ReeltraceError, ValidationFailed
+from telemetry.correlation import log_context
 
 log = structlog.get_logger("reeltrace.api")
 
@@ -133,7 +134,7 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(http_request_id=request_id):
+        with log_context(http_request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
