@@ -134,7 +134,9 @@ def shard_bounds(pages: int, shards: int) -> list[tuple[str | None, str | None]]
 class _QueueStream(io.RawIOBase):
     """A readable byte stream over the chunks a producer thread puts in a queue."""
 
-    def __init__(self, chunks: queue.Queue[bytes | None], failed: Callable[[], BaseException | None]) -> None:
+    def __init__(
+        self, chunks: queue.Queue[bytearray | None], failed: Callable[[], BaseException | None]
+    ) -> None:
         self._chunks = chunks
         self._failed = failed
         self._buf = memoryview(b"")
@@ -169,11 +171,11 @@ class CopyStream:
         self._snapshot_id = snapshot_id
         self._table = table
         self._params = params
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._chunks: queue.Queue[bytearray | None] = queue.Queue(maxsize=16)
         self._stop = threading.Event()
         self._error: BaseException | None = None
 
-    def _put(self, item: bytes | None) -> bool:
+    def _put(self, item: bytearray | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -188,18 +190,21 @@ class CopyStream:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self._snapshot_id)))
                 with conn.cursor().copy(_q(self._table.copy_query), self._params) as copy:
-                    parts: list[Any] = []  # buffers handed over by libpq, joined once per chunk
-                    size = 0
+                    # libpq hands over one row at a time, as a memoryview. Rows are copied
+                    # into a bytearray at once: memoryviews held until a chunk is full
+                    # would survive into the garbage collector's older generations and
+                    # make it scan the whole heap again and again (measured: a fifth of
+                    # the export's CPU time).
+                    chunk = bytearray()
                     for data in copy:
-                        parts.append(data)
-                        size += len(data)
-                        if size >= CHUNK_BYTES:
-                            if not self._put(b"".join(parts)):
+                        chunk += data
+                        if len(chunk) >= CHUNK_BYTES:
+                            if not self._put(chunk):
                                 conn.cancel_safe()
                                 return
-                            parts, size = [], 0
-                    if parts:
-                        self._put(b"".join(parts))
+                            chunk = bytearray()
+                    if chunk:
+                        self._put(chunk)
         except BaseException as exc:  # handed to the consuming thread, which re-raises it
             self._error = exc
         finally:
