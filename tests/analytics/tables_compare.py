@@ -9,7 +9,9 @@ from analytics.reader import open_snapshot
 from analytics.tables import BY_NAME
 from tests.analytics.conftest import pg_rows
 
-# The PostgreSQL expression for each snapshot column that is not a plain column.
+# The PostgreSQL expression for each snapshot column that is not a plain column. A
+# stage's day comes from its request's own created_at, which also checks the copy of
+# it that each stage row carries (the column the export reads).
 _PG_EXPR = {
     ("video_requests", "id"): "id::text",
     ("video_requests", "status"): "status::text",
