@@ -17,6 +17,7 @@ from service.auth.repository import ApiKeyRepository
 from service.background import background_jobs
 from service.cli.common import out, run, settings_or_exit
 from service.db.urls import redact
+from service.heap import settle_heap
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
@@ -121,6 +122,7 @@ def serve(
                 f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)"
                 + ("" if with_worker else "  [no worker]")
             )
+            settle_heap()
             if not stop.is_set():
                 await servers[0].serve()
         finally:
@@ -174,6 +176,7 @@ def worker(
             the_worker = Worker(runtime, services.runner, breakers=services.breakers)
             tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
             out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
+            settle_heap()
             await the_worker.run(stop)
         finally:
             stop.set()

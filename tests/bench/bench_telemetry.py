@@ -47,6 +47,7 @@ class NullMetrics:
 async def run_mode(mode: str, url: str, data_dir: Path) -> tuple[float, float]:
     from sqlalchemy import text
 
+    from service.heap import settle_heap
     from service.pipeline.assembly import build_pipeline
     from service.runtime import Runtime
     from service.settings import Settings
@@ -78,6 +79,7 @@ async def run_mode(mode: str, url: str, data_dir: Path) -> tuple[float, float]:
     for i in range(REQUESTS):
         await runtime.tracker.create_request(NewRequest(user_id=f"u{i % 50}", prompt=f"bench {i}"))
     worker = Worker(runtime, services.runner)
+    settle_heap()  # as `reeltrace worker` does once started
     stop = asyncio.Event()
     started = time.perf_counter()
     cpu_started = time.process_time()
