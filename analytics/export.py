@@ -27,17 +27,15 @@ from analytics.errors import AnalyticsError
 from analytics.partitions import TableMerge, staged_by_day, write_stream
 from analytics.snapshot import Manifest, TableFiles
 from analytics.source import CopyStream, ExportSource, shard_bounds
-from analytics.tables import REQUEST_EVENTS, REQUEST_STAGES, TABLES, VIDEO_REQUESTS, TableSpec
+from analytics.tables import REQUEST_STAGES, TABLES, VIDEO_REQUESTS, TableSpec
 
 DEFAULT_OVERLAP = timedelta(minutes=5)
 # A full read of a table with at least this many rows runs in one stream per
 # worker, over disjoint page ranges of the heap (each a TID range scan). A delta is
 # read in one stream, through the updated_at index: page ranges would make every
-# stream scan its whole range for a few changed rows.
+# stream scan its whole range for a few changed rows. Every table is read alone (a
+# stage carries its request's created_at, which is its day), so each shards cleanly.
 SHARD_MIN_ROWS = 200_000
-# Every table is read alone (a stage carries its request's created_at, its day), so
-# each shards cleanly by page ranges.
-SHARDABLE = frozenset({VIDEO_REQUESTS.name, REQUEST_STAGES.name, REQUEST_EVENTS.name})
 
 
 class ExportObserver(Protocol):
@@ -118,7 +116,7 @@ def export_snapshot(
                     continue
                 full_read = window_start is None
                 big = counts[spec.name] >= SHARD_MIN_ROWS
-                shards = workers if spec.name in SHARDABLE and full_read and big else 1
+                shards = workers if full_read and big else 1
                 for lo, hi in shard_bounds(source.pages(spec), shards):
                     tasks.append(_Task(spec, len(tasks), lo, hi))
             staged = _stream(dsn, source, tasks, staging, version, workers, obs)
