@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Callable, Iterator
 
 import typer
@@ -41,9 +42,20 @@ class _Server(uvicorn.Server):
     command handles the signals itself and asks the server to exit.
     """
 
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # "listening" is said once the socket is bound, so a client that reads it
+        # can connect at once.
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_started()
 
 
 def _on_signals(callback: Callable[[], None]) -> None:
@@ -117,11 +129,10 @@ def serve(
             config = uvicorn.Config(
                 app, host=settings.host, port=settings.port, log_config=None, access_log=False
             )
-            servers.append(_Server(config))
-            out.print(
-                f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)"
-                + ("" if with_worker else "  [no worker]")
+            listening = f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)" + (
+                "" if with_worker else "  [no worker]"
             )
+            servers.append(_Server(config, lambda: out.print(listening)))
             settle_heap()
             if not stop.is_set():
                 await servers[0].serve()
