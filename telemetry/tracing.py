@@ -14,9 +14,8 @@ request's `correlation_id`, `request.id` and `pipeline` (see the span processor)
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -30,6 +29,9 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetry.correlation import current_span_attributes
+
+if TYPE_CHECKING:  # a type only: a worker never imports FastAPI otherwise (~0.4 s)
+    from fastapi.telemetry import TelemetryConfig
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
