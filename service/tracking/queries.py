@@ -10,16 +10,16 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import TextClause
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.statements import fetch_all
 from service.errors import RequestNotFound, ValidationFailed
 from service.tracking import read_sql
 from service.tracking.repository import translate_errors
@@ -68,22 +68,16 @@ class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
     def __init__(self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
-        # Reads need no transaction block: autocommit spares each one a BEGIN and a
-        # ROLLBACK round trip.
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Each read is one statement in autocommit (`fetch_all`): no transaction block,
+        # so no BEGIN and ROLLBACK round trips.
+        self.engine = engine
         self.slow_ms = slow_ms
         self.very_slow_ms = very_slow_ms
 
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        async with translate_errors(), self.engine.connect() as conn:
-            yield conn
-
-    async def _fetch(
-        self, conn: AsyncConnection, query_type: str, statement: TextClause, params: Mapping[str, Any]
-    ) -> list[Any]:
+    async def _fetch(self, query_type: str, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
         started = time.perf_counter()
-        rows = list((await conn.execute(statement, params)).mappings().all())
+        async with translate_errors():
+            rows = await fetch_all(self.engine, statement, params)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if elapsed_ms > self.slow_ms:
             emit = log.warning if elapsed_ms > self.very_slow_ms else log.info
@@ -124,8 +118,7 @@ class RequestQueries:
         if cursor:
             params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
             present.add("cursor")
-        async with self._connect() as conn:
-            rows = await self._fetch(conn, query_type, read_sql.list_requests(frozenset(present)), params)
+        rows = await self._fetch(query_type, read_sql.list_requests(frozenset(present)), params)
         items = [RequestSummary.model_validate(row) for row in rows]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(items) == limit else None
         return Page[RequestSummary](items=items, limit=limit, offset=offset, next_cursor=next_cursor)
@@ -151,12 +144,11 @@ class RequestQueries:
     async def get_request(self, key: str | uuid.UUID) -> RequestRead:
         """A request with its stages, by UUID or correlation ID."""
         statement, params = self._lookup(key)
-        async with self._connect() as conn:
-            rows = await self._fetch(conn, "request_detail", statement, params)
-            if not rows:
-                raise RequestNotFound(f"no request with id or correlation id {key}")
-            row = rows[0]
-            stages = await self._fetch(conn, "request_stages", read_sql.STAGES_OF_REQUEST, {"id": row["id"]})
+        rows = await self._fetch("request_detail", statement, params)
+        if not rows:
+            raise RequestNotFound(f"no request with id or correlation id {key}")
+        row = rows[0]
+        stages = await self._fetch("request_stages", read_sql.STAGES_OF_REQUEST, {"id": row["id"]})
         return RequestRead.model_validate({**row, "stages": [StageRead.model_validate(s) for s in stages]})
 
     @staticmethod
@@ -178,17 +170,15 @@ class RequestQueries:
         if not 1 <= limit <= 5000:
             raise ValidationFailed("limit must be between 1 and 5000", field="limit")
         request_id = key if isinstance(key, uuid.UUID) else await self.resolve_id(key)
-        async with self._connect() as conn:
-            rows = await self._fetch(
-                conn,
-                "request_events",
-                read_sql.EVENTS_OF_REQUEST,
-                {"id": request_id, "after_id": after_id, "limit": limit},
-            )
-            if not rows and after_id == 0:
-                exists = await self._fetch(conn, "request_exists", read_sql.REQUEST_BY_ID, {"id": request_id})
-                if not exists:
-                    raise RequestNotFound(f"no request {request_id}")
+        rows = await self._fetch(
+            "request_events",
+            read_sql.EVENTS_OF_REQUEST,
+            {"id": request_id, "after_id": after_id, "limit": limit},
+        )
+        if not rows and after_id == 0:
+            exists = await self._fetch("request_exists", read_sql.REQUEST_BY_ID, {"id": request_id})
+            if not exists:
+                raise RequestNotFound(f"no request {request_id}")
         return [EventRead.model_validate(row) for row in rows]
 
     async def latest_event(
@@ -196,16 +186,14 @@ class RequestQueries:
     ) -> EventRead | None:
         """The most recent event of a type (and stage) for a request: resume bookkeeping."""
         params = {"id": request_id, "event_type": event_type, "stage": stage}
-        async with self._connect() as conn:
-            rows = await self._fetch(conn, "latest_event", read_sql.LATEST_EVENT, params)
+        rows = await self._fetch("latest_event", read_sql.LATEST_EVENT, params)
         return EventRead.model_validate(rows[0]) if rows else None
 
     async def dashboard(self, *, window_hours: int = 24) -> DashboardRead:
         """Counts by status, completed-latency percentiles and failure rate over a window."""
         if not 1 <= window_hours <= 24 * 90:
             raise ValidationFailed("window_hours must be between 1 and 2160 (90 days)", field="window_hours")
-        async with self._connect() as conn:
-            row = (await self._fetch(conn, "dashboard", read_sql.dashboard(window_hours), {}))[0]
+        row = (await self._fetch("dashboard", read_sql.dashboard(window_hours), {}))[0]
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
         terminal = counts["completed"] + counts["failed"] + counts["timeout"]
         pcts = row["percentiles"] or [None, None, None]
@@ -236,9 +224,8 @@ class RequestQueries:
         if since >= until:
             raise ValidationFailed("since must be before until", field="since")
         params = {"since": since, "until": until, "pipeline": pipeline}
-        async with self._connect() as conn:
-            rows = await self._fetch(conn, "hourly_metrics", read_sql.HOURLY, params)
-            stage_rows = await self._fetch(conn, "hourly_stage_metrics", read_sql.HOURLY_STAGES, params)
+        rows = await self._fetch("hourly_metrics", read_sql.HOURLY, params)
+        stage_rows = await self._fetch("hourly_stage_metrics", read_sql.HOURLY_STAGES, params)
         per_stage: dict[datetime, dict[str, float]] = {}
         for s in stage_rows:
             per_stage.setdefault(s["hour"], {})[s["stage_name"]] = s["avg_duration_ms"]
@@ -249,8 +236,7 @@ class RequestQueries:
 
     async def oldest_active_ages(self) -> dict[str, float]:
         """Age in seconds of the oldest pending and generating request (0 if none)."""
-        async with self._connect() as conn:
-            rows = await self._fetch(conn, "oldest_active", read_sql.OLDEST_ACTIVE, {})
+        rows = await self._fetch("oldest_active", read_sql.OLDEST_ACTIVE, {})
         ages = {"pending": 0.0, "generating": 0.0}
         ages.update({row["status"]: float(row["age_seconds"]) for row in rows})
         return ages

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import TextClause
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.statements import fetch_all
 from service.errors import InvalidStatusTransition, RateLimited, RequestNotFound, TrackingUnavailable
 from service.settings import RateLimit
 from service.tracking import sql
@@ -59,21 +61,35 @@ def _event_params(event: EventWrite) -> dict[str, Any]:
 
 def is_unreachable(exc: BaseException) -> bool:
     """True when the error means the server could not be reached (not a SQL error)."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | ConnectionError | TimeoutError):
+    unreachable = (
+        OperationalError,
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        PoolTimeoutError,
+        ConnectionError,
+        TimeoutError,
+    )
+    if isinstance(exc, unreachable):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None)
+def _sqlstate(exc: DBAPIError | psycopg.Error) -> str | None:
+    source = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(source, "sqlstate", None)
 
 
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """Turn driver errors into domain errors at the repository boundary."""
+    """Turn driver errors into domain errors at the repository boundary.
+
+    Statements run through SQLAlchemy raise its wrapped `DBAPIError`s; those run on
+    the driver connection (`service.db.statements`) raise psycopg's own.
+    """
     try:
         yield
-    except DBAPIError as exc:
+    except (DBAPIError, psycopg.Error) as exc:
         if _sqlstate(exc) == STATUS_GUARD_SQLSTATE:
             raise InvalidStatusTransition(detail="Invalid status transition") from exc
         if is_unreachable(exc):
@@ -128,13 +144,13 @@ class TrackingRepository:
     """Applies tracking writes to PostgreSQL, one transaction each."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         # Every write is a single statement, atomic on its own: autocommit saves the
         # BEGIN and COMMIT round trips a transaction block would add to each.
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
-        async with translate_errors(), self.engine.connect() as conn:
-            return list((await conn.execute(statement, params)).mappings().all())
+        async with translate_errors():
+            return await fetch_all(self.engine, statement, params)
 
     async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:
         """Insert the request, its stages and its event; a repeated UUID returns the original.
@@ -240,8 +256,8 @@ class TrackingRepository:
 
     async def was_applied(self, write: AnyWrite) -> bool:
         """True if this very write already landed (its event exists)."""
-        async with translate_errors(), self.engine.connect() as conn:
-            return bool((await conn.execute(sql.EVENT_EXISTS, {"uid": write.event.event_uid})).scalar())
+        rows = await self._run(sql.EVENT_EXISTS, {"uid": write.event.event_uid})
+        return bool(rows[0]["exists"])
 
     async def apply(self, write: AnyWrite) -> object:
         """Apply any write; the journal replays through here."""

@@ -9,11 +9,13 @@ itself, so PostgreSQL re-checks them on the locked row version.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.statements import fetch_all
 from service.pipeline.work import WorkItem
 from service.tracking.repository import translate_errors
 
@@ -115,15 +117,17 @@ LIMIT 500
 
 class WorkRepository:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Each statement here stands alone (the claim locks and updates in one).
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Each statement here stands alone (the claim locks and updates in one), so
+        # each runs in autocommit on the driver connection (`fetch_all`).
+        self.engine = engine
+
+    async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        async with translate_errors():
+            return await fetch_all(self.engine, statement, params)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
-        async with translate_errors(), self.engine.begin() as conn:
-            rows = (
-                await conn.execute(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})
-            ).mappings()
-            return [WorkItem.from_row(row) for row in rows]
+        rows = await self._run(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})
+        return [WorkItem.from_row(row) for row in rows]
 
     async def claim_unnotified(
         self, worker: str, limit: int, lease_seconds: float, window_seconds: float
@@ -135,34 +139,28 @@ class WorkRepository:
             "lease_seconds": lease_seconds,
             "window_seconds": window_seconds,
         }
-        async with translate_errors(), self.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM_UNNOTIFIED, params)).mappings()
-            return [WorkItem.from_row(row) for row in rows]
+        return [WorkItem.from_row(row) for row in await self._run(CLAIM_UNNOTIFIED, params)]
 
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
         """Extend the leases; returns the ids this worker still holds."""
         if not ids:
             return set()
-        async with translate_errors(), self.engine.begin() as conn:
-            params = {"worker": worker, "ids": ids, "lease_seconds": lease_seconds}
-            return {row[0] for row in await conn.execute(HEARTBEAT, params)}
+        params = {"worker": worker, "ids": ids, "lease_seconds": lease_seconds}
+        return {row["id"] for row in await self._run(HEARTBEAT, params)}
 
     async def release(self, worker: str, ids: list[uuid.UUID]) -> None:
         if not ids:
             return
-        async with translate_errors(), self.engine.begin() as conn:
-            await conn.execute(RELEASE, {"worker": worker, "ids": ids})
+        await self._run(RELEASE, {"worker": worker, "ids": ids})
 
     async def hand_over(self, worker: str, ids: list[uuid.UUID]) -> None:
         """Let the leases expire now, for another worker to resume the requests at once."""
         if not ids:
             return
-        async with translate_errors(), self.engine.begin() as conn:
-            await conn.execute(HAND_OVER, {"worker": worker, "ids": ids})
+        await self._run(HAND_OVER, {"worker": worker, "ids": ids})
 
     async def stuck(self, pipeline: str | None, budget_seconds: float) -> list[dict[str, Any]]:
         """Generating requests of `pipeline` past its budget, or pending ones if None."""
         statement = STUCK_PENDING if pipeline is None else STUCK_GENERATING
         params = {"pipeline": pipeline, "budget_seconds": budget_seconds}
-        async with translate_errors(), self.engine.connect() as conn:
-            return [dict(row) for row in (await conn.execute(statement, params)).mappings()]
+        return await self._run(statement, params)
