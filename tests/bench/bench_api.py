@@ -7,9 +7,10 @@ for each server, submissions per second and the p50/p99 latency of the POST:
   keys checked, the per-user rate limit counted in PostgreSQL (distinct users, so
   none is refused), tracing on (every span exported over OTLP/HTTP to a local
   receiver), metrics recorded and JSON logs at info written to a file;
-- baseline: a bare FastAPI app in its own process (same uvicorn, same SQLAlchemy
-  async engine on psycopg 3, same pool) whose endpoint validates a small body and
-  does one INSERT into `video_requests`, with no telemetry at all;
+- baseline: a bare FastAPI app in its own process (same uvicorn, same pool, and the
+  same way of running a statement: one autocommit statement on the pooled psycopg 3
+  connection, `service.db.statements.fetch_all`) whose endpoint validates a small
+  body and does one INSERT into `video_requests`, with no telemetry at all;
 
 and the ratio (target: at least 0.7). Both use one PostgreSQL with its default
 durability (fsync on), on the same machine, and are driven identically by a load
@@ -66,6 +67,7 @@ def run_baseline(url: str, port: int) -> None:
     from sqlalchemy import text
 
     from service.db.engine import create_engine
+    from service.db.statements import fetch_all
     from service.settings import Settings
     from telemetry.correlation import new_correlation_id
 
@@ -87,8 +89,7 @@ def run_baseline(url: str, port: int) -> None:
             "guild_id": body.guild_id,
             "prompt": body.prompt,
         }
-        async with engine.begin() as conn:
-            await conn.execute(insert, params)
+        await fetch_all(engine, insert, params)
         return {"id": str(rid), "status": "pending"}
 
     @app.get("/healthz")
