@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.statements import fetch_all
 from service.tracking.repository import translate_errors
 
 PUBLISH = text(
@@ -69,14 +70,16 @@ def _json_states(snapshots: list[dict[str, Any]]) -> str:
 
 class BreakerStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Each statement stands alone: autocommit on the driver connection (`fetch_all`).
+        self.engine = engine
 
     async def publish(self, process_id: str, snapshots: list[dict[str, Any]]) -> None:
-        async with translate_errors(), self.engine.connect() as conn:
-            await conn.execute(PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)})
+        async with translate_errors():
+            await fetch_all(
+                self.engine, PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)}
+            )
 
     async def current(self, fresh_seconds: float) -> list[dict[str, Any]]:
         """Per dependency, the folded state of every process that published recently."""
-        async with translate_errors(), self.engine.connect() as conn:
-            rows = await conn.execute(CURRENT, {"fresh_seconds": fresh_seconds})
-            return [dict(row) for row in rows.mappings()]
+        async with translate_errors():
+            return await fetch_all(self.engine, CURRENT, {"fresh_seconds": fresh_seconds})

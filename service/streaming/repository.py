@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.statements import fetch_all
 from service.errors import RequestNotFound
 from service.tracking.repository import translate_errors
 from service.tracking.states import RequestStatus, Severity
@@ -30,7 +31,7 @@ STATE_BY_ID: TextClause = text(f"SELECT {_STATE_COLUMNS} FROM video_requests WHE
 STATE_BY_CORRELATION: TextClause = text(
     f"SELECT {_STATE_COLUMNS} FROM video_requests WHERE correlation_id = :correlation_id"
 )
-MAX_EVENT_ID: TextClause = text("SELECT coalesce(max(id), 0) FROM request_events")
+MAX_EVENT_ID: TextClause = text("SELECT coalesce(max(id), 0) AS max_id FROM request_events")
 
 _FILTERS = {
     "request_id": "e.request_id = :request_id",
@@ -84,6 +85,11 @@ class StreamRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
+    async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
+        # Each read is one statement: autocommit on the driver connection (`fetch_all`).
+        async with translate_errors():
+            return await fetch_all(self.engine, statement, params)
+
     async def request_state(self, key: str) -> RequestState:
         """A request's identity and status, by UUID or correlation ID."""
         params: dict[str, Any]
@@ -94,15 +100,14 @@ class StreamRepository:
                 statement, params = STATE_BY_ID, {"id": uuid.UUID(key)}
             except ValueError:
                 raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
-        async with translate_errors(), self.engine.connect() as conn:
-            row = (await conn.execute(statement, params)).mappings().first()
-        if row is None:
+        rows = await self._run(statement, params)
+        if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
+        row = rows[0]
         return RequestState(row["id"], row["correlation_id"], row["user_id"], RequestStatus(row["status"]))
 
     async def max_event_id(self) -> int:
-        async with translate_errors(), self.engine.connect() as conn:
-            return int((await conn.execute(MAX_EVENT_ID)).scalar_one())
+        return int((await self._run(MAX_EVENT_ID, {}))[0]["max_id"])
 
     async def events_after(
         self,
@@ -121,8 +126,7 @@ class StreamRepository:
         if user_id is not None:
             params["user_id"] = user_id
             filters.add("user_id")
-        async with translate_errors(), self.engine.connect() as conn:
-            rows = (await conn.execute(events_after(frozenset(filters)), params)).mappings().all()
+        rows = await self._run(events_after(frozenset(filters)), params)
         return [
             StreamRow(
                 id=r["id"],
