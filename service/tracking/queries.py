@@ -31,7 +31,6 @@ from service.tracking.schemas import (
     Page,
     RequestRead,
     RequestSummary,
-    StageRead,
 )
 from service.tracking.states import RequestStatus
 from telemetry.correlation import is_correlation_id
@@ -147,9 +146,7 @@ class RequestQueries:
         rows = await self._fetch("request_detail", statement, params)
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
-        row = rows[0]
-        stages = await self._fetch("request_stages", read_sql.STAGES_OF_REQUEST, {"id": row["id"]})
-        return RequestRead.model_validate({**row, "stages": [StageRead.model_validate(s) for s in stages]})
+        return RequestRead.model_validate(rows[0])
 
     @staticmethod
     def _lookup(key: str | uuid.UUID) -> tuple[TextClause, dict[str, Any]]:
@@ -176,7 +173,7 @@ class RequestQueries:
             {"id": request_id, "after_id": after_id, "limit": limit},
         )
         if not rows and after_id == 0:
-            exists = await self._fetch("request_exists", read_sql.REQUEST_BY_ID, {"id": request_id})
+            exists = await self._fetch("request_exists", read_sql.REQUEST_EXISTS, {"id": request_id})
             if not exists:
                 raise RequestNotFound(f"no request {request_id}")
         return [EventRead.model_validate(row) for row in rows]

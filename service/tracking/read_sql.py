@@ -21,20 +21,28 @@ DETAIL_COLUMNS = (
 """
 )
 
-REQUEST_BY_ID: TextClause = text(f"SELECT {DETAIL_COLUMNS} FROM video_requests r WHERE r.id = :id")
-REQUEST_BY_CORRELATION: TextClause = text(
-    f"SELECT {DETAIL_COLUMNS} FROM video_requests r WHERE r.correlation_id = :correlation_id"
-)
-
-STAGES_OF_REQUEST: TextClause = text(
-    """
-SELECT stage_name AS name, stage_order AS "order", status, started_at, completed_at,
-       duration_ms / 1000.0 AS duration_seconds, attempts, max_retries, error_message, output
-FROM request_stages
-WHERE request_id = :id
-ORDER BY stage_order
+# A request with its stages in one statement (one round trip): the stages come as
+# a JSON array, in stage order, under the names the API's StageRead uses.
+_STAGES_JSON = """
+    coalesce((
+        SELECT json_agg(json_build_object(
+                   'name', s.stage_name, 'order', s.stage_order, 'status', s.status,
+                   'started_at', s.started_at, 'completed_at', s.completed_at,
+                   'duration_seconds', s.duration_ms / 1000.0, 'attempts', s.attempts,
+                   'max_retries', s.max_retries, 'error_message', s.error_message, 'output', s.output
+               ) ORDER BY s.stage_order)
+        FROM request_stages s
+        WHERE s.request_id = r.id
+    ), '[]'::json) AS stages
 """
+
+REQUEST_BY_ID: TextClause = text(
+    f"SELECT {DETAIL_COLUMNS}, {_STAGES_JSON} FROM video_requests r WHERE r.id = :id"
 )
+REQUEST_BY_CORRELATION: TextClause = text(
+    f"SELECT {DETAIL_COLUMNS}, {_STAGES_JSON} FROM video_requests r WHERE r.correlation_id = :correlation_id"
+)
+REQUEST_EXISTS: TextClause = text("SELECT 1 AS found FROM video_requests WHERE id = :id")
 
 EVENTS_OF_REQUEST: TextClause = text(
     """
