@@ -7,8 +7,9 @@ Run: `python -m pytest tests/bench/bench_pipeline.py -s` (not part of the suite)
    processing, notification skipped) with zero simulated latency, one in-process
    worker, timed from the first request started to the last one completed;
 2. database writes per lifecycle, counted two ways: statements the worker sent
-   (a SQLAlchemy `before_cursor_execute` counter on its engine: one tracking write is
-   one statement and one round trip), and rows PostgreSQL inserted or updated
+   (counted at psycopg's cursor, so statements sent through SQLAlchemy and those sent
+   on the pooled connection directly both count: one tracking write is one
+   statement and one round trip), and rows PostgreSQL inserted or updated
    (`pg_stat_user_tables` n_tup_ins / n_tup_upd deltas);
 3. the RSS of one `reeltrace worker` process holding 1,000 simulated generations in
    flight (polling every 10 s, the default), and its CPU use meanwhile.
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import event, text
+import psycopg
+from sqlalchemy import text
 
 from service.db import migrate
 from service.pipeline.assembly import build_pipeline
@@ -118,20 +120,35 @@ async def throughput(settings: Settings, url: str) -> None:
         rows_before = await table_writes(runtime)
 
         statements: Counter[str] = Counter()
+        counting = [False]
+        original_execute = psycopg.AsyncCursor.execute
 
-        def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if "lease_owner" in statement and "UPDATE" in statement:
-                statements["queue"] += 1  # claim, heartbeat, release
-            elif WRITE.search(statement):
-                statements["tracking"] += 1
-            else:
-                statements["read"] += 1
+        # Counted at the driver, where every statement passes: those sent through
+        # SQLAlchemy and those sent on the pooled connection directly alike.
+        async def counted_execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            # The observer's polling is not the worker's work.
+            worker_connection = (
+                cursor.connection.info.parameter_status("application_name") == "reeltrace-bench"
+            )
+            if counting[0] and worker_connection:
+                statement = str(query)
+                if "lease_owner" in statement and "UPDATE" in statement:
+                    statements["queue"] += 1  # claim, heartbeat, release
+                elif WRITE.search(statement):
+                    statements["tracking"] += 1
+                else:
+                    statements["read"] += 1
+            return await original_execute(cursor, query, *args, **kwargs)
 
-        event.listen(runtime.engine.sync_engine, "before_cursor_execute", on_execute)
-        cpu_started = time.process_time()
-        wall = await run_worker_until_done(runtime, observer)
-        cpu = time.process_time() - cpu_started
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", on_execute)
+        psycopg.AsyncCursor.execute = counted_execute  # type: ignore[method-assign]
+        try:
+            counting[0] = True
+            cpu_started = time.process_time()
+            wall = await run_worker_until_done(runtime, observer)
+            cpu = time.process_time() - cpu_started
+            counting[0] = False
+        finally:
+            psycopg.AsyncCursor.execute = original_execute  # type: ignore[method-assign]
 
         async with runtime.engine.connect() as conn:
             first, last, done = (
