@@ -6,8 +6,9 @@
 - `OTEL_TRACES_EXPORTER=console`: spans are printed; `none`: nothing is exported.
 - Otherwise spans are recorded but not exported, so trace IDs still reach the
   request rows, the logs and the metric exemplars.
-`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER(_ARG)` are
-read by the SDK itself. Every span started inside `request_context` carries the
+`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and the
+`OTEL_BSP_*` batch settings are read by the SDK itself (see `batch_processor` for
+the two batch defaults changed here). Every span started inside `request_context` carries the
 request's `correlation_id`, `request.id` and `pipeline` (see the span processor).
 """
 
@@ -35,6 +36,13 @@ if TYPE_CHECKING:  # a type only: a worker never imports FastAPI otherwise (~0.4
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+# Spans are encoded for export on a thread of the serving process, holding the GIL
+# (~70 µs a span). A batch of the SDK's default 512 keeps requests waiting ~35 ms;
+# 64 encode within about one GIL switch interval (5 ms). Measured with the API
+# benchmark: p99 of a submission 46-54 ms instead of 74-108 ms, at the same rate.
+EXPORT_BATCH_SIZE = 64
+EXPORT_DELAY_MS = 200
 
 _provider: TracerProvider | None = None
 
@@ -78,6 +86,15 @@ def _exporter_from_env() -> SpanExporter | None:
     return None
 
 
+def batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    """The batching processor for `exporter`; `OTEL_BSP_*` variables, when set, win."""
+    return BatchSpanProcessor(
+        exporter,
+        max_export_batch_size=None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else EXPORT_BATCH_SIZE,
+        schedule_delay_millis=None if "OTEL_BSP_SCHEDULE_DELAY" in os.environ else EXPORT_DELAY_MS,
+    )
+
+
 def configure_tracing(
     default_service_name: str = "reeltrace", *, exporter: SpanExporter | None = None, batch: bool = True
 ) -> TracerProvider | None:
@@ -98,7 +115,7 @@ def configure_tracing(
     provider.add_span_processor(RequestAttributesSpanProcessor())
     chosen = exporter or _exporter_from_env()
     if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen) if batch else SimpleSpanProcessor(chosen))
+        provider.add_span_processor(batch_processor(chosen) if batch else SimpleSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

@@ -7,10 +7,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-from opentelemetry.sdk.trace import ReadableSpan
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -18,6 +21,7 @@ from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
 from service.worker.worker import Worker
+from telemetry.tracing import EXPORT_BATCH_SIZE, batch_processor
 from tests.support.otlp_receiver import otlp_receiver
 
 
@@ -266,3 +270,39 @@ def test_sdk_disabled_means_no_provider(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+class BatchSizes(InMemorySpanExporter):
+    """Remembers how many spans each export call carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.sizes.append(len(spans))
+        return super().export(spans)
+
+
+def export_batches(count: int) -> list[int]:
+    exporter = BatchSizes()
+    provider = TracerProvider()
+    provider.add_span_processor(batch_processor(exporter))
+    tracer = provider.get_tracer("batch-test")
+    for n in range(count):
+        tracer.start_span(f"span {n}").end()
+    provider.force_flush()
+    provider.shutdown()
+    assert sum(exporter.sizes) == count
+    return exporter.sizes
+
+
+def test_spans_are_exported_in_small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
+    sizes = export_batches(300)
+    assert max(sizes) == EXPORT_BATCH_SIZE
+
+
+def test_the_standard_batch_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10")
+    assert max(export_batches(50)) == 10
