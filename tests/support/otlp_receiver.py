@@ -86,6 +86,10 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver()
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a collector does: the exporter reuses its connection rather
+        # than connecting for every batch.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.headers.get("Content-Encoding") == "gzip":
