@@ -16,6 +16,8 @@ surface as psycopg's own exceptions; callers translate them (see
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 # Keyed by the SQL text: some statements are built per call (from cached builders).
@@ -41,6 +44,27 @@ def compiled_sql(engine: AsyncEngine, statement: TextClause) -> str:
     return sql
 
 
+async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A pooled connection; a cancellation never strands one the pool is making.
+
+    With an idle connection in the pool the checkout never suspends, so it cannot be
+    interrupted. Otherwise the pool connects (awaiting the server), and a cancellation
+    landing there would drop the new connection unclosed: the checkout is shielded,
+    and on cancellation its connection goes back to the pool before the cancellation
+    proceeds (a wait bounded by the connect timeout).
+    """
+    idle = getattr(engine.pool, "checkedin", None)  # queue pools count their idle connections
+    if idle is not None and idle():
+        return await engine.raw_connection()
+    making = asyncio.ensure_future(engine.raw_connection())
+    try:
+        return await asyncio.shield(making)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await greenlet_spawn((await making).close)
+        raise
+
+
 async def fetch_all(
     engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -51,7 +75,7 @@ async def fetch_all(
     state is unknown, and the pool replaces it on demand.
     """
     sql = compiled_sql(engine, statement)
-    fairy = await engine.raw_connection()
+    fairy = await _checkout(engine)
     driver: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]
     healthy = False
     try:
@@ -70,7 +94,9 @@ async def fetch_all(
         return rows
     finally:
         if healthy:
-            await driver.set_autocommit(False)
-            await greenlet_spawn(fairy.close)
-        else:
-            await greenlet_spawn(fairy.invalidate)
+            try:
+                await driver.set_autocommit(False)
+            except psycopg.Error:
+                healthy = False
+        # Always back to the pool or discarded, never dropped while checked out.
+        await greenlet_spawn(fairy.close if healthy else fairy.invalidate)

@@ -88,3 +88,17 @@ async def test_a_cancelled_statement_discards_its_connection(engine: AsyncEngine
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await backend_pid(engine) != pid
+
+
+async def test_a_cancellation_while_connecting_leaves_the_new_connection_in_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    assert engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    task = asyncio.create_task(fetch_all(engine, text("SELECT 1 AS one"), {}))
+    await asyncio.sleep(0)  # the task is now connecting: the pool had no connection
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Made, then returned, rather than dropped unclosed (a ResourceWarning at collection).
+    assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    assert await fetch_all(engine, text("SELECT 1 AS one"), {}) == [{"one": 1}]
