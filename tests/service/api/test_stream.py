@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -179,14 +180,22 @@ async def test_stream_survives_losing_the_listener_connection(
     rid = uuid.UUID(accepted["id"])
     async with open_stream(live.url, admin, request_id=accepted["id"]) as stream:
         await stream.next_data()
-        async with runtime.engine.connect() as conn:
-            killed = await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'reeltrace-stream' AND datname = current_database()"
-                )
-            )
-            assert killed.scalars().all() == [True]
+        # The first event can come from the log before the hub's LISTEN connection is
+        # up (it connects in the background): cut that connection once it exists.
+        killed: list[bool] = []
+        async with asyncio.timeout(10):
+            while not killed:
+                async with runtime.engine.connect() as conn:
+                    result = await conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = 'reeltrace-stream' AND datname = current_database()"
+                        )
+                    )
+                    killed = list(result.scalars().all())
+                if not killed:
+                    await asyncio.sleep(0.05)
+        assert killed == [True]
         await advance(runtime, rid)  # written while the listener is down or reconnecting
         got = [(await stream.next_data(within=10))["event_type"] for _ in range(3)]
     assert got == ["request_started", "stage_started", "stage_completed"]
