@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import fetch_all
-from service.tracking.repository import translate_errors
+from service.tracking.repository import fetch_rows
 
 PUBLISH = text(
     """
@@ -70,16 +69,11 @@ def _json_states(snapshots: list[dict[str, Any]]) -> str:
 
 class BreakerStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Each statement stands alone: autocommit on the driver connection (`fetch_all`).
         self.engine = engine
 
     async def publish(self, process_id: str, snapshots: list[dict[str, Any]]) -> None:
-        async with translate_errors():
-            await fetch_all(
-                self.engine, PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)}
-            )
+        await fetch_rows(self.engine, PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)})
 
     async def current(self, fresh_seconds: float) -> list[dict[str, Any]]:
         """Per dependency, the folded state of every process that published recently."""
-        async with translate_errors():
-            return await fetch_all(self.engine, CURRENT, {"fresh_seconds": fresh_seconds})
+        return await fetch_rows(self.engine, CURRENT, {"fresh_seconds": fresh_seconds})

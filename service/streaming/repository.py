@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import fetch_all
 from service.errors import RequestNotFound
-from service.tracking.repository import translate_errors
+from service.tracking.repository import fetch_rows
 from service.tracking.states import RequestStatus, Severity
 from telemetry.correlation import is_correlation_id
 
@@ -86,9 +85,7 @@ class StreamRepository:
         self.engine = engine
 
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        # Each read is one statement: autocommit on the driver connection (`fetch_all`).
-        async with translate_errors():
-            return await fetch_all(self.engine, statement, params)
+        return await fetch_rows(self.engine, statement, params)
 
     async def request_state(self, key: str) -> RequestState:
         """A request's identity and status, by UUID or correlation ID."""

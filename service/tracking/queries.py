@@ -19,10 +19,9 @@ import structlog
 from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import fetch_all
 from service.errors import RequestNotFound, ValidationFailed
 from service.tracking import read_sql
-from service.tracking.repository import translate_errors
+from service.tracking.repository import fetch_rows
 from service.tracking.schemas import (
     DashboardRead,
     EventRead,
@@ -67,16 +66,13 @@ class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
     def __init__(self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
-        # Each read is one statement in autocommit (`fetch_all`): no transaction block,
-        # so no BEGIN and ROLLBACK round trips.
         self.engine = engine
         self.slow_ms = slow_ms
         self.very_slow_ms = very_slow_ms
 
     async def _fetch(self, query_type: str, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
         started = time.perf_counter()
-        async with translate_errors():
-            rows = await fetch_all(self.engine, statement, params)
+        rows = await fetch_rows(self.engine, statement, params)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if elapsed_ms > self.slow_ms:
             emit = log.warning if elapsed_ms > self.very_slow_ms else log.info

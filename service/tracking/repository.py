@@ -59,18 +59,21 @@ def _event_params(event: EventWrite) -> dict[str, Any]:
     }
 
 
+# Errors that mean the server could not be reached (not a SQL error).
+_UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """True when the error means the server could not be reached (not a SQL error)."""
-    unreachable = (
-        OperationalError,
-        InterfaceError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-        PoolTimeoutError,
-        ConnectionError,
-        TimeoutError,
-    )
-    if isinstance(exc, unreachable):
+    if isinstance(exc, _UNREACHABLE):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
@@ -97,6 +100,18 @@ async def translate_errors() -> AsyncIterator[None]:
         raise
     except (PoolTimeoutError, ConnectionError, TimeoutError, OSError) as exc:
         raise TrackingUnavailable("PostgreSQL is unreachable") from exc
+
+
+async def fetch_rows(
+    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One statement in autocommit on a pooled connection (`fetch_all`), errors translated.
+
+    A single statement needs no transaction block, so it skips the BEGIN and COMMIT
+    (or ROLLBACK) round trips one would add.
+    """
+    async with translate_errors():
+        return await fetch_all(engine, statement, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +162,8 @@ class TrackingRepository:
         self.engine = engine
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        # Every write is a single statement, atomic on its own: autocommit saves the
-        # BEGIN and COMMIT round trips a transaction block would add to each.
-        async with translate_errors():
-            return await fetch_all(self.engine, statement, params)
+        # Every write is a single statement, atomic on its own.
+        return await fetch_rows(self.engine, statement, params)
 
     async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:
         """Insert the request, its stages and its event; a repeated UUID returns the original.

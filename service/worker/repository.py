@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import fetch_all
 from service.pipeline.work import WorkItem
-from service.tracking.repository import translate_errors
+from service.tracking.repository import fetch_rows
 
 # The columns of a claimed request that a run needs (`WorkItem`).
 _WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
@@ -117,13 +116,11 @@ LIMIT 500
 
 class WorkRepository:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Each statement here stands alone (the claim locks and updates in one), so
-        # each runs in autocommit on the driver connection (`fetch_all`).
+        # Each statement here stands alone (the claim locks and updates in one).
         self.engine = engine
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        async with translate_errors():
-            return await fetch_all(self.engine, statement, params)
+        return await fetch_rows(self.engine, statement, params)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
         rows = await self._run(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})
