@@ -8,8 +8,9 @@
   request rows, the logs and the metric exemplars.
 `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and the
 `OTEL_BSP_*` batch settings are read by the SDK itself (see `batch_processor` for
-the two batch defaults changed here). Every span started inside `request_context` carries the
-request's `correlation_id`, `request.id` and `pipeline` (see the span processor).
+the two batch defaults changed here). Every span started inside `request_context`
+carries the request's `correlation_id`, `request.id` and `pipeline` (see the span
+processor).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 # Spans are encoded for export on a thread of the serving process, holding the GIL
 # (~70 µs a span). A batch of the SDK's default 512 keeps requests waiting ~35 ms;
 # 64 encode within about one GIL switch interval (5 ms). Measured with the API
-# benchmark: p99 of a submission 46-54 ms instead of 74-108 ms, at the same rate.
+# benchmark: p99 of a submission 37-54 ms instead of 74-108 ms, at about the same rate.
 EXPORT_BATCH_SIZE = 64
 EXPORT_DELAY_MS = 200
 
