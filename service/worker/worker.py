@@ -65,6 +65,10 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.repo = WorkRepository(runtime.engine)
         self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Every run task until it has ended, including a run that has left `active` and
+        # is still releasing its lease: shutdown waits for those too, so no statement of
+        # this worker is still running when the process closes its connection pool.
+        self._runs: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -128,7 +132,10 @@ class Worker:
                 # still running: the lease is ours again, and one run of it is enough.
                 log.warning("reclaimed_own_request", request_id=str(item.id), worker_id=self.worker_id)
                 continue
-            self.active[item.id] = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
+            task = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
+            self.active[item.id] = task
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
 
     async def claim_unnotified(self) -> int:
         """Take over ended requests whose run died before its notification stage."""
@@ -237,7 +244,8 @@ class Worker:
         unfinished = list(self.active)
         for task in self.active.values():
             task.cancel()
-        await asyncio.gather(*self.active.values(), return_exceptions=True)
+        # Runs already releasing their lease are not in `active`; they finish, not cancelled.
+        await asyncio.gather(*self._runs, return_exceptions=True)
         with contextlib.suppress(TrackingUnavailable):
             # Expire, not clear, the leases: an ended request whose notification was cut
             # off must still be found by another worker's watchdog.

@@ -369,3 +369,34 @@ async def test_claims_follow_the_runs_this_worker_can_start(settings: Settings, 
         await second_services.aclose()
         await first_rt.close()
         await second_rt.close()
+
+
+async def test_stopping_waits_for_a_run_still_releasing_its_lease(runtime: Runtime) -> None:
+    """A run that has ended but is still releasing its lease is waited for on shutdown, so no
+    statement is left running when the process then closes its connection pool."""
+    [rid] = await submit(runtime)
+    services = build_pipeline(runtime)
+    worker = Worker(runtime, services.runner)
+    releasing, proceed = asyncio.Event(), asyncio.Event()
+    release = worker.repo.release
+
+    async def held_release(worker_id: str, ids: list[uuid.UUID]) -> None:
+        releasing.set()
+        await proceed.wait()
+        await release(worker_id, ids)
+
+    worker.repo.release = held_release  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(releasing.wait(), 20)
+        assert rid not in worker.active  # the run has left `active`: only its release remains
+        stop.set()
+        await asyncio.sleep(0.3)
+        assert not task.done()
+    finally:
+        proceed.set()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await services.aclose()
+    assert await rows(runtime, "SELECT lease_owner FROM video_requests") == [(None,)]
