@@ -16,10 +16,13 @@ processor).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -142,6 +145,20 @@ def http_telemetry() -> TelemetryConfig:
 
 def _untraced(scope: Any) -> bool:
     return scope.get("path") in UNTRACED_PATHS
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Housekeeping statements inside this block start no spans.
+
+    A worker's claims, lease renewals and watchdog sweeps, and readiness probes, run
+    outside any request: traced, each would be a root span of its own (an idle worker
+    polls every second), burying the requests' traces in Jaeger. As with the untraced
+    HTTP paths, they are left out. Tasks created inside the block inherit the
+    suppression: start request work outside it.
+    """
+    with suppress_instrumentation():
+        yield
 
 
 def instrument_database() -> None:

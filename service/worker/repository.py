@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.pipeline.work import WorkItem
 from service.tracking.repository import fetch_rows
+from telemetry.tracing import untraced
 
 # The columns of a claimed request that a run needs (`WorkItem`).
 _WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
@@ -120,7 +121,8 @@ class WorkRepository:
         self.engine = engine
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return await fetch_rows(self.engine, statement, params)
+        with untraced():  # lease bookkeeping, not a request's work
+            return await fetch_rows(self.engine, statement, params)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
         rows = await self._run(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})

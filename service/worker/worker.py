@@ -34,6 +34,7 @@ from service.runtime import Runtime
 from service.worker.repository import WorkRepository
 from telemetry.correlation import request_context
 from telemetry.metrics import get_metrics
+from telemetry.tracing import untraced
 
 log = structlog.get_logger("reeltrace.worker")
 
@@ -184,7 +185,8 @@ class Worker:
     async def heartbeat(self) -> None:
         """Renew this worker's leases (cancelling runs whose lease is lost); publish its breakers."""
         if self.breakers is not None:
-            await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
+            with untraced():
+                await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
         ids = list(self.active)
         held = await self.repo.heartbeat(self.worker_id, ids, self.settings.lease_seconds)
         for lost in set(ids) - held:
@@ -198,7 +200,9 @@ class Worker:
         over the notifications of runs that died after ending their request."""
         await self.claim_unnotified()
         metrics = get_metrics()
-        for status, age in (await self.runtime.queries.oldest_active_ages()).items():
+        with untraced():
+            ages = await self.runtime.queries.oldest_active_ages()
+        for status, age in ages.items():
             metrics.oldest_request_age.labels(status=status).set(age)
         tracker = self.runtime.tracker
         for pipeline in PIPELINES.values():

@@ -23,6 +23,7 @@ from service.settings import Settings
 from service.worker.worker import Worker
 from telemetry.tracing import EXPORT_BATCH_SIZE, batch_processor
 from tests.support.otlp_receiver import otlp_receiver
+from tests.support.workers import running_worker
 
 
 async def submit(client: httpx.AsyncClient, **extra: object) -> dict[str, object]:
@@ -306,3 +307,26 @@ def test_spans_are_exported_in_small_batches(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_standard_batch_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10")
     assert max(export_batches(50)) == 10
+
+
+async def test_housekeeping_leaves_no_traces(
+    client: httpx.AsyncClient, runtime: Runtime, settings: Settings, spans: InMemorySpanExporter
+) -> None:
+    """An idle worker's claims, heartbeats and watchdog sweeps, and readiness probes, start no
+    trace: Jaeger holds the requests' traces, not a root span per poll."""
+    busy = settings.model_copy(
+        update={"worker_poll_seconds": 0.02, "heartbeat_seconds": 0.05, "watchdog_interval_seconds": 0.05}
+    )
+    idle = Runtime.build(busy, runtime.database_url, source_service="test")
+    try:
+        async with idle.engine.connect():
+            pass  # SQLAlchemy's own queries on a new engine's first connection: once a process
+        spans.clear()
+        async with running_worker(idle) as (worker, _):
+            await asyncio.sleep(0.5)
+            assert await worker.claim_once() == 0
+        for _ in range(3):
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        await idle.close()
+    assert [s.name for s in spans.get_finished_spans()] == []
