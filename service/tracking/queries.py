@@ -156,13 +156,25 @@ class RequestQueries:
             raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
 
     async def resolve_id(self, key: str | uuid.UUID) -> uuid.UUID:
-        return (await self.get_request(key)).id
+        """The request UUID for a key: parsed from a UUID, looked up for a correlation ID.
+
+        A UUID is not checked here; callers that find nothing under it check then.
+        """
+        _, params = self._lookup(key)
+        if "id" in params:
+            request_id: uuid.UUID = params["id"]
+            return request_id
+        rows = await self._fetch("request_id", read_sql.ID_BY_CORRELATION, params)
+        if not rows:
+            raise RequestNotFound(f"no request with id or correlation id {key}")
+        found: uuid.UUID = rows[0]["id"]
+        return found
 
     async def events(self, key: str | uuid.UUID, *, after_id: int = 0, limit: int = 500) -> list[EventRead]:
         """The event timeline of a request, oldest first."""
         if not 1 <= limit <= 5000:
             raise ValidationFailed("limit must be between 1 and 5000", field="limit")
-        request_id = key if isinstance(key, uuid.UUID) else await self.resolve_id(key)
+        request_id = await self.resolve_id(key)
         rows = await self._fetch(
             "request_events",
             read_sql.EVENTS_OF_REQUEST,

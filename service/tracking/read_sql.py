@@ -43,6 +43,7 @@ REQUEST_BY_CORRELATION: TextClause = text(
     f"SELECT {DETAIL_COLUMNS}, {_STAGES_JSON} FROM video_requests r WHERE r.correlation_id = :correlation_id"
 )
 REQUEST_EXISTS: TextClause = text("SELECT 1 AS found FROM video_requests WHERE id = :id")
+ID_BY_CORRELATION: TextClause = text("SELECT id FROM video_requests WHERE correlation_id = :correlation_id")
 
 EVENTS_OF_REQUEST: TextClause = text(
     """

@@ -96,6 +96,8 @@ async def test_events_timeline_pages_after_an_id(runtime: Runtime) -> None:
     assert [e.event_type for e in events] == ["request_created", "request_started", "api_call"]
     assert [e.id for e in later] == [e.id for e in events[1:]]
     assert events[2].data == {"ms": 12}
+    by_correlation = await runtime.queries.events(created.correlation_id)
+    assert [e.id for e in by_correlation] == [e.id for e in events]
 
 
 async def test_monitoring_list_filters(runtime: Runtime) -> None:
