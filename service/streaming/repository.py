@@ -17,9 +17,9 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import RequestNotFound
+from service.tracking.queries import parse_request_key
 from service.tracking.repository import fetch_rows
 from service.tracking.states import RequestStatus, Severity
-from telemetry.correlation import is_correlation_id
 
 CHANNEL = "reeltrace_events"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -89,15 +89,11 @@ class StreamRepository:
 
     async def request_state(self, key: str) -> RequestState:
         """A request's identity and status, by UUID or correlation ID."""
-        params: dict[str, Any]
-        if is_correlation_id(key):
-            statement, params = STATE_BY_CORRELATION, {"correlation_id": key}
+        parsed = parse_request_key(key)
+        if isinstance(parsed, uuid.UUID):
+            rows = await self._run(STATE_BY_ID, {"id": parsed})
         else:
-            try:
-                statement, params = STATE_BY_ID, {"id": uuid.UUID(key)}
-            except ValueError:
-                raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
-        rows = await self._run(statement, params)
+            rows = await self._run(STATE_BY_CORRELATION, {"correlation_id": parsed})
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         row = rows[0]

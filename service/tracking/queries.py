@@ -62,6 +62,17 @@ class RequestFilter:
     since: datetime | None = None
 
 
+def parse_request_key(key: str | uuid.UUID) -> uuid.UUID | str:
+    """A request key as a UUID, or as a correlation ID (returned as is); anything else
+    is not found."""
+    if isinstance(key, uuid.UUID) or is_correlation_id(key):
+        return key
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
+
+
 class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
@@ -138,33 +149,26 @@ class RequestQueries:
 
     async def get_request(self, key: str | uuid.UUID) -> RequestRead:
         """A request with its stages, by UUID or correlation ID."""
-        statement, params = self._lookup(key)
-        rows = await self._fetch("request_detail", statement, params)
+        parsed = parse_request_key(key)
+        if isinstance(parsed, uuid.UUID):
+            rows = await self._fetch("request_detail", read_sql.REQUEST_BY_ID, {"id": parsed})
+        else:
+            rows = await self._fetch(
+                "request_detail", read_sql.REQUEST_BY_CORRELATION, {"correlation_id": parsed}
+            )
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         return RequestRead.model_validate(rows[0])
-
-    @staticmethod
-    def _lookup(key: str | uuid.UUID) -> tuple[TextClause, dict[str, Any]]:
-        if isinstance(key, uuid.UUID):
-            return read_sql.REQUEST_BY_ID, {"id": key}
-        if is_correlation_id(key):
-            return read_sql.REQUEST_BY_CORRELATION, {"correlation_id": key}
-        try:
-            return read_sql.REQUEST_BY_ID, {"id": uuid.UUID(key)}
-        except ValueError:
-            raise RequestNotFound(f"{key!r} is neither a request UUID nor a correlation ID") from None
 
     async def resolve_id(self, key: str | uuid.UUID) -> uuid.UUID:
         """The request UUID for a key: parsed from a UUID, looked up for a correlation ID.
 
         A UUID is not checked here; callers that find nothing under it check then.
         """
-        _, params = self._lookup(key)
-        if "id" in params:
-            request_id: uuid.UUID = params["id"]
-            return request_id
-        rows = await self._fetch("request_id", read_sql.ID_BY_CORRELATION, params)
+        parsed = parse_request_key(key)
+        if isinstance(parsed, uuid.UUID):
+            return parsed
+        rows = await self._fetch("request_id", read_sql.ID_BY_CORRELATION, {"correlation_id": parsed})
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         found: uuid.UUID = rows[0]["id"]
