@@ -17,10 +17,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
-from service.worker.worker import Worker
 from telemetry.tracing import EXPORT_BATCH_SIZE, batch_processor
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.workers import running_worker
@@ -35,18 +33,9 @@ async def submit(client: httpx.AsyncClient, **extra: object) -> dict[str, object
 
 
 async def run_worker_until_terminal(runtime: Runtime, request_id: str, within: float = 20) -> None:
-    services = build_pipeline(runtime)
-    worker = Worker(runtime, services.runner)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(within):
-            while not (await runtime.queries.get_request(request_id)).status.is_terminal:
-                await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        await task
-        await services.aclose()
+    async with running_worker(runtime), asyncio.timeout(within):
+        while not (await runtime.queries.get_request(request_id)).status.is_terminal:
+            await asyncio.sleep(0.02)
 
 
 def of_trace(spans: list[ReadableSpan], trace_id: str) -> list[ReadableSpan]:
@@ -145,17 +134,10 @@ async def test_a_resumed_attempt_links_to_the_one_before(
     )
     first = Runtime.build(slow, runtime.database_url, source_service="test")
     accepted = await submit(client)
-    services = build_pipeline(first)
-    stop = asyncio.Event()
-    worker = Worker(first, services.runner)
-    task = asyncio.create_task(worker.run(stop))
-    async with asyncio.timeout(10):
+    # The worker goes away mid-generation (its leases are released on the way out).
+    async with running_worker(first), asyncio.timeout(10):
         while not (await first.queries.get_request(str(accepted["id"]))).operation_name:
             await asyncio.sleep(0.02)
-    # The worker goes away mid-generation (its leases are released on the way out).
-    stop.set()
-    await task
-    await services.aclose()
     await first.close()
     # A second worker, with the generation now finished, takes over.
     fast = Runtime.build(
