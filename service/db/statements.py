@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +42,18 @@ def compiled_sql(engine: AsyncEngine, statement: TextClause) -> str:
 @lru_cache(maxsize=1024)
 def _compile(statement: TextClause, dialect: Dialect) -> str:
     return str(statement.compile(dialect=dialect))
+
+
+@dataclass(slots=True)
+class Timing:
+    """Where one statement's time went: waiting for a pooled connection, then running.
+
+    Kept apart because a query that waited for the pool is not a slow query: the two
+    point an operator at different fixes (pool size against the query's plan).
+    """
+
+    wait_s: float = 0.0
+    run_s: float = 0.0
 
 
 async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
@@ -64,24 +78,31 @@ async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
 
 
 async def fetch_all(
-    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
+    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any], *, timing: Timing | None = None
 ) -> list[dict[str, Any]]:
     """Run one statement in autocommit on a pooled connection; its rows as dicts.
+
+    With `timing`, records how long the statement waited for a connection and how long
+    it then ran (filled in only when it succeeds).
 
     The connection goes back to the pool in its usual (transactional) mode. One that
     broke, or whose statement was interrupted (cancelled), is discarded instead: its
     state is unknown, and the pool replaces it on demand.
     """
     sql = compiled_sql(engine, statement)
+    asked = time.perf_counter()
     fairy = await _checkout(engine)
     driver: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]
     healthy = False
     try:
         await driver.set_autocommit(True)
         try:
+            started = time.perf_counter()
             async with driver.cursor(row_factory=dict_row) as cursor:
                 await cursor.execute(sql, params)
                 rows = await cursor.fetchall() if cursor.description is not None else []
+            if timing is not None:
+                timing.wait_s, timing.run_s = started - asked, time.perf_counter() - started
         except psycopg.Error:
             # A SQL error leaves an autocommit connection idle and reusable.
             healthy = (

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import fetch_all
+from service.db.statements import Timing, fetch_all
 from service.errors import InvalidStatusTransition, RateLimited, RequestNotFound, TrackingUnavailable
 from service.settings import RateLimit
 from service.tracking import sql
@@ -103,7 +103,7 @@ async def translate_errors() -> AsyncIterator[None]:
 
 
 async def fetch_rows(
-    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
+    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any], *, timing: Timing | None = None
 ) -> list[dict[str, Any]]:
     """One statement in autocommit on a pooled connection (`fetch_all`), errors translated.
 
@@ -111,7 +111,7 @@ async def fetch_rows(
     (or ROLLBACK) round trips one would add.
     """
     async with translate_errors():
-        return await fetch_all(engine, statement, params)
+        return await fetch_all(engine, statement, params, timing=timing)
 
 
 @dataclass(frozen=True, slots=True)

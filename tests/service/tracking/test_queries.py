@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.util import greenlet_spawn
 
+from service.db.engine import create_engine
 from service.errors import RequestNotFound, ValidationFailed
 from service.runtime import Runtime
+from service.settings import Settings
 from service.tracking.queries import RequestFilter, RequestQueries
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
@@ -194,6 +198,28 @@ async def test_slow_queries_are_logged_and_very_slow_ones_warned(runtime: Runtim
     assert info["parameter_count"] == 3
     assert (warning["level"], warning["query_type"]) == ("warning", "dashboard")
     assert warning["duration_ms"] > 0
+
+
+async def test_a_wait_for_the_pool_is_not_charged_to_the_query(settings: Settings, database_url: str) -> None:
+    """A query that waited for a pooled connection logs the wait on its own, not as query time."""
+    engine = create_engine(
+        database_url, settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    )
+    queries = RequestQueries(engine, slow_ms=100, very_slow_ms=10_000)
+    try:
+        held = await engine.raw_connection()  # the pool's only connection, taken
+        with json_logs() as lines:
+            waiting = asyncio.create_task(queries.user_history("nobody"))
+            await asyncio.sleep(0.3)
+            await greenlet_spawn(held.close)
+            await waiting
+    finally:
+        await engine.dispose()
+    [wait] = lines("slow_pool_wait")
+    assert (wait["level"], wait["query_type"]) == ("info", "user_history")
+    assert wait["pool_wait_ms"] >= 250
+    # The statement itself ran in a few milliseconds; its line, if any, holds only that.
+    assert all(line["duration_ms"] < 250 for line in lines("slow_query"))
 
 
 async def test_fast_queries_are_not_logged(runtime: Runtime) -> None:
