@@ -248,11 +248,26 @@ class Worker:
         unfinished = list(self.active)
         for task in self.active.values():
             task.cancel()
+        # Bounded by one lease: by then every lease of this worker has expired on its own,
+        # so a release or hand-over stuck behind a row lock held elsewhere is not worth
+        # holding the process up for (another worker takes the requests either way).
+        deadline = asyncio.get_running_loop().time() + self.settings.lease_seconds
         # Runs already releasing their lease are not in `active`; they finish, not cancelled.
-        await asyncio.gather(*self._runs, return_exceptions=True)
-        with contextlib.suppress(TrackingUnavailable):
-            # Expire, not clear, the leases: an ended request whose notification was cut
-            # off must still be found by another worker's watchdog.
-            await self.repo.hand_over(self.worker_id, unfinished)
+        if self._runs:
+            _, stuck = await asyncio.wait(self._runs, timeout=self.settings.lease_seconds)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            if stuck:
+                log.warning("worker_runs_abandoned", count=len(stuck), worker_id=self.worker_id)
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        try:
+            with contextlib.suppress(TrackingUnavailable):
+                # Expire, not clear, the leases: an ended request whose notification was cut
+                # off must still be found by another worker's watchdog.
+                await asyncio.wait_for(self.repo.hand_over(self.worker_id, unfinished), remaining)
+        except TimeoutError:
+            log.warning("worker_hand_over_abandoned", count=len(unfinished), worker_id=self.worker_id)
+            return
         if unfinished:
             log.info("worker_released", count=len(unfinished))

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -17,6 +18,7 @@ from service.settings import Settings
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
 from tests.support.callback import CallbackServer
+from tests.support.logs import json_logs
 from tests.support.workers import (
     count_events,
     events_of,
@@ -400,3 +402,44 @@ async def test_stopping_waits_for_a_run_still_releasing_its_lease(runtime: Runti
         await asyncio.wait_for(task, 10)
         await services.aclose()
     assert await rows(runtime, "SELECT lease_owner FROM video_requests") == [(None,)]
+
+
+async def test_stopping_is_not_held_up_by_a_row_lock_held_elsewhere(
+    settings: Settings, database_url: str
+) -> None:
+    """A hand-over blocked by another session's row lock is given up after one lease (by then the
+    lease has expired anyway), so a stopping worker does not hang on it."""
+    slow = settings.model_copy(
+        update={"sim_latency_seconds": 30.0, "lease_seconds": 2.0, "heartbeat_seconds": 0.5}
+    )
+    rt = Runtime.build(slow, database_url, source_service="test")
+    services = build_pipeline(rt)
+    locker = await psycopg.AsyncConnection.connect(database_url)
+    try:
+        [rid] = await submit(rt)
+        worker = Worker(rt, services.runner, worker_id="blocked")
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+
+        async def started() -> bool:
+            return await count_events(rt, "operation_started") == 1
+
+        await wait_for(started)
+        await locker.execute("SELECT 1 FROM video_requests WHERE id = %s FOR UPDATE", (rid,))
+        with json_logs() as lines:
+            stop.set()
+            stopping = asyncio.get_running_loop().time()
+            await asyncio.wait_for(task, 20)
+            took = asyncio.get_running_loop().time() - stopping
+        assert took < 2.0 + 3.0  # one lease, and some slack for a busy machine
+        [line] = lines("worker_hand_over_abandoned")
+        assert (line["level"], line["count"]) == ("warning", 1)
+        await locker.rollback()
+        # The lock gone: the request is still generating, and its lease has expired.
+        assert await rows(rt, "SELECT status::text, lease_expires_at <= now() FROM video_requests") == [
+            ("generating", True)
+        ]
+    finally:
+        await locker.close()
+        await services.aclose()
+        await rt.close()
