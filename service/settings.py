@@ -8,6 +8,7 @@ that the spec or Google's tooling name (`DATABASE_URL`, `REQUEST_RETENTION_DAYS`
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -201,13 +202,34 @@ class Settings(BaseSettings):
 
 
 def env_name(field: str) -> str:
-    """The environment variable a settings field is read from."""
+    """The environment variable a settings field is read from.
+
+    A validation error on an aliased field names its first alias (`DATABASE_URL`)
+    whichever was set; the answer is the one set in the environment, as the user typed it.
+    """
+    if field in _ALIASES:
+        choices = _ALIASES[field]
+        return next((name for name in choices if name.upper() in _environ_names()), choices[0])
     info = Settings.model_fields.get(field)
     if info is not None and isinstance(info.validation_alias, AliasChoices):
         first = info.validation_alias.choices[0]
         if isinstance(first, str):
             return first
     return f"REELTRACE_{field.upper()}"
+
+
+# Each alias of a field read under several names -> all of its names, in order.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    choice: names
+    for info in Settings.model_fields.values()
+    if isinstance(info.validation_alias, AliasChoices)
+    for names in [tuple(c for c in info.validation_alias.choices if isinstance(c, str))]
+    for choice in names
+}
+
+
+def _environ_names() -> set[str]:
+    return {name.upper() for name in os.environ}
 
 
 def load_settings(**overrides: object) -> Settings:

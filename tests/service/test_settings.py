@@ -44,15 +44,17 @@ def test_spec_variables_are_read_unprefixed(monkeypatch: pytest.MonkeyPatch) -> 
         ("REQUEST_RETENTION_DAYS", "0"),
         ("REELTRACE_RATE_LIMIT", "lots"),
         ("DATABASE_URL", "mysql://x"),
+        ("REELTRACE_DATABASE_URL", "mysql://x"),
         ("REELTRACE_SIM_FAILURE_RATE", "1.5"),
     ],
 )
 def test_invalid_setting_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    """An invalid value fails with a message that names its environment variable."""
+    """An invalid value fails with a message that names its environment variable, exactly."""
+    monkeypatch.delenv("REELTRACE_DATABASE_URL", raising=False)
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError, match=variable):
+    with pytest.raises(ConfigurationError, match=rf"Invalid setting {variable}:"):
         load_settings()
 
 
