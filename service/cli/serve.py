@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 import typer
 import uvicorn
 from prometheus_client import start_http_server
+from sse_starlette.sse import AppStatus
 
 from service.api.app import create_app
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
 from service.background import background_jobs
-from service.cli.common import out, run, settings_or_exit
+from service.cli.common import fail, out, run, settings_or_exit
 from service.db.urls import redact
 from service.heap import settle_heap
 from service.pipeline.assembly import build_pipeline
@@ -32,6 +33,7 @@ from telemetry.tracing import (
 )
 
 DEFAULT_WORKER_METRICS_PORT = 9100
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 class _Server(uvicorn.Server):
@@ -64,6 +66,22 @@ def _on_signals(callback: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before anything starts: a port in use is a one-line error,
+    not a worker and a database started for nothing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise fail(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / REELTRACE_PORT)"
+        ) from None
+    return sock
+
+
 async def print_bootstrap_key(runtime: Runtime) -> None:
     """On the embedded default, the first start creates an admin key and prints it once."""
     issued = await ensure_admin_key(ApiKeyRepository(runtime.engine))
@@ -86,6 +104,7 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(**overrides)
 
+    sock = listen_socket(settings.host, settings.port)
     configure_tracing("reeltrace" if with_worker else "reeltrace-api")
     instrument_httpx()
 
@@ -96,7 +115,15 @@ def serve(
         servers: list[_Server] = []
 
         def on_signal() -> None:
+            if stop.is_set():
+                # A second Ctrl-C: do not wait for open connections any longer.
+                for server in servers:
+                    server.force_exit = True
+                return
             stop.set()
+            # sse-starlette ends its streams on this flag; it cannot see a stop itself,
+            # since uvicorn's signal handling (which it watches) is replaced here.
+            AppStatus.should_exit = True
             for server in servers:
                 server.should_exit = True
 
@@ -127,7 +154,13 @@ def serve(
                 jobs.append(the_worker.run(stop))
             tasks = [asyncio.create_task(job) for job in jobs]
             config = uvicorn.Config(
-                app, host=settings.host, port=settings.port, log_config=None, access_log=False
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                # Connections still open this long after a stop (a slow client) are closed.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             )
             listening = f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)" + (
                 "" if with_worker else "  [no worker]"
@@ -135,8 +168,9 @@ def serve(
             servers.append(_Server(config, lambda: out.print(listening)))
             settle_heap()
             if not stop.is_set():
-                await servers[0].serve()
+                await servers[0].serve(sockets=[sock])
         finally:
+            sock.close()
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             if local_runs is not None:

@@ -114,3 +114,49 @@ async def test_serve_without_worker_leaves_requests_queued(
         [rid] = await submit(runtime)
         await asyncio.sleep(1.5)
         assert (await statuses(runtime, [rid]))[rid] == "pending"
+
+
+@pytest.mark.slow
+async def test_serve_stops_promptly_with_a_stream_open(settings: Settings, database_url: str) -> None:
+    """SIGTERM ends open event streams, so a connected client does not keep serve running."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        async with serving(settings, database_url, "--no-worker") as base:
+            response = await client.send(
+                client.build_request("GET", f"{base}/api/v1/monitoring/stream"), stream=True
+            )
+            assert response.status_code == 200
+            stopping = asyncio.get_running_loop().time()
+        # `serving` has sent SIGTERM and seen serve exit with 0.
+        took = asyncio.get_running_loop().time() - stopping
+        await response.aclose()
+    assert took < 5, f"serve took {took:.1f} s to stop with a stream open"
+
+
+def test_serve_refuses_a_port_in_use_before_starting_anything(settings: Settings, tmp_path: Path) -> None:
+    """A port already taken is a one-line error naming it; no database or worker is started."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("REELTRACE_", "OTEL_", "DATABASE_URL"))
+        }
+        env.update(
+            {
+                "REELTRACE_DATA_DIR": str(tmp_path / "data"),
+                "REELTRACE_PORT": str(port),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                "COLUMNS": "200",
+            }
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli.main", "serve"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode() + done.stdout.decode()
+    assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
