@@ -3,7 +3,8 @@
 Each event is one row of the event log (its `id` is the SSE id) with the request's
 current status, stage and progress. A stream follows one request (`request_id`),
 one user (`user_id`), or everything. A client that reconnects with `Last-Event-ID`
-(or `last_event_id`) gets every event after that id from the log before live ones.
+(or `last_event_id`) gets every event after that id from the log before live ones;
+an id beyond the newest event in the log was never sent, and is refused (422).
 
 A request stream starts at the request's first event and ends after its terminal
 event (`request_completed`, `request_failed`, `request_timeout`). Events written
@@ -40,7 +41,8 @@ BATCH = 500
 IDLE_RECHECK_SECONDS = 30.0
 
 
-def _resume_point(header: str | None, query: int | None) -> int | None:
+def _resume_point(header: str | None, query: int | None) -> tuple[int | None, str]:
+    """The event id to resume after, and the name of where it came from (for errors)."""
     if header is not None and header.strip():
         try:
             value = int(header.strip())
@@ -50,8 +52,8 @@ def _resume_point(header: str | None, query: int | None) -> int | None:
             ) from None
         if value < 0:
             raise ValidationFailed("Last-Event-ID must be >= 0", field="header.Last-Event-ID")
-        return value
-    return query
+        return value, "header.Last-Event-ID"
+    return query, "query.last_event_id"
 
 
 def _event(row: StreamRow) -> ServerSentEvent:
@@ -137,8 +139,17 @@ async def stream(
     every `REELTRACE_STREAM_PING_SECONDS`. A request's stream ends after its
     terminal event.
     """
-    after = _resume_point(last_event_id_header, last_event_id)
+    after, given_as = _resume_point(last_event_id_header, last_event_id)
     repo = StreamRepository(runtime.engine)
+    if after is not None:
+        # An id this server never sent (the log has not reached it) would silently skip
+        # every event up to it, and a request's stream would never see its end.
+        latest = await repo.max_event_id()
+        if after > latest:
+            raise ValidationFailed(
+                f"{given_as.split('.', 1)[1]} {after} is ahead of the event log (latest event id {latest})",
+                field=given_as,
+            )
     target = await repo.request_state(request_id) if request_id is not None else None
     rid = target.id if target is not None else None
     # Subscribe before the first read: whatever commits after it wakes this stream.

@@ -211,6 +211,24 @@ async def test_stream_errors(live: LiveServer, admin: Headers, reader: Headers) 
         assert r.json()["detail"][0]["field"] == "header.Last-Event-ID"
 
 
+async def test_a_resume_point_ahead_of_the_log_is_refused(live: LiveServer, admin: Headers) -> None:
+    """An id past the newest event (never sent by this server) is a 422, not a stream that would
+    skip every event up to it and never end."""
+    created = await submit(live, admin)
+    ahead = "9" * 15
+    async with httpx.AsyncClient(base_url=live.url) as c:
+        r = await c.get(
+            "/api/v1/monitoring/stream",
+            params={"request_id": created["id"]},
+            headers={**admin, "Last-Event-ID": ahead},
+        )
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["field"] == "header.Last-Event-ID"
+        assert "ahead of the event log" in r.json()["detail"][0]["message"]
+        r = await c.get("/api/v1/monitoring/stream", params={"last_event_id": ahead}, headers=admin)
+        assert (r.status_code, r.json()["detail"][0]["field"]) == (422, "query.last_event_id")
+
+
 async def test_parallel_streams_share_one_listener(live: LiveServer, admin: Headers) -> None:
     """Many open streams in one process use a single LISTEN connection."""
     async with (
