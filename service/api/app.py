@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api import errors, health, media, metrics, monitoring, requests, stream, users
+from service.api.body_limit import BodyLimitMiddleware
 from service.api.deps import read_access
 from service.auth.keys import KeyVerifier
 from service.auth.repository import ApiKeyRepository
@@ -31,8 +32,12 @@ if an admin key were sent.
 
 **Errors.** Every 4xx and 5xx answer is `{"error": <code>, "detail": ...}`; a 422
 lists each offending field (`body.prompt`, `query.limit`, ...); a 429 carries
-`Retry-After`.
+`Retry-After`; a body over 64 KiB is refused with 413 before it is read.
 """
+
+# Several times the largest valid submission (its two 2000-character texts fully
+# \u-escaped are 24 KiB): a bigger body is refused as it arrives, not parsed first.
+MAX_BODY_BYTES = 64 * 1024
 
 
 def _attach(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
@@ -79,7 +84,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         _attach(app, runtime, settings)
     errors.install(app)
-    app.add_middleware(errors.RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(errors.RequestIdMiddleware)  # the outermost: a 413 carries its id too
     for module in (health, metrics, requests, monitoring, stream, users, media):
         app.include_router(module.router)
     _optional_router(app, "service.api.guilds")

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.schemas import ErrorBody, FieldError
@@ -71,11 +72,29 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
     return error_response(422, "validation_error", detail)
 
 
-async def handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+# Codes whose reason phrase differs between Python versions, pinned to one name.
+_ERROR_CODES = {413: "content_too_large"}
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    """The 413 for a body over `limit` bytes (see service.api.body_limit)."""
+    return error_response(413, _ERROR_CODES[413], f"the request body is over the limit of {limit} bytes")
+
+
+def _error_code(status: int) -> str:
+    if status in _ERROR_CODES:
+        return _ERROR_CODES[status]
     try:
-        error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:
-        error = "http_error"
+        return "http_error"
+
+
+async def handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    if exc.status_code == 413 and limit is not None:  # a streamed body went past the limit
+        return body_too_large(limit)
+    error = _error_code(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return error_response(exc.status_code, error, detail, dict(exc.headers or {}))
 

@@ -56,7 +56,17 @@ async def readyz(request: Request) -> JSONResponse:
             checks["migrations"] = f"not migrated; head is {head}: run `reeltrace migrate`"
         else:
             checks["migrations"] = "ok" if version == head else f"at {version}, head is {head}"
-    ready = all(v == "ok" for v in checks.values())
+    failing = {name: value for name, value in checks.items() if value != "ok"}
+    if not failing:
+        return JSONResponse({"status": "ready", "checks": checks})
+    # The error shape every 5xx has, with the per-check view probes and people read.
+    detail = "; ".join(f"{name} {value}" for name, value in failing.items())
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+        {"error": "not_ready", "detail": detail, "status": "not_ready", "checks": checks}, status_code=503
     )
+
+
+# HEAD too, for load balancers and uptime checks that probe with it (the same answers,
+# bodies dropped; kept out of the schema, where they would repeat the GET operations).
+for _path, _probe in (("/healthz", healthz), ("/readyz", readyz)):
+    router.add_api_route(_path, _probe, methods=["HEAD"], include_in_schema=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 
-from service.api.app import create_app
+from service.api.app import MAX_BODY_BYTES, create_app
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.metrics import get_metrics
@@ -78,6 +81,8 @@ async def test_reads_answer_503_when_postgres_is_unreachable(settings: Settings)
     assert r.json()["error"] == "tracking_unavailable"
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"].startswith("unreachable")
+    assert ready.json()["error"] == "not_ready"
+    assert ready.json()["detail"].startswith("database unreachable")
 
 
 async def test_key_check_answers_503_when_postgres_is_unreachable(settings: Settings) -> None:
@@ -101,6 +106,9 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    for path in ("/healthz", "/readyz"):  # probes that send HEAD
+        head = await client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
 
 
 async def test_readyz_refuses_an_unmigrated_database(pg_cluster: PgCluster, settings: Settings) -> None:
@@ -118,6 +126,10 @@ async def test_readyz_refuses_an_unmigrated_database(pg_cluster: PgCluster, sett
     assert r.status_code == 503
     assert r.json()["checks"]["database"] == "ok"
     assert "reeltrace migrate" in r.json()["checks"]["migrations"]
+    assert (r.json()["error"], r.json()["detail"]) == (
+        "not_ready",
+        f"migrations {r.json()['checks']['migrations']}",
+    )
 
 
 async def test_metrics_plain_text_by_default(client: httpx.AsyncClient, admin: Headers) -> None:
@@ -138,3 +150,36 @@ async def test_metrics_openmetrics_when_asked(client: httpx.AsyncClient) -> None
     assert r.headers["content-type"].startswith("application/openmetrics-text")
     assert r.text.rstrip().endswith("# EOF")
     assert 'trace_id="' + "a" * 32 + '"' in r.text
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(
+    client: httpx.AsyncClient, runtime: Runtime, submitter: Headers
+) -> None:
+    """A body over the limit is a 413 in the error shape (declared, streamed, or without a key),
+    and nothing is stored; a body of the largest valid size still goes through."""
+    huge = b'{"user_id": "u", "prompt": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+    headers = {**submitter, "content-type": "application/json"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(huge), 16384):
+            yield huge[start : start + 16384]
+
+    for sent in (
+        await client.post("/api/v1/requests", content=huge, headers=headers),
+        await client.post("/api/v1/requests", content=chunks(), headers=headers),
+        await client.post("/api/v1/requests", content=huge, headers={"content-type": "application/json"}),
+    ):
+        assert sent.status_code == 413, sent.text
+        assert sent.json() == {
+            "error": "content_too_large",
+            "detail": f"the request body is over the limit of {MAX_BODY_BYTES} bytes",
+        }
+    async with runtime.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM video_requests"))).scalar() == 0
+    # The largest valid submission: two 2000-character texts, every character \u-escaped.
+    escaped = "\\u00e9" * 2000
+    largest = f'{{"user_id": "u", "prompt": "{escaped}", "pipeline": "lesson", "topic": "t",'
+    largest += f' "learning_objective": "{escaped}"}}'
+    assert len(largest) < MAX_BODY_BYTES
+    r = await client.post("/api/v1/requests", content=largest.encode(), headers=headers)
+    assert r.status_code == 202, r.text
