@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -60,16 +60,23 @@ async def handle_reeltrace_error(request: Request, exc: ReeltraceError) -> JSONR
     return error_response(exc.status_code, exc.error, detail, headers)
 
 
-async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    detail = [
-        FieldError(
-            field=_field_name(err.get("loc", ())),
-            message=str(err.get("msg", "invalid value")).removeprefix("Value error, "),
-            type=err.get("type"),
+def _field_error(err: Mapping[str, Any]) -> FieldError:
+    loc = err.get("loc", ())
+    if err.get("type") == "json_invalid" and len(loc) == 2:
+        # FastAPI puts the character offset where a field name goes (`body.28`).
+        reason = (err.get("ctx") or {}).get("error", "not valid JSON")
+        return FieldError(
+            field="body", message=f"invalid JSON at character {loc[1]}: {reason}", type="json_invalid"
         )
-        for err in exc.errors()
-    ]
-    return error_response(422, "validation_error", detail)
+    return FieldError(
+        field=_field_name(loc),
+        message=str(err.get("msg", "invalid value")).removeprefix("Value error, "),
+        type=err.get("type"),
+    )
+
+
+async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(422, "validation_error", [_field_error(err) for err in exc.errors()])
 
 
 # Codes whose reason phrase differs between Python versions, pinned to one name.

@@ -129,6 +129,10 @@ class RequestQueries:
                 params[name] = value.value if isinstance(value, RequestStatus) else value
                 present.add(name)
         if cursor:
+            if offset:
+                # A cursor already says where the page starts; skipping rows past it too
+                # would silently drop them from the walk.
+                raise ValidationFailed("give either cursor or offset, not both", field="offset")
             params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
             present.add("cursor")
         rows = await self._fetch(query_type, read_sql.list_requests(frozenset(present)), params)

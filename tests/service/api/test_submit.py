@@ -114,6 +114,9 @@ async def test_missing_prompt_and_broken_json_are_422(client: httpx.AsyncClient,
     )
     assert r.status_code == 422
     assert r.json()["error"] == "validation_error"
+    [broken] = r.json()["detail"]
+    assert broken["field"] == "body"  # not the character offset where a field name goes
+    assert broken["message"].startswith("invalid JSON at character 1: ")
 
 
 async def test_prompt_is_trimmed(client: httpx.AsyncClient, submitter: Headers, runtime: Runtime) -> None:

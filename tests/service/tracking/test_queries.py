@@ -75,6 +75,12 @@ async def test_bad_cursor_and_page_bounds_are_validation_errors(runtime: Runtime
     with pytest.raises(ValidationFailed) as bad_limit:
         await runtime.queries.user_history("x", limit=0)
     assert bad_limit.value.context["field"] == "limit"
+    # A cursor with an offset: which one places the page is ambiguous, so neither is guessed.
+    await make(runtime, "x", 2)
+    cursor = (await runtime.queries.user_history("x", limit=1)).next_cursor
+    with pytest.raises(ValidationFailed, match="either cursor or offset") as both:
+        await runtime.queries.user_history("x", limit=1, cursor=cursor, offset=1)
+    assert both.value.context["field"] == "offset"
 
 
 async def test_request_detail_by_uuid_or_correlation_id(runtime: Runtime) -> None:
