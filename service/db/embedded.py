@@ -2,11 +2,13 @@
 
 Used when `DATABASE_URL` is unset. The cluster lives in `<data dir>/pgdata` and
 listens on a Unix socket only. Several reeltrace processes on one machine (an API
-and its workers) share one server: the first starts it, the last to exit stops it.
+and its workers) share one server: the first starts it, the last to exit stops it
+(a process killed without letting go is not counted).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ def start_embedded(data_dir: Path, database: str = DATABASE) -> tuple[str, Any]:
     """
     data_dir = data_dir.expanduser().resolve()
     server = embedded_server(data_dir / "pgdata")
+    forget_dead_handles(server)
     admin_uri: str = server.get_uri()
     ensure_database(admin_uri, database)
     return server.get_uri(database), server
@@ -34,6 +37,31 @@ def start_embedded(data_dir: Path, database: str = DATABASE) -> tuple[str, Any]:
 def stop_embedded(server: Any) -> None:
     """Release this process's handle; the last process to let go stops the server."""
     server.cleanup()
+
+
+def forget_dead_handles(server: Any) -> list[int]:
+    """Drop processes that died holding the server (killed, never let go); returns them.
+
+    The package stops the server when its last holder lets go, counting holders by
+    pid. A pid left behind by a `kill -9` would keep every later process from being
+    the last, and the server would run on after them all.
+    """
+    with server._lock:  # the package's own lock over its list of holders
+        holders: list[int] = server.global_process_id_list.get()
+        dead = [pid for pid in holders if not _alive(pid)]
+        if dead:
+            server.global_process_id_list.put([pid for pid in holders if pid not in dead])
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> Any:
