@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+
 from fastapi import APIRouter, Request, Response
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from telemetry.metrics import get_metrics
 
@@ -22,6 +24,10 @@ router = APIRouter(tags=["health"])
     },
 )
 async def metrics(request: Request) -> Response:
-    """Every reeltrace metric. Needs no key."""
+    """Every reeltrace metric. Needs no key. Gzipped for a scraper that accepts it."""
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(get_metrics().registry), media_type=content_type)
+    body = encoder(get_metrics().registry)
+    # The histograms' buckets make the text large (and repetitive): Prometheus asks for gzip.
+    if gzip_accepted(request.headers.get("accept-encoding", "")):
+        return Response(gzip.compress(body), media_type=content_type, headers={"Content-Encoding": "gzip"})
+    return Response(body, media_type=content_type)

@@ -43,6 +43,14 @@ async def test_plain_exposition_passes_promtool(client: httpx.AsyncClient, runti
         [promtool, "check", "metrics"], input=response.text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # No `_created` series beside the counters and histograms (each would be stored apart).
+    assert not [
+        line for line in response.text.splitlines() if line.split("{")[0].split(" ")[0].endswith("_created")
+    ]
+    # Gzipped for a scraper that asks for it, as Prometheus does.
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "reeltrace_request_duration_seconds_bucket" in zipped.text  # httpx decompressed it
 
 
 async def test_openmetrics_exposition_has_exemplars_of_real_traces(
