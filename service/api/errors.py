@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.schemas import ErrorBody, FieldError
+from service.api.schemas import PATTERN_MESSAGES, ErrorBody, FieldError
 from service.errors import RateLimited, ReeltraceError, ValidationFailed
 from telemetry.correlation import log_context
 
@@ -68,11 +68,10 @@ def _field_error(err: Mapping[str, Any]) -> FieldError:
         return FieldError(
             field="body", message=f"invalid JSON at character {loc[1]}: {reason}", type="json_invalid"
         )
-    return FieldError(
-        field=_field_name(loc),
-        message=str(err.get("msg", "invalid value")).removeprefix("Value error, "),
-        type=err.get("type"),
-    )
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if err.get("type") == "string_pattern_mismatch":  # say what is wrong, not the regex
+        message = PATTERN_MESSAGES.get((err.get("ctx") or {}).get("pattern", ""), message)
+    return FieldError(field=_field_name(loc), message=message, type=err.get("type"))
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,6 +16,12 @@ NO_NUL = r"^[^\x00]*$"
 IDENTIFIER = r"^[^\x00-\x1f\x7f]+$"
 # A request UUID or correlation ID (anything else cannot name a request).
 REQUEST_KEY = r"^[A-Za-z0-9_-]+$"
+# What a value failing each pattern is told, in place of the pattern itself.
+PATTERN_MESSAGES = {
+    NO_NUL: "must not contain a NUL character",
+    IDENTIFIER: "must not contain control characters",
+    REQUEST_KEY: "must be a request UUID or correlation ID (letters, digits, '-' and '_')",
+}
 
 Prompt = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)

@@ -102,6 +102,7 @@ async def test_invalid_input_names_the_field(
     data = r.json()
     assert data["error"] == "validation_error"
     assert field in [d["field"] for d in data["detail"]]
+    assert not [d for d in data["detail"] if "^[" in d["message"]]  # a reason, never a raw pattern
 
 
 async def test_missing_prompt_and_broken_json_are_422(client: httpx.AsyncClient, submitter: Headers) -> None:
