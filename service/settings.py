@@ -121,7 +121,8 @@ class Settings(BaseSettings):
     stream_ping_seconds: float = Field(default=15.0, gt=0, description="SSE keep-alive interval.")
 
     # --- API client (`reeltrace submit`, `reeltrace status`) ------------------------
-    api_url: str = "http://127.0.0.1:8000"
+    # Unset: where `reeltrace serve` listens with these settings (see service.cli.client).
+    api_url: str | None = None
     api_key: SecretStr | None = None
 
     # --- telemetry -----------------------------------------------------------------

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from analytics.defaults import DEFAULT_WORKERS, STATUSES, TOP_PROMPTS
 from analytics.errors import AnalyticsError, SnapshotNotFound
-from service.cli.common import console, fail, out, settings_or_exit
+from service.cli.common import console, fail, one_shot_settings, out
 from service.db.engine import resolve_database_url
 from service.db.urls import libpq_dsn
 
@@ -94,7 +94,7 @@ def export(
     workers: int = typer.Option(DEFAULT_WORKERS, min=1, max=16, help="Parallel streams out of PostgreSQL."),
 ) -> None:
     """Export requests, stages and events to Parquet (incremental, atomic, partitioned by day)."""
-    settings = settings_or_exit()
+    settings = one_shot_settings()
     root = out_dir or settings.snapshot_dir
     dsn = libpq_dsn(resolve_database_url(settings))
     progress = Progress(
@@ -121,7 +121,7 @@ def _print_export(result: ExportResult, root: Path) -> None:
     manifest = result.manifest
     table = Table(title=f"snapshot {manifest.version} in {root}")
     for column in ("table", "rows read", "rows in snapshot", "day partitions"):
-        table.add_column(column, justify="left" if column == "table" else "right")
+        table.add_column(column, justify="left" if column == "table" else "right", overflow="fold")
     for name, files in manifest.tables.items():
         table.add_row(
             name, f"{result.delta_rows.get(name, 0):,}", f"{files.rows:,}", f"{len(files.partitions):,}"
@@ -141,7 +141,7 @@ def _print_export(result: ExportResult, root: Path) -> None:
 def _snapshot(directory: Path | None) -> Iterator[Snapshot]:
     from analytics.reader import open_snapshot
 
-    root = directory or settings_or_exit().snapshot_dir
+    root = directory or one_shot_settings().snapshot_dir
     try:
         with open_snapshot(root) as snap:
             out.print(
@@ -171,14 +171,14 @@ def stats_guild(
         out.print(f"guild {guild_id} has no requests in this snapshot")
         return
     counts = Table(title=f"guild {guild_id}, per {bucket.value}")
-    counts.add_column(bucket.value, no_wrap=True)
+    counts.add_column(bucket.value, overflow="fold")
     for column in ("total", *STATUSES, "avg completed (s)"):
         counts.add_column(column, justify="right", overflow="fold")
     prompts = Table(title=f"top {top} prompts per {bucket.value}")
-    prompts.add_column(bucket.value, no_wrap=True)
-    prompts.add_column("#", justify="right")
+    prompts.add_column(bucket.value, overflow="fold")
+    prompts.add_column("#", justify="right", overflow="fold")
     prompts.add_column("prompt", overflow="fold")
-    prompts.add_column("requests", justify="right")
+    prompts.add_column("requests", justify="right", overflow="fold")
     for b in stats.buckets:
         avg = b.avg_completed_duration_ms
         counts.add_row(

@@ -1,4 +1,4 @@
-"""`reeltrace submit` and `reeltrace status`: the API from the command line."""
+"""`reeltrace submit`, `status` and `trace`: the API from the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from service.cli.api_client import ApiClient, ApiError
-from service.cli.common import console, fail, out, settings_or_exit
+from service.cli.common import console, fail, one_shot_settings, out
+from service.settings import Settings
 
 TERMINAL = {"completed", "failed", "timeout"}
 TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}
@@ -23,17 +24,53 @@ STATUS_STYLE = {
     "in_progress": "cyan",
     "skipped": "dim",
 }
+# A server bound to every address is reached, from its own machine, on loopback.
+ANY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 (compared with, never bound)
 
 
 def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(status)
+    app.command()(trace)
 
 
-def _client() -> ApiClient:
-    settings = settings_or_exit()
+def api_url(settings: Settings) -> str:
+    """REELTRACE_API_URL when set, else where `reeltrace serve` listens with these settings."""
+    if settings.api_url:
+        return settings.api_url
+    host = settings.host.strip()
+    if host in ANY_ADDRESS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{settings.port}"
+
+
+def _client(settings: Settings) -> ApiClient:
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    return ApiClient(settings.api_url, key)
+    return ApiClient(api_url(settings), key)
+
+
+def _fetch(settings: Settings, request: str) -> dict[str, Any]:
+    """The request's detail (by UUID or correlation ID); an API error ends the command."""
+    with _client(settings) as client:
+        try:
+            return client.get_request(request)
+        except ApiError as exc:
+            raise fail(str(exc), 1) from None
+
+
+def trace_link(settings: Settings, detail: dict[str, Any]) -> str | None:
+    """The request's Jaeger link: the API's own, else one built from this process's
+    REELTRACE_JAEGER_URL (the server may run without it), with the API's link builder.
+    """
+    link = (detail.get("links") or {}).get("trace")
+    if link or not detail.get("trace_id") or not settings.jaeger_url:
+        return str(link) if link else None
+    # Imported here: the API's schemas take a moment to load, and only this needs them.
+    from service.api.links import request_links
+
+    return request_links(settings, uuid.UUID(str(detail["id"])), detail["trace_id"]).trace
 
 
 def _styled(value: str | None) -> str:
@@ -83,7 +120,7 @@ def submit(
         "request_id": request_id,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    with _client() as client:
+    with _client(one_shot_settings()) as client:
         try:
             accepted = client.submit(body)
             note = "" if accepted.get("created", True) else " (existing request)"
@@ -175,14 +212,11 @@ def _print_outcome(detail: dict[str, Any]) -> None:
 
 
 def status(request: str = typer.Argument(..., help="Request UUID or correlation ID.")) -> None:
-    """Show a request and its stages."""
-    with _client() as client:
-        try:
-            detail = client.get_request(request)
-        except ApiError as exc:
-            raise fail(str(exc), 1) from None
+    """Show a request and its stages (and its trace link, with REELTRACE_JAEGER_URL)."""
+    settings = one_shot_settings()
+    detail = _fetch(settings, request)
     summary = Table(show_header=False, box=None, pad_edge=False)
-    summary.add_column(style="bold")
+    summary.add_column(style="bold", no_wrap=True)
     summary.add_column(overflow="fold")
     rows: list[tuple[str, Any]] = [
         ("id", detail["id"]),
@@ -202,8 +236,9 @@ def status(request: str = typer.Argument(..., help="Request UUID or correlation 
         ),
         ("trace id", detail.get("trace_id") or "-"),
     ]
-    if detail.get("links", {}).get("trace"):
-        rows.append(("trace", detail["links"]["trace"]))
+    link = trace_link(settings, detail)
+    if link:
+        rows.append(("trace", link))
     for url in detail.get("video_urls") or []:
         rows.append(("video", url))
     if detail.get("error_message"):
@@ -212,8 +247,9 @@ def status(request: str = typer.Argument(..., help="Request UUID or correlation 
         summary.add_row(name, str(value))
     out.print(summary)
     stages = Table(title="stages")
+    # Fold, never "…": a stage name or a time is read (and copied) whole.
     for column in ("#", "stage", "status", "attempts", "started", "duration", "error"):
-        stages.add_column(column)
+        stages.add_column(column, overflow="fold")
     for stage in detail["stages"]:
         duration = stage.get("duration_seconds")
         stages.add_row(
@@ -226,3 +262,25 @@ def status(request: str = typer.Argument(..., help="Request UUID or correlation 
             stage.get("error_message") or "",
         )
     out.print(stages)
+
+
+def trace(request: str = typer.Argument(..., help="Request UUID or correlation ID.")) -> None:
+    """Print the link to the request's trace in Jaeger (REELTRACE_JAEGER_URL), as the last line."""
+    settings = one_shot_settings()
+    detail = _fetch(settings, request)
+    trace_id = detail.get("trace_id")
+    name = f"request {detail['id']} ({detail['correlation_id']})"
+    if not trace_id:
+        raise fail(f"{name} has no trace: telemetry was off when it was submitted", 1)
+    out.print(f"{name} trace {trace_id}", highlight=False, markup=False)
+    link = trace_link(settings, detail)
+    if link is None:
+        # Not an error: the trace exists and its ID finds it in Jaeger's search; only
+        # the base to make a link of it is missing. The note goes to stderr, so stdout
+        # holds only the answer.
+        console.print(
+            f"REELTRACE_JAEGER_URL is unset: no link; search Jaeger for trace {trace_id}",
+            highlight=False,
+        )
+        return
+    out.print(link, soft_wrap=True, highlight=False, markup=False)

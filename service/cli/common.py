@@ -1,13 +1,16 @@
-"""What every command shares: settings with readable errors, logging, async runs."""
+"""What every command shares: settings with readable errors, logging, consoles, async runs."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from service.errors import ConfigurationError, ReeltraceError
 from service.settings import Settings, load_settings
@@ -15,22 +18,66 @@ from telemetry.logging import configure_logging
 
 T = TypeVar("T")
 
-console = Console(stderr=True)
-out = Console()
+# The width of output that goes to a pipe or a file. Rich would otherwise fit tables
+# to the terminal the command was started from (or 80 columns), cutting identifiers
+# with "…" and breaking numbers over lines that a script then cannot read. Tables do
+# not expand, so they stay as wide as their content; this is only the ceiling.
+PIPED_WIDTH = 10_000
+
+# Info lines (`database_ready`, `api_key_created`, ...) describe a long-running
+# process; a command that answers once and exits shows its answer instead.
+ONE_SHOT_LOG_LEVEL = "warning"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or, when the stream is not one, wide enough
+    never to squeeze a table. An explicit COLUMNS still wins, as it does for rich.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not _is_terminal(stream) and not os.environ.get("COLUMNS", "").isdigit()
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+console = make_console(stderr=True)
+out = make_console()
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # Escaped: a message quoting a value such as "[x]" must not be read as rich markup.
+    console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
+
+
+def _load(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
     """Load settings; an invalid one ends the command with a message naming the variable."""
-    try:
-        settings = load_settings(**overrides)
-    except ConfigurationError as exc:
-        raise fail(str(exc)) from None
+    settings = _load(**overrides)
     configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def one_shot_settings() -> Settings:
+    """Settings for a command that answers once and exits (`keys`, `migrate`, `status`, ...).
+
+    It logs warnings and errors only, unless REELTRACE_LOG_LEVEL is set explicitly: the
+    info lines of `serve` and `worker` would bury its answer on the terminal.
+    """
+    settings = _load()
+    explicit = "log_level" in settings.model_fields_set
+    configure_logging(settings.log_level if explicit else ONE_SHOT_LOG_LEVEL, settings.log_format)
     return settings
 
 

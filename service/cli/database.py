@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from service.cli.common import fail, out, run, settings_or_exit
+from service.cli.common import fail, one_shot_settings, out, run
 from service.db import migrate as migrations
 from service.db.engine import resolve_database_url
 from service.db.urls import redact
+from service.errors import ValidationFailed
 from service.runtime import Runtime
 from service.tracking.retention import delete_expired
 
@@ -21,27 +24,58 @@ def register(app: typer.Typer) -> None:
 
 
 def migrate(
-    revision: str = typer.Option("head", help="Target revision."),
+    revision: str | None = typer.Option(
+        None, "--revision", help="Target revision (default: head; required with --down, e.g. 0004 or base)."
+    ),
     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead of upgrading."),
 ) -> None:
     """Apply the schema migrations (the embedded server is started if DATABASE_URL is unset)."""
-    settings = settings_or_exit()
+    if down and revision is None:
+        # Alembic's default target would be the current revision: a silent no-op.
+        raise fail("--down needs --revision: the revision to go down to (e.g. 0004, or base for all)")
+    settings = one_shot_settings()
 
-    async def body() -> None:
-        url = await asyncio.to_thread(resolve_database_url, settings)
+    def apply(url: str) -> str | None:
         if down:
-            await asyncio.to_thread(migrations.downgrade, url, revision)
+            migrations.downgrade(url, str(revision))
         else:
-            await asyncio.to_thread(migrations.upgrade, url, revision)
-        current = await asyncio.to_thread(migrations.current_revision, url)
-        out.print(f"database {redact(url)} is at revision {current}")
+            _check_upgrade_target(url, revision or "head")
+            migrations.upgrade(url, revision or "head")
+        return migrations.current_revision(url)
 
-    run(body)
+    async def body() -> str:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        try:
+            current = await asyncio.to_thread(apply, url)
+        except CommandError as exc:  # alembic's: an unknown revision, a downgrade "up"
+            raise ValidationFailed(f"--revision {revision}: {exc}", field="revision") from None
+        return f"database {redact(url)} is at revision {current}"
+
+    out.print(run(body), highlight=False, markup=False)
+
+
+def _check_upgrade_target(url: str, revision: str) -> None:
+    """Refuse an upgrade to a revision below the current one, which alembic does as nothing."""
+    current = migrations.current_revision(url)
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(migrations.alembic_config(url))
+    try:
+        target = script.get_revision(revision)  # None for base
+    except CommandError:
+        return  # relative (+1) or unknown: alembic's upgrade applies or reports it
+    below = {r.revision for r in script.iterate_revisions(current, "base")} - {current}
+    if target is None or target.revision in below:
+        raise ValidationFailed(
+            f"--revision {revision} is below the current revision {current}: "
+            "upgrading to it does nothing; add --down to downgrade",
+            field="revision",
+        )
 
 
 def backfill() -> None:
     """Replay tracking writes journaled while PostgreSQL was unreachable."""
-    settings = settings_or_exit()
+    settings = one_shot_settings()
 
     async def body() -> int:
         runtime = await Runtime.start(settings, source_service="backfill")
@@ -69,9 +103,11 @@ def backfill() -> None:
 
 def cleanup() -> None:
     """Run the retention job now: delete terminal requests older than REQUEST_RETENTION_DAYS."""
-    settings = settings_or_exit()
+    settings = one_shot_settings()
     if settings.request_retention_days is None:
-        raise fail("REQUEST_RETENTION_DAYS is not set: retention is unlimited and nothing is deleted")
+        # Keeping everything is a valid configuration (the default), not an error.
+        out.print("retention is not configured (REQUEST_RETENTION_DAYS is unset): nothing is deleted")
+        return
     days = settings.request_retention_days
 
     async def body() -> int:

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from service.auth.keys import create_key, parse_scopes, revoke_key
 from service.auth.repository import ApiKeyRepository, KeyRecord
-from service.cli.common import fail, out, run, settings_or_exit
+from service.cli.common import fail, one_shot_settings, out, run
 from service.errors import ValidationFailed
 from service.runtime import Runtime
 
@@ -28,7 +28,7 @@ def create(
         parsed = parse_scopes(scopes)
     except ValidationFailed as exc:
         raise fail(exc.detail) from None
-    settings = settings_or_exit()
+    settings = one_shot_settings()
 
     async def body() -> tuple[KeyRecord, str]:
         runtime = await Runtime.start(settings, source_service="cli")
@@ -47,7 +47,7 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """List keys (prefix, name, scopes, use and revocation); secrets are never shown."""
-    settings = settings_or_exit()
+    settings = one_shot_settings()
 
     async def body() -> list[KeyRecord]:
         runtime = await Runtime.start(settings, source_service="cli")
@@ -58,8 +58,9 @@ def list_keys() -> None:
 
     records = run(body)
     table = Table()
+    # Fold, never "…": a prefix or id is copied from here into `keys revoke`.
     for column in ("prefix", "name", "scopes", "created", "last used", "revoked", "id"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(
             r.prefix,
@@ -76,17 +77,26 @@ def list_keys() -> None:
 @keys_app.command("revoke")
 def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx) or id.")) -> None:
     """Revoke a key. API processes stop accepting it within REELTRACE_API_KEY_CACHE_SECONDS."""
-    settings = settings_or_exit()
+    settings = one_shot_settings()
 
-    async def body() -> KeyRecord:
+    async def body() -> tuple[KeyRecord, bool]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await revoke_key(ApiKeyRepository(runtime.engine), ident)
+            repository = ApiKeyRepository(runtime.engine)
+            # revoke_key answers alike for a key it revokes and one revoked before (the
+            # row keeps its first revocation time), so the key is looked at first.
+            matches = await repository.find(ident.strip())
+            if len(matches) == 1 and matches[0].revoked_at is not None:
+                return matches[0], True
+            return await revoke_key(repository, ident), False
         finally:
             await runtime.close()
 
-    record = run(body)
-    out.print(f"revoked key {record.prefix} ({record.name})")
+    record, already = run(body)
+    if already:
+        out.print(f"key {record.prefix} ({record.name}) was already revoked at {_when(record.revoked_at)}")
+    else:
+        out.print(f"revoked key {record.prefix} ({record.name})")
 
 
 def _when(value: object) -> str:

@@ -11,10 +11,13 @@ import pytest
 
 from service.auth.keys import create_key
 from service.auth.repository import ApiKeyRepository
+from service.cli.client import api_url
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.tracker import NewRequest
 from tests.service.api.live import LiveServer, live_server
 from tests.service.cli.conftest import Cli
+from tests.service.cli.piped import run_piped, wrapped_rows
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +86,7 @@ async def test_submit_without_wait_and_status(client_cli: Cli, runtime: Runtime)
     ("args", "env", "expected"),
     [
         (["status", "vvd_1700000000000_deadbeef"], {}, "404 not_found"),
+        (["trace", "vvd_1700000000000_deadbeef"], {}, "404 not_found"),
         (
             ["submit", "x", "--user-id", "u", "--duration", "5"],
             {},
@@ -120,3 +124,123 @@ async def test_forbidden_and_rate_limited(client_cli: Cli, runtime: Runtime) -> 
     limited = client_cli.run("submit", "x", "--user-id", "hasty")
     assert limited.returncode != 0
     assert re.search(r"429 rate_limited: .* \(retry in \d+ s\)", limited.stderr)
+
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+JAEGER = "http://jaeger.example:16686/"
+
+
+async def traced_request(runtime: Runtime, trace_id: str | None = TRACE_ID) -> tuple[str, str]:
+    """A request stored with this trace id (None: submitted with telemetry off); its UUID and correlation ID."""
+    created = await runtime.tracker.create_request(
+        NewRequest(user_id="tracer", prompt="a heron"), trace_id=trace_id
+    )
+    return str(created.id), created.correlation_id
+
+
+async def test_trace_prints_the_jaeger_link_last(client_cli: Cli, runtime: Runtime) -> None:
+    """`trace <correlation id>` ends with the link to the trace, built from REELTRACE_JAEGER_URL."""
+    request_id, correlation_id = await traced_request(runtime)
+    for key in (correlation_id, request_id):
+        result = client_cli.run("trace", key, REELTRACE_JAEGER_URL=JAEGER)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[-1] == f"http://jaeger.example:16686/trace/{TRACE_ID}"
+        assert f"request {request_id} ({correlation_id}) trace {TRACE_ID}" in lines[0]
+
+
+async def test_trace_without_jaeger_url_prints_the_id_and_a_note(client_cli: Cli, runtime: Runtime) -> None:
+    """Without REELTRACE_JAEGER_URL, `trace` prints the trace id and says on stderr that the URL is unset."""
+    request_id, _ = await traced_request(runtime)
+    result = client_cli.run("trace", request_id)
+    assert result.returncode == 0, result.stderr
+    assert TRACE_ID in result.stdout
+    assert "http" not in result.stdout
+    assert (
+        result.stderr.strip() == f"REELTRACE_JAEGER_URL is unset: no link; search Jaeger for trace {TRACE_ID}"
+    )
+
+
+async def test_trace_of_a_request_without_a_trace_fails_clearly(client_cli: Cli, runtime: Runtime) -> None:
+    """A request stored with no trace id (telemetry off) is a one-line error and exit 1."""
+    request_id, _ = await traced_request(runtime, trace_id=None)
+    result = client_cli.run("trace", request_id, REELTRACE_JAEGER_URL=JAEGER)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "has no trace: telemetry was off when it was submitted" in lines[0]
+
+
+async def test_status_links_the_trace_from_the_cli_setting(client_cli: Cli, runtime: Runtime) -> None:
+    """The server runs without REELTRACE_JAEGER_URL; set for the CLI, `status` still shows the link."""
+    request_id, _ = await traced_request(runtime)
+    without = client_cli.run("status", request_id)
+    assert without.returncode == 0, without.stderr
+    assert "/trace/" not in without.stdout
+    shown = client_cli.run("status", request_id, REELTRACE_JAEGER_URL=JAEGER)
+    assert shown.returncode == 0, shown.stderr
+    assert f"http://jaeger.example:16686/trace/{TRACE_ID}" in shown.stdout
+
+
+async def test_the_servers_own_trace_link_comes_first(cli: Cli, settings: Settings, runtime: Runtime) -> None:
+    """When the API answers with a trace link, `status` and `trace` show that one, not the CLI's."""
+    request_id, _ = await traced_request(runtime)
+    with live_server(settings.model_copy(update={"jaeger_url": "http://server-jaeger:16686"})) as server:
+        env = {
+            "REELTRACE_API_URL": server.url,
+            "REELTRACE_API_KEY": await new_key(runtime, "read"),
+            "REELTRACE_JAEGER_URL": JAEGER,
+        }
+        traced = cli.run("trace", request_id, **env)
+        shown = cli.run("status", request_id, **env)
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout.splitlines()[-1] == f"http://server-jaeger:16686/trace/{TRACE_ID}"
+    assert shown.returncode == 0, shown.stderr
+    assert f"http://server-jaeger:16686/trace/{TRACE_ID}" in shown.stdout
+    assert "jaeger.example" not in shown.stdout
+
+
+async def test_status_piped_keeps_stage_names_whole(client_cli: Cli, runtime: Runtime) -> None:
+    """`status | cat` shows every stage name and the trace link whole, one row per stage."""
+    request_id, _ = await traced_request(runtime)
+    await drive(runtime, uuid.UUID(request_id))
+    client_cli.env["REELTRACE_JAEGER_URL"] = JAEGER
+    shown = run_piped(client_cli, "status", request_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "…" not in shown.stdout
+    assert wrapped_rows(shown.stdout) == [], shown.stdout
+    for stage in ("validation", "video_generation", "video_processing", "notification"):
+        assert re.search(rf"│ \d+ +│ {stage} +│", shown.stdout), shown.stdout
+    assert f"http://jaeger.example:16686/trace/{TRACE_ID}" in shown.stdout
+
+
+async def test_the_default_api_url_is_the_serve_address(
+    client_cli: Cli, api: LiveServer, runtime: Runtime
+) -> None:
+    """Without REELTRACE_API_URL, the CLI calls REELTRACE_HOST:REELTRACE_PORT (0.0.0.0 means this machine)."""
+    request_id, _ = await traced_request(runtime)
+    del client_cli.env["REELTRACE_API_URL"]
+    shown = client_cli.run("status", request_id, REELTRACE_HOST="0.0.0.0", REELTRACE_PORT=str(api.port))  # noqa: S104
+    assert shown.returncode == 0, shown.stderr
+    assert request_id in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"host": "0.0.0.0", "port": 9000}, "http://127.0.0.1:9000"),  # noqa: S104
+        ({"host": "::", "port": 9000}, "http://127.0.0.1:9000"),
+        ({"host": "::1"}, "http://[::1]:8000"),
+        ({"host": "api.internal", "port": 80}, "http://api.internal:80"),
+        ({"host": "0.0.0.0", "api_url": "https://r.example"}, "https://r.example"),  # noqa: S104
+    ],
+)
+def test_api_url_follows_the_serve_settings(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], expected: str
+) -> None:
+    """REELTRACE_API_URL wins when set; otherwise the serve address, loopback for any-address binds."""
+    for name in ("REELTRACE_API_URL", "REELTRACE_HOST", "REELTRACE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert api_url(Settings(_env_file=None, **fields)) == expected  # type: ignore[arg-type,call-arg]

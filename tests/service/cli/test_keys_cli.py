@@ -8,6 +8,7 @@ from service.auth.keys import KEY_RE, KeyVerifier, Scope
 from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime
 from tests.service.cli.conftest import Cli
+from tests.service.cli.piped import run_piped, wrapped_rows
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +47,31 @@ def test_list_and_revoke(cli: Cli) -> None:
     missing = cli.run("keys", "revoke", "rt_nosuchkey")
     assert missing.returncode != 0
     assert "no API key" in missing.stderr
+
+
+async def test_list_piped_shows_whole_prefixes_and_ids(cli: Cli, runtime: Runtime) -> None:
+    """`keys list | cat` prints every prefix and id whole, on one line, so `keys revoke` takes them."""
+    key = cli.run("keys", "create", "--scopes", "read", "--name", "a key with a long descriptive name")
+    assert key.returncode == 0, key.stderr
+    (record,) = await ApiKeyRepository(runtime.engine).list_all()
+    listed = run_piped(cli, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "…" not in listed.stdout
+    assert wrapped_rows(listed.stdout) == [], listed.stdout
+    row = next(line for line in listed.stdout.splitlines() if record.prefix in line)
+    assert str(record.id) in row
+    assert str(record.created_at)[:19] in row
+    revoked = cli.run("keys", "revoke", str(record.id))
+    assert revoked.returncode == 0, revoked.stderr
+
+
+def test_revoking_a_revoked_key_says_so(cli: Cli) -> None:
+    """A second `keys revoke` succeeds (it is idempotent) but says the key was already revoked."""
+    prefix = cli.run("keys", "create", "--scopes", "read").stdout.strip().splitlines()[-1][:11]
+    first = cli.run("keys", "revoke", prefix)
+    assert first.returncode == 0, first.stderr
+    assert f"revoked key {prefix}" in first.stdout
+    again = cli.run("keys", "revoke", prefix)
+    assert again.returncode == 0, again.stderr
+    assert f"key {prefix} (cli) was already revoked at " in again.stdout
+    assert "revoked key" not in again.stdout

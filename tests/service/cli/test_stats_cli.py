@@ -1,0 +1,55 @@
+"""`reeltrace stats ...` written to a pipe: every number whole, one table row per line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from analytics import queries
+from analytics.queries import Rows
+from analytics.reader import Snapshot, open_snapshot
+from service.cli.analytics import _cell
+from service.db.urls import libpq_dsn
+from tests.analytics.datagen import generate
+from tests.service.cli.conftest import Cli
+from tests.service.cli.piped import run_piped, wrapped_rows
+
+pytestmark = pytest.mark.slow
+
+MS_COLUMNS = {"p50_ms", "p95_ms", "p99_ms", "avg_ms"}
+
+
+@pytest.fixture
+def snapshots(cli: Cli, database_url: str, tmp_path: Path) -> Path:
+    generate(libpq_dsn(database_url), 300, span_days=30, guilds=2)
+    out = tmp_path / "snap"
+    result = cli.run("export", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize(
+    ("command", "query"),
+    [
+        pytest.param("global", lambda snap: queries.global_latency(snap, None), id="global"),
+        pytest.param("stages", queries.stage_stats, id="stages"),
+    ],
+)
+def test_stats_piped_prints_every_number_whole(
+    cli: Cli, snapshots: Path, command: str, query: Callable[[Snapshot], Rows]
+) -> None:
+    """`stats global | cat` and `stats stages | cat`: no row wraps, no value is cut or split."""
+    result = run_piped(cli, "stats", command, "--snapshots", str(snapshots))
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    assert wrapped_rows(result.stdout) == [], result.stdout
+    with open_snapshot(snapshots) as snap:
+        rows = query(snap)
+    assert rows.rows
+    lines = result.stdout.splitlines()
+    for row in rows.rows:
+        cells = [_cell(v, name in MS_COLUMNS) for name, v in zip(rows.columns, row, strict=True)]
+        # Each row of the result is one line of the table, holding every value whole.
+        assert any(all(f" {cell} " in line for cell in cells) for line in lines), (cells, result.stdout)
