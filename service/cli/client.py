@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -15,6 +16,9 @@ from service.settings import Settings
 
 TERMINAL = {"completed", "failed", "timeout"}
 TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}
+# How long `submit --wait` waits, after the request has ended, for its notification.
+NOTIFY_WAIT_SECONDS = 15.0
+NOTIFY_POLL_SECONDS = 0.25
 STATUS_STYLE = {
     "pending": "yellow",
     "generating": "cyan",
@@ -184,7 +188,29 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
                 if data["event_type"] in TERMINAL_EVENTS:
                     break
             detail = client.get_request(request_id)
+        detail = _settle_notification(client, request_id, detail)
+        for stage in detail["stages"]:  # the bars as recorded, whatever the stream carried
+            attempts = stage.get("attempts") or 0
+            label = f"{stage['status']} (attempt {attempts})" if attempts > 1 else stage["status"]
+            progress.update(stages[stage["name"]], state=label)
+            _show_stage(progress, stages[stage["name"]], stage["status"])
         progress.update(overall, completed=detail["progress_percentage"], state=detail["status"])
+    return detail
+
+
+def _settle_notification(client: ApiClient, request_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """The request once its notification stage has ended (or NOTIFY_WAIT_SECONDS passed).
+
+    That stage runs after the terminal status, where the request's stream ends; a
+    short poll shows its outcome (delivered, skipped, failed) instead of "pending".
+    """
+    deadline = time.monotonic() + NOTIFY_WAIT_SECONDS
+    while time.monotonic() < deadline and any(
+        stage["name"] == "notification" and stage["status"] in ("pending", "in_progress")
+        for stage in detail["stages"]
+    ):
+        time.sleep(NOTIFY_POLL_SECONDS)
+        detail = client.get_request(request_id)
     return detail
 
 

@@ -68,6 +68,26 @@ async def test_submit_wait_follows_the_request_to_its_end(client_cli: Cli, runti
         assert stage in progress
 
 
+async def test_submit_wait_shows_how_the_notification_ended(client_cli: Cli, runtime: Runtime) -> None:
+    """The notification stage runs after the terminal status (where the stream ends): `--wait`
+    still shows its outcome, not the "pending" it had when the request ended."""
+    proc = await client_cli.start("submit", "a fox in the snow", "--user-id", "cli-user", "--wait")
+    assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    match = re.search(r"request ([0-9a-f-]{36})", first)
+    assert match, first
+    request_id = uuid.UUID(match.group(1))
+    await drive(runtime, request_id)
+    await asyncio.sleep(1.0)  # the callback is delivered a moment after the request ended
+    await runtime.tracker.start_stage(request_id, "notification")
+    await runtime.tracker.complete_stage(request_id, "notification")
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    shown = [line for line in err.decode().splitlines() if "notification" in line][-1]  # its last state
+    assert "completed" in shown, err.decode()
+    assert "pending" not in shown, err.decode()
+
+
 async def test_submit_without_wait_and_status(client_cli: Cli, runtime: Runtime) -> None:
     """`submit` returns at once; `status <id>` shows the request and a table of its stages."""
     result = client_cli.run("submit", "a whale", "--user-id", "u2", "--guild-id", "g2")
