@@ -173,6 +173,15 @@ class Settings(BaseSettings):
             raise ValueError("expected a postgresql:// URL")
         return value
 
+    @field_validator("jaeger_url", "public_base_url", "api_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        # These become links and request targets: a typo should stop the start, not
+        # surface later as broken links.
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
     @model_validator(mode="after")
     def _check_backends(self) -> Settings:
         if self.generation_backend == "vertex" and not self.google_cloud_project:

@@ -46,6 +46,9 @@ def test_spec_variables_are_read_unprefixed(monkeypatch: pytest.MonkeyPatch) -> 
         ("DATABASE_URL", "mysql://x"),
         ("REELTRACE_DATABASE_URL", "mysql://x"),
         ("REELTRACE_SIM_FAILURE_RATE", "1.5"),
+        ("REELTRACE_JAEGER_URL", "notaurl"),
+        ("REELTRACE_PUBLIC_BASE_URL", "ftp://files"),
+        ("REELTRACE_API_URL", "localhost:8000"),
     ],
 )
 def test_invalid_setting_names_the_variable(
