@@ -239,10 +239,13 @@ class RequestQueries:
         pipeline: str | None = None,
     ) -> list[HourlyBucket]:
         """Hourly buckets of counts, failure rate and durations (stages included)."""
+        given_until = until is not None
         until = until or datetime.now(UTC)
         since = since or until - timedelta(hours=24)
         if since >= until:
-            raise ValidationFailed("since must be before until", field="since")
+            # Without `until` the window ends now: say so, or the message names a value never sent.
+            bound = "until" if given_until else "now (until is not given)"
+            raise ValidationFailed(f"since must be before {bound}", field="since")
         params = {"since": since, "until": until, "pipeline": pipeline}
         rows = await self._fetch("hourly_metrics", read_sql.HOURLY, params)
         stage_rows = await self._fetch("hourly_stage_metrics", read_sql.HOURLY_STAGES, params)

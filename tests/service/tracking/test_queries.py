@@ -189,6 +189,12 @@ async def test_hourly_metrics_bucket_by_hour(runtime: Runtime) -> None:
     assert (bucket.total_requests, bucket.completed, bucket.failed) == (3, 2, 1)
     assert bucket.failure_rate_pct == pytest.approx(33.33)
     assert bucket.avg_duration_ms == pytest.approx(3000)
+    # A window that ends before it starts is refused, naming the end it was compared with.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(ValidationFailed, match=r"since must be before now \(until is not given\)"):
+        await runtime.queries.hourly_metrics(since=later)
+    with pytest.raises(ValidationFailed, match=r"since must be before until$"):
+        await runtime.queries.hourly_metrics(since=later, until=later - timedelta(minutes=1))
 
 
 async def test_slow_queries_are_logged_and_very_slow_ones_warned(runtime: Runtime) -> None:
