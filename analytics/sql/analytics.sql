@@ -77,12 +77,13 @@ FROM grouped
 ORDER BY CASE dimension WHEN 'all' THEN 0 WHEN 'pipeline' THEN 1 ELSE 2 END, value;
 
 -- name: stage_stats
--- Failure rate: failed / finished runs of the stage. Failure share: the stage's
--- part of all stage failures in its pipeline.
+-- Runs: stage rows that started (not still pending, not skipped). Failure rate:
+-- failed / finished runs of the stage. Failure share: the stage's part of all stage
+-- failures in its pipeline.
 WITH per_stage AS (
     SELECT r.pipeline, s.stage_name,
            min(s.stage_order) AS stage_order,
-           count(*) AS runs,
+           count(*) FILTER (WHERE s.status NOT IN ('pending', 'skipped')) AS runs,
            count(*) FILTER (WHERE s.status = 'completed') AS completed,
            count(*) FILTER (WHERE s.status = 'failed') AS failed,
            avg(s.duration_ms) FILTER (WHERE s.status = 'completed') AS avg_ms,

@@ -117,7 +117,8 @@ def test_stage_durations_and_failure_shares_match_postgres(exported: Exported) -
     pg = pg_rows(
         exported.dsn,
         """WITH per_stage AS (
-             SELECT r.pipeline, s.stage_name, min(s.stage_order) AS stage_order, count(*) AS runs,
+             SELECT r.pipeline, s.stage_name, min(s.stage_order) AS stage_order,
+                    count(*) FILTER (WHERE s.status NOT IN ('pending', 'skipped')) AS runs,
                     count(*) FILTER (WHERE s.status = 'completed') AS completed,
                     count(*) FILTER (WHERE s.status = 'failed') AS failed,
                     (avg(s.duration_ms) FILTER (WHERE s.status = 'completed'))::float8 AS avg_ms,
