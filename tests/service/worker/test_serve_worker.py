@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.cli.serve import listen_socket
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.workers import statuses, submit, wait_for, wait_terminal
@@ -160,3 +161,29 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(settings: Settings
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode() + done.stdout.decode()
     assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
+
+
+async def test_serve_socket_gives_its_connections_tcp_nodelay() -> None:
+    """The socket serve binds itself must be TCP by protocol number, or asyncio leaves Nagle's
+    algorithm on for its connections and every response waits ~40 ms for a delayed ACK."""
+    sock = listen_socket("127.0.0.1", 0)
+    accepted: list[int] = []
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("socket")
+        accepted.append(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+
+        async def served() -> bool:
+            return bool(accepted)
+
+        await wait_for(served, 5, "a connection accepted")
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert accepted[0] != 0
