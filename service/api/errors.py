@@ -74,7 +74,27 @@ def _field_error(err: Mapping[str, Any]) -> FieldError:
     return FieldError(field=_field_name(loc), message=message, type=err.get("type"))
 
 
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The content type of a body that was sent, but not as JSON (so never parsed)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    unparsed = any(
+        tuple(err.get("loc", ())) == ("body",) and err.get("type") == "model_attributes_type"
+        for err in exc.errors()
+    )
+    return (media_type or "no Content-Type") if unparsed else None
+
+
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    sent_as = _not_json(request, exc)
+    if sent_as is not None:
+        # A body in another format is not invalid input but the wrong kind of body.
+        return error_response(
+            415,
+            "unsupported_media_type",
+            f"send the body as JSON (Content-Type: application/json), not {sent_as}",
+        )
     return error_response(422, "validation_error", [_field_error(err) for err in exc.errors()])
 
 

@@ -24,7 +24,7 @@ class RequestIdConflict(ReeltraceError):
     "/requests",
     status_code=202,
     response_model=RequestAccepted,
-    responses=responses.errors(*responses.AUTH, 409, 422, 429),
+    responses=responses.errors(*responses.AUTH, 409, 413, 415, 422, 429),
 )
 async def submit_request(
     body: RequestCreate,

@@ -11,6 +11,8 @@ _DESCRIPTIONS = {
     403: "The API key lacks the scope this route needs.",
     404: "No such request.",
     409: "The request ID is already used by another user's request.",
+    413: "The body is over 64 KiB.",
+    415: "The body is not sent as JSON (`Content-Type: application/json`).",
     422: "Invalid input; `detail` lists each field and what is wrong with it.",
     429: "Past the per-user rate limit; retry after `Retry-After` seconds.",
     503: "PostgreSQL is unreachable.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -118,6 +119,25 @@ async def test_missing_prompt_and_broken_json_are_422(client: httpx.AsyncClient,
     [broken] = r.json()["detail"]
     assert broken["field"] == "body"  # not the character offset where a field name goes
     assert broken["message"].startswith("invalid JSON at character 1: ")
+
+
+async def test_a_body_not_sent_as_json_is_415(client: httpx.AsyncClient, submitter: Headers) -> None:
+    """A body in another format (or with no Content-Type) is the wrong kind of body: 415, not 422."""
+    raw = json.dumps(body()).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {**submitter, **({"Content-Type": content_type} if content_type else {})}
+        r = await client.post("/api/v1/requests", content=raw, headers=headers)
+        assert r.status_code == 415, (content_type, r.text)
+        assert r.json()["error"] == "unsupported_media_type"
+        assert (content_type or "no Content-Type") in r.json()["detail"]
+    r = await client.post(
+        "/api/v1/requests", content=raw, headers={**submitter, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 202
+    r = await client.post(
+        "/api/v1/requests", content=b"[1]", headers={**submitter, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422  # JSON, but not an object: invalid input, not a wrong format
 
 
 async def test_prompt_is_trimmed(client: httpx.AsyncClient, submitter: Headers, runtime: Runtime) -> None:
