@@ -76,11 +76,14 @@ class ApiError(Exception):
         status: int | None = None,
         error: str | None = None,
         retry_after: str | None = None,
+        fields: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.retry_after = retry_after
+        # (field, message) of each input the API refused, for a caller to name in its terms.
+        self.fields = fields or []
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
@@ -90,8 +93,13 @@ class ApiError(Exception):
             body = {}
         error = body.get("error") if isinstance(body, dict) else None
         detail = body.get("detail") if isinstance(body, dict) else None
+        fields = (
+            [(str(d.get("field")), str(d.get("message"))) for d in detail if isinstance(d, dict)]
+            if isinstance(detail, list)
+            else []
+        )
         if isinstance(detail, list):
-            text = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in detail if isinstance(d, dict))
+            text = "; ".join(f"{field}: {message}" for field, message in fields)
         else:
             text = str(detail or response.reason_phrase)
         retry_after = response.headers.get("retry-after")
@@ -100,7 +108,7 @@ class ApiError(Exception):
             message += f" (retry in {retry_after} s)"
         if response.status_code in _HINTS:
             message += f"; {_HINTS[response.status_code]}"
-        return cls(message, status=response.status_code, error=error, retry_after=retry_after)
+        return cls(message, status=response.status_code, error=error, retry_after=retry_after, fields=fields)
 
 
 class ApiClient:

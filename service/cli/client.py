@@ -28,6 +28,21 @@ STATUS_STYLE = {
     "in_progress": "cyan",
     "skipped": "dim",
 }
+# The API's body fields as `submit` takes them, so a 422 names what the user typed.
+SUBMIT_FLAGS = {
+    "body.prompt": "PROMPT",
+    "body.user_id": "--user-id",
+    "body.guild_id": "--guild-id",
+    "body.channel_id": "--channel-id",
+    "body.pipeline": "--pipeline",
+    "body.duration_seconds": "--duration",
+    "body.aspect_ratio": "--aspect-ratio",
+    "body.resolution": "--resolution",
+    "body.callback_url": "--callback-url",
+    "body.topic": "--topic",
+    "body.learning_objective": "--learning-objective",
+    "body.request_id": "--request-id",
+}
 # A server bound to every address is reached, from its own machine, on loopback.
 ANY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 (compared with, never bound)
 
@@ -140,6 +155,11 @@ def submit(
                 return
             final = _follow(client, str(accepted["id"]))
         except ApiError as exc:
+            if exc.status == 422 and exc.fields:
+                refused = "; ".join(
+                    f"{SUBMIT_FLAGS.get(field, field)}: {message}" for field, message in exc.fields
+                )
+                raise fail(f"invalid input: {refused}", 1) from None
             raise fail(str(exc), 1) from None
     _print_outcome(final)
     if final["status"] != "completed":
