@@ -214,27 +214,24 @@ class Settings(BaseSettings):
 def env_name(field: str) -> str:
     """The environment variable a settings field is read from.
 
-    A validation error on an aliased field names its first alias (`DATABASE_URL`)
-    whichever was set; the answer is the one set in the environment, as the user typed it.
+    A field read under several names (`DATABASE_URL` or `REELTRACE_DATABASE_URL`) is
+    reported by its first name whichever was set, by field or by that name: the answer
+    is the one set in the environment, as the user typed it.
     """
-    if field in _ALIASES:
-        choices = _ALIASES[field]
-        return next((name for name in choices if name.upper() in _environ_names()), choices[0])
-    info = Settings.model_fields.get(field)
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        first = info.validation_alias.choices[0]
-        if isinstance(first, str):
-            return first
+    names = _NAMES.get(field)
+    if names:
+        return next((name for name in names if name.upper() in _environ_names()), names[0])
     return f"REELTRACE_{field.upper()}"
 
 
-# Each alias of a field read under several names -> all of its names, in order.
-_ALIASES: dict[str, tuple[str, ...]] = {
-    choice: names
-    for info in Settings.model_fields.values()
+# A field read under several names, by its field name and by each of those names ->
+# all of its names, in order.
+_NAMES: dict[str, tuple[str, ...]] = {
+    key: names
+    for field, info in Settings.model_fields.items()
     if isinstance(info.validation_alias, AliasChoices)
     for names in [tuple(c for c in info.validation_alias.choices if isinstance(c, str))]
-    for choice in names
+    for key in (field, *names)
 }
 
 
