@@ -201,8 +201,7 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
                         "retry": "retrying",
                     }.get(data["event_type"], data["event_type"])
                     attempt = (data.get("data") or {}).get("attempt")
-                    label = f"{state} (attempt {attempt})" if attempt and attempt > 1 else state
-                    progress.update(stages[stage], state=label)
+                    progress.update(stages[stage], state=_stage_label(state, attempt))
                     _show_stage(progress, stages[stage], state)
                 progress.update(overall, completed=data["progress_percentage"], state=data["status"])
                 if data["event_type"] in TERMINAL_EVENTS:
@@ -210,12 +209,15 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
             detail = client.get_request(request_id)
         detail = _settle_notification(client, request_id, detail)
         for stage in detail["stages"]:  # the bars as recorded, whatever the stream carried
-            attempts = stage.get("attempts") or 0
-            label = f"{stage['status']} (attempt {attempts})" if attempts > 1 else stage["status"]
-            progress.update(stages[stage["name"]], state=label)
+            progress.update(stages[stage["name"]], state=_stage_label(stage["status"], stage.get("attempts")))
             _show_stage(progress, stages[stage["name"]], stage["status"])
         progress.update(overall, completed=detail["progress_percentage"], state=detail["status"])
     return detail
+
+
+def _stage_label(state: str, attempt: int | None) -> str:
+    """A stage bar's state, with its attempt number once it is past the first."""
+    return f"{state} (attempt {attempt})" if attempt and attempt > 1 else state
 
 
 def _settle_notification(client: ApiClient, request_id: str, detail: dict[str, Any]) -> dict[str, Any]:
