@@ -40,12 +40,19 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         )
 
 
+def child_env(values: dict[str, str]) -> dict[str, str]:
+    """This environment without reeltrace's settings (and none of OTEL's), plus `values`,
+    running the code of this checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REELTRACE_", "OTEL_", "DATABASE_URL"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**env, **values}
+
+
 @asynccontextmanager
 async def serving(settings: Settings, database_url: str, *flags: str) -> AsyncIterator[str]:
     """`reeltrace serve` as a child process; yields its base URL once it answers."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REELTRACE_", "OTEL_"))}
-    env.update(
+    env = child_env(
         {
             "DATABASE_URL": database_url,
             "REELTRACE_DATA_DIR": str(settings.data_dir),
@@ -57,7 +64,6 @@ async def serving(settings: Settings, database_url: str, *flags: str) -> AsyncIt
             "REELTRACE_POLL_INTERVAL_SECONDS": "0.05",
             "REELTRACE_WORKER_POLL_SECONDS": "0.1",
             "OTEL_SDK_DISABLED": "true",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
     )
     log = Path(settings.data_dir).parent / f"serve-{port}.log"
@@ -139,16 +145,8 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(settings: Settings
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("REELTRACE_", "OTEL_", "DATABASE_URL"))
-        }
-        env.update(
-            {
-                "REELTRACE_DATA_DIR": str(tmp_path / "data"),
-                "REELTRACE_PORT": str(port),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                "COLUMNS": "200",
-            }
+        env = child_env(
+            {"REELTRACE_DATA_DIR": str(tmp_path / "data"), "REELTRACE_PORT": str(port), "COLUMNS": "200"}
         )
         done = subprocess.run(
             [sys.executable, "-m", "service.cli.main", "serve"],
