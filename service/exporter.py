@@ -26,6 +26,12 @@ async def export_once(dsn: str, root: Path) -> ExportResult | None:
     except (AnalyticsError, OSError) as exc:
         log.warning("export_failed", error=str(exc), error_type=type(exc).__name__, snapshot_dir=str(root))
         return None
+    except Exception as exc:
+        # Anything else (a damaged data file pyarrow cannot read, a refused query) must
+        # not end the periodic task: it would stop exporting for the life of the
+        # process, and silently, as nothing awaits the task until shutdown.
+        log.exception("export_failed", error=str(exc), error_type=type(exc).__name__, snapshot_dir=str(root))
+        return None
     manifest = result.manifest
     log.info(
         "export_done",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
+from analytics.export import ExportResult, export_snapshot
 from analytics.snapshot import read_manifest
+from service import exporter
 from service.exporter import run_periodic_export
 from service.settings import Settings
 
@@ -45,3 +48,27 @@ async def test_a_failed_export_is_logged_and_retried(settings: Settings, tmp_pat
     failed = [e for e in logs if e["event"] == "export_failed"]
     assert len(failed) >= 2
     assert failed[0]["error_type"] == "SourceUnavailable"
+
+
+async def test_an_unexpected_error_does_not_end_the_periodic_export(
+    settings: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error outside AnalyticsError and OSError is logged as export_failed; the next round exports."""
+    calls = 0
+
+    def flaky(dsn: str, root: Path) -> ExportResult:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in one round")
+        return export_snapshot(dsn, root)
+
+    monkeypatch.setattr(exporter, "export_snapshot", flaky)
+    configured = settings.model_copy(update={"export_interval": 0.2, "export_dir": tmp_path / "snap"})
+    logs = await _run_for(configured, database_url, 1.0)
+    events = [
+        e["event"] for e in logs if str(e["event"]).startswith("export_") and e["event"] != "export_scheduled"
+    ]
+    assert events[0] == "export_failed"
+    assert "export_done" in events[1:]
+    assert read_manifest(tmp_path / "snap").sequence >= 1
