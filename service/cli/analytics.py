@@ -114,6 +114,10 @@ def export(
             )
     except AnalyticsError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        # An --out that is a file, or under one, or not writable: one line naming it.
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(root) else ""
+        raise fail(f"cannot write a snapshot to {root}{where}: {exc.strerror or exc}") from None
     _print_export(result, root)
 
 

@@ -92,3 +92,15 @@ def test_a_bad_bucket_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     result = runner.invoke(app, ["stats", "guild", "g", "--bucket", "year"], env=env)
     assert result.exit_code == 2
     assert "--bucket" in result.output
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_export_to_a_file_is_refused_in_one_line(env: dict[str, str], tmp_path: Path, under: str) -> None:
+    """An --out that is a file (or lies under one) ends with a message naming it, not a traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    target = afile / under if under else afile
+    result = runner.invoke(app, ["export", "--out", str(target)], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot write a snapshot to {target}" in " ".join(result.output.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit)
