@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from analytics import snapshot
 from analytics.defaults import DEFAULT_WORKERS
-from analytics.errors import AnalyticsError
+from analytics.errors import AnalyticsError, SnapshotCorrupt
 from analytics.partitions import TableMerge, staged_by_day, write_stream
 from analytics.snapshot import Manifest, TableFiles
 from analytics.source import CopyStream, ExportSource, shard_bounds
@@ -127,7 +127,15 @@ def export_snapshot(
                 raise AnalyticsError(f"{name}: read {rows} rows where {counts[name]} had changed")
 
         obs.phase("merging")
-        tables = _build_version(root, old, version, staged, pa.array(purge, pa.string()))
+        try:
+            tables = _build_version(root, old, version, staged, pa.array(purge, pa.string()))
+        except pa.ArrowInvalid as exc:
+            # Merging reads the previous version's files (a --full export too: it keeps
+            # the history retention deleted), so a damaged one stops every export.
+            raise SnapshotCorrupt(
+                f"snapshot {old.version if old else version} in {root} cannot be read ({exc}); "
+                "move the directory aside and export again"
+            ) from exc
         manifest = Manifest(
             version=version,
             sequence=sequence,

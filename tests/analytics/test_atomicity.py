@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.errors import SnapshotCorrupt
 from analytics.export import export_snapshot
 from analytics.reader import open_snapshot
 from analytics.snapshot import STAGING, read_manifest
@@ -66,3 +67,16 @@ def test_killed_export_leaves_previous_snapshot_readable(dsn: str, snapshot_root
     assert again.previous == first.version
     assert snapshot_table(snapshot_root, "video_requests") == pg_table(dsn, "video_requests")
     assert not any((snapshot_root / STAGING).glob("*"))
+
+
+def test_a_damaged_data_file_stops_the_export_with_a_message(dsn: str, snapshot_root: Path) -> None:
+    """A previous version's file that is not Parquet is named as SnapshotCorrupt; nothing is published."""
+    generate(dsn, 50, span_days=2)
+    first = export_snapshot(dsn, snapshot_root).manifest
+    for f in first.tables["video_requests"].files():
+        (snapshot_root / f.path).write_bytes(b"not parquet")
+    pg_exec(dsn, "UPDATE video_requests SET prompt = 'changed'")
+
+    with pytest.raises(SnapshotCorrupt, match=f"snapshot {first.version} in .* cannot be read"):
+        export_snapshot(dsn, snapshot_root)
+    assert read_manifest(snapshot_root).version == first.version
