@@ -9,9 +9,11 @@ the connection into ~1 MB chunks while pyarrow's streaming CSV reader parses the
 into typed record batches, off the GIL. Measured on this schema, that is several
 times faster than fetching Python tuples from a server-side cursor.
 
-The watermark: `updated_at` is stamped with clock_timestamp() when a row is written,
-but becomes visible only when its transaction commits, so commits out of timestamp
-order would let a plain `updated_at > last watermark` miss rows. The next watermark
+The watermark: a request's and a stage's `updated_at`, and an event's `recorded_at`,
+are stamped by the database with clock_timestamp() when the row is written (inserts
+included: the writer's own times, such as a replayed journal write's, would let it land
+behind the watermark). A row becomes visible only when its transaction commits, so
+commits out of timestamp order would let a plain `stamp > last watermark` miss rows. The next watermark
 is therefore the *in-flight horizon* read just before the snapshot is taken: the
 earlier of the current time and the start of the oldest transaction that has
 already written. Every row this snapshot cannot see was stamped at or after it.

@@ -28,7 +28,7 @@ SELECT count(*) FROM video_requests WHERE updated_at >= %(window_start)s;
 SELECT count(*) FROM request_stages WHERE updated_at >= %(window_start)s;
 
 -- name: count_request_events
-SELECT count(*) FROM request_events WHERE created_at >= %(window_start)s;
+SELECT count(*) FROM request_events WHERE recorded_at >= %(window_start)s;
 
 -- name: purged_requests
 -- Requests whose rows must leave the snapshot wherever they are: deleted by hand
@@ -65,10 +65,12 @@ COPY (
 ) TO STDOUT (FORMAT csv);
 
 -- name: copy_request_events
+-- Read by recorded_at, the database's time of the write: created_at is the writer's,
+-- and a journaled event replayed later keeps it.
 COPY (
     SELECT id, request_id, event_type, severity, stage_name, message, data, created_at, source_service
     FROM request_events
-    WHERE created_at >= %(window_start)s
+    WHERE recorded_at >= %(window_start)s
       AND (%(ctid_lo)s::tid IS NULL OR ctid >= %(ctid_lo)s::tid)
       AND (%(ctid_hi)s::tid IS NULL OR ctid < %(ctid_hi)s::tid)
 ) TO STDOUT (FORMAT csv);

@@ -168,10 +168,16 @@ class RequestEvent(Base):
     created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
     source_service: Mapped[str | None] = mapped_column(Text)
     source_host: Mapped[str | None] = mapped_column(Text)
+    # When the database wrote the row (created_at is the writer's time, and a replayed
+    # journal write keeps it): the watermark incremental exports read events by.
+    recorded_at: Mapped[datetime] = mapped_column(
+        TS, nullable=False, server_default=text("clock_timestamp()")
+    )
 
     __table_args__ = (
         Index("ix_request_events_request_id_id", "request_id", "id"),
         Index("ix_request_events_created_at", "created_at"),
+        Index("ix_request_events_recorded_at", "recorded_at"),
     )
 
 

@@ -141,9 +141,9 @@ WHERE r.created_at >= %(t0)s AND r.created_at < %(t1)s
 # The timeline of each request: created, started, each stage's start and end, the retries.
 _EVENTS = """
 INSERT INTO request_events (event_uid, request_id, event_type, severity, stage_name, message, data,
-                            created_at, source_service, source_host)
+                            created_at, recorded_at, source_service, source_host)
 SELECT gen_random_uuid(), request_id, event_type, severity::event_severity, stage_name, message,
-       data, created_at, 'datagen', 'bench'
+       data, created_at, created_at, 'datagen', 'bench'
 FROM (
     SELECT r.id AS request_id, 'request_created' AS event_type, 'info' AS severity, NULL AS stage_name,
            'Request created' AS message, jsonb_build_object('pipeline', r.pipeline) AS data,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -129,6 +129,24 @@ def test_rows_committed_late_by_an_open_transaction_are_not_missed(dsn: str, sna
     statuses = {r[0]: r[11] for r in snapshot_table(snapshot_root, "video_requests")}
     assert statuses[target] == "generating"
     assert read_manifest(snapshot_root).watermark > missed.manifest.watermark
+
+
+async def test_writes_stamped_long_before_the_export_are_read_by_the_next_one(
+    dsn: str, snapshot_root: Path, runtime: Runtime
+) -> None:
+    """Writes landing with their writer's time of an hour ago (a journal replayed after an
+    outage, a clock running behind) reach the next incremental export: its window starts
+    only minutes before the last watermark, so the rows are found by when the database wrote them.
+    """
+    generate(dsn, 50, span_days=2)
+    export_snapshot(dsn, snapshot_root)
+    runtime.tracker.clock = lambda: datetime.now(UTC) - timedelta(hours=1)
+    await _track_new_requests(runtime, 4)
+
+    export_snapshot(dsn, snapshot_root)
+
+    for spec in TABLES:
+        assert snapshot_table(snapshot_root, spec.name) == pg_table(dsn, spec.name), spec.name
 
 
 def test_new_events_are_appended_once(dsn: str, snapshot_root: Path) -> None:

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
     ("args", "expected"),
     [
         (["--down"], "--down needs --revision"),
-        (["--revision", "0004"], "--revision 0004 is below the current revision 0005"),
-        (["--revision", "base"], "--revision base is below the current revision 0005"),
+        (["--revision", "0005"], "--revision 0005 is below the current revision 0006"),
+        (["--revision", "base"], "--revision base is below the current revision 0006"),
         (["--revision", "nope"], "--revision nope: Can't locate revision identified by 'nope'"),
     ],
 )
@@ -28,22 +28,22 @@ def test_migrate_refuses_what_would_silently_do_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
-    assert migrations.current_revision(database_url) == "0005"
+    assert migrations.current_revision(database_url) == "0006"
 
 
 def test_migrate_down_and_up_again(cli: Cli, database_url: str) -> None:
-    """`--down --revision 0004` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
-    down = cli.run("migrate", "--down", "--revision", "0004")
+    """`--down --revision 0005` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
+    down = cli.run("migrate", "--down", "--revision", "0005")
     assert down.returncode == 0, down.stderr
-    assert "is at revision 0004" in down.stdout
-    up_by_down = cli.run("migrate", "--down", "--revision", "0005")
+    assert "is at revision 0005" in down.stdout
+    up_by_down = cli.run("migrate", "--down", "--revision", "0006")
     assert up_by_down.returncode == 2
-    assert "--revision 0005: Destination 0005 is not a valid downgrade target" in up_by_down.stderr
+    assert "--revision 0006: Destination 0006 is not a valid downgrade target" in up_by_down.stderr
     assert "Traceback" not in up_by_down.stderr
     up = cli.run("migrate")
     assert up.returncode == 0, up.stderr
-    assert "is at revision 0005" in up.stdout
-    assert migrations.current_revision(database_url) == "0005"
+    assert "is at revision 0006" in up.stdout
+    assert migrations.current_revision(database_url) == "0006"
 
 
 def test_cleanup_without_retention_is_not_an_error(cli: Cli) -> None:
