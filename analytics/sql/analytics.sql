@@ -133,7 +133,8 @@ ORDER BY pipeline, status;
 SELECT user_id,
        count(*) AS requests,
        count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status IN ('failed', 'timeout')) AS failed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timeout,
        count(DISTINCT guild_id) AS guilds,
        min(created_at) AS first_request,
        max(created_at) AS last_request

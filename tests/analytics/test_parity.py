@@ -169,7 +169,8 @@ def test_user_activity_matches_postgres(exported: Exported) -> None:
     top = pg_rows(
         exported.dsn,
         """SELECT user_id, count(*), count(*) FILTER (WHERE status = 'completed'),
-                  count(*) FILTER (WHERE status IN ('failed', 'timeout')), count(DISTINCT guild_id),
+                  count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'timeout'),
+                  count(DISTINCT guild_id),
                   min(created_at), max(created_at)
            FROM video_requests GROUP BY 1 ORDER BY 2 DESC, user_id COLLATE "C" LIMIT 5""",
     )
