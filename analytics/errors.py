@@ -19,5 +19,9 @@ class ExportInProgress(AnalyticsError):
     """Another export holds the snapshot directory's lock."""
 
 
+class ExportCancelled(AnalyticsError):
+    """The export was asked to stop (the service is shutting down); nothing was published."""
+
+
 class SourceUnavailable(AnalyticsError):
     """PostgreSQL could not be reached, or its schema is not migrated."""

@@ -12,6 +12,7 @@ retention job stay in it, as history. Only then is the new manifest published.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from analytics import snapshot
 from analytics.defaults import DEFAULT_WORKERS
-from analytics.errors import AnalyticsError, SnapshotCorrupt
+from analytics.errors import AnalyticsError, ExportCancelled, SnapshotCorrupt
 from analytics.partitions import TableMerge, staged_by_day, write_stream
 from analytics.snapshot import Manifest, TableFiles
 from analytics.source import CopyStream, ExportSource, shard_bounds
@@ -59,6 +60,31 @@ class NullObserver:
         pass
 
 
+class _Cancellable:
+    """Passes reports on, and ends the export from the stream that reports next once
+    `cancel` is set (a stream's rows are reported batch by batch, about 1 MB apart)."""
+
+    def __init__(self, inner: ExportObserver, cancel: threading.Event) -> None:
+        self._inner = inner
+        self._cancel = cancel
+
+    def _check(self) -> None:
+        if self._cancel.is_set():
+            raise ExportCancelled("the export was cancelled")
+
+    def table_started(self, table: str, total_rows: int) -> None:
+        self._check()
+        self._inner.table_started(table, total_rows)
+
+    def rows_exported(self, table: str, rows: int) -> None:
+        self._check()
+        self._inner.rows_exported(table, rows)
+
+    def phase(self, name: str) -> None:
+        self._check()
+        self._inner.phase(name)
+
+
 @dataclass(frozen=True)
 class ExportResult:
     manifest: Manifest
@@ -92,9 +118,17 @@ def export_snapshot(
     overlap: timedelta = DEFAULT_OVERLAP,
     workers: int = DEFAULT_WORKERS,
     observer: ExportObserver | None = None,
+    cancel: threading.Event | None = None,
 ) -> ExportResult:
-    """Export the changes since the last snapshot in `root` (everything, the first time)."""
+    """Export the changes since the last snapshot in `root` (everything, the first time).
+
+    Setting `cancel` stops the export at its next record batch with ExportCancelled:
+    the COPY streams are cancelled in PostgreSQL, nothing is published, and the next
+    export clears what was staged.
+    """
     obs = observer or NullObserver()
+    if cancel is not None:
+        obs = _Cancellable(obs, cancel)
     started = time.perf_counter()
     with snapshot.export_lock(root):
         old = snapshot.current_manifest(root)
@@ -182,9 +216,15 @@ def _stream(
 
     staged: dict[str, tuple[int, list[Path]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="export") as pool:
-        for name, rows, files in pool.map(run, tasks):
-            prev_rows, prev_files = staged.get(name, (0, []))
-            staged[name] = (prev_rows + rows, prev_files + files)
+        try:
+            for name, rows, files in pool.map(run, tasks):
+                prev_rows, prev_files = staged.get(name, (0, []))
+                staged[name] = (prev_rows + rows, prev_files + files)
+        except BaseException:
+            # One stream failed (or was cancelled): streams not started yet would only
+            # open connections to be thrown away.
+            pool.shutdown(cancel_futures=True)
+            raise
     return staged
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from pathlib import Path
 
 import structlog
 
-from analytics.errors import AnalyticsError, ExportInProgress
+from analytics.errors import AnalyticsError, ExportCancelled, ExportInProgress
 from analytics.export import ExportResult, export_snapshot
 from service.db.urls import libpq_dsn
 from service.settings import Settings
@@ -16,10 +17,17 @@ from service.settings import Settings
 log = structlog.get_logger("reeltrace.exporter")
 
 
-async def export_once(dsn: str, root: Path) -> ExportResult | None:
-    """One export in a worker thread; a failure is logged, never raised (the next run retries)."""
+async def export_once(dsn: str, root: Path, cancel: threading.Event | None = None) -> ExportResult | None:
+    """One export in a worker thread; a failure is logged, never raised (the next run retries).
+
+    Setting `cancel` ends a running export early (a thread cannot be interrupted, and
+    a first export of a large database takes minutes that a shutdown should not wait).
+    """
     try:
-        result = await asyncio.to_thread(export_snapshot, dsn, root)
+        result = await asyncio.to_thread(export_snapshot, dsn, root, cancel=cancel)
+    except ExportCancelled:
+        log.info("export_cancelled", reason="the service is stopping", snapshot_dir=str(root))
+        return None
     except ExportInProgress:
         log.info("export_skipped", reason="another export is writing the snapshot", snapshot_dir=str(root))
         return None
@@ -55,7 +63,17 @@ async def run_periodic_export(settings: Settings, database_url: str, stop: async
     dsn = libpq_dsn(database_url)
     root = settings.snapshot_dir
     log.info("export_scheduled", interval_seconds=interval, snapshot_dir=str(root))
-    while not stop.is_set():
-        await export_once(dsn, root)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+    cancel = threading.Event()
+
+    async def cancel_on_stop() -> None:
+        await stop.wait()
+        cancel.set()
+
+    watcher = asyncio.create_task(cancel_on_stop())
+    try:
+        while not stop.is_set():
+            await export_once(dsn, root, cancel)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+    finally:
+        watcher.cancel()

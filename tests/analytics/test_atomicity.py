@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from analytics.errors import SnapshotCorrupt
-from analytics.export import export_snapshot
+from analytics.errors import ExportCancelled, SnapshotCorrupt
+from analytics.export import NullObserver, export_snapshot
 from analytics.reader import open_snapshot
 from analytics.snapshot import STAGING, read_manifest
 from tests.analytics.conftest import pg_exec
@@ -80,3 +81,28 @@ def test_a_damaged_data_file_stops_the_export_with_a_message(dsn: str, snapshot_
     with pytest.raises(SnapshotCorrupt, match=f"snapshot {first.version} in .* cannot be read"):
         export_snapshot(dsn, snapshot_root)
     assert read_manifest(snapshot_root).version == first.version
+
+
+class _CancelAtFirstRows(NullObserver):
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def rows_exported(self, table: str, rows: int) -> None:
+        self.cancel.set()
+
+
+def test_a_cancelled_export_publishes_nothing_and_the_next_one_completes(
+    dsn: str, snapshot_root: Path
+) -> None:
+    """Cancelled once rows flow, the export ends with ExportCancelled; the published version stays."""
+    generate(dsn, 3000, span_days=5)
+    first = export_snapshot(dsn, snapshot_root).manifest
+    cancel = threading.Event()
+
+    with pytest.raises(ExportCancelled):
+        export_snapshot(dsn, snapshot_root, full=True, cancel=cancel, observer=_CancelAtFirstRows(cancel))
+
+    assert read_manifest(snapshot_root).version == first.version
+    export_snapshot(dsn, snapshot_root, full=True)
+    for name in ("video_requests", "request_stages", "request_events"):
+        assert snapshot_table(snapshot_root, name) == pg_table(dsn, name), name

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from analytics.errors import ExportCancelled
 from analytics.export import ExportResult, export_snapshot
 from analytics.snapshot import read_manifest
 from service import exporter
@@ -56,12 +59,12 @@ async def test_an_unexpected_error_does_not_end_the_periodic_export(
     """An error outside AnalyticsError and OSError is logged as export_failed; the next round exports."""
     calls = 0
 
-    def flaky(dsn: str, root: Path) -> ExportResult:
+    def flaky(dsn: str, root: Path, cancel: threading.Event | None = None) -> ExportResult:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug in one round")
-        return export_snapshot(dsn, root)
+        return export_snapshot(dsn, root, cancel=cancel)
 
     monkeypatch.setattr(exporter, "export_snapshot", flaky)
     configured = settings.model_copy(update={"export_interval": 0.2, "export_dir": tmp_path / "snap"})
@@ -72,3 +75,22 @@ async def test_an_unexpected_error_does_not_end_the_periodic_export(
     assert events[0] == "export_failed"
     assert "export_done" in events[1:]
     assert read_manifest(tmp_path / "snap").sequence >= 1
+
+
+async def test_stopping_cancels_a_running_export(
+    settings: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown does not wait for a long export: the running one is cancelled and logged."""
+
+    def long_export(dsn: str, root: Path, cancel: threading.Event | None = None) -> ExportResult:
+        assert cancel is not None
+        if cancel.wait(timeout=30):
+            raise ExportCancelled("the export was cancelled")
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(exporter, "export_snapshot", long_export)
+    configured = settings.model_copy(update={"export_interval": 60, "export_dir": tmp_path / "snap"})
+    started = time.monotonic()
+    logs = await _run_for(configured, database_url, 0.3)
+    assert time.monotonic() - started < 10
+    assert [e["event"] for e in logs if e["event"] != "export_scheduled"] == ["export_cancelled"]
