@@ -71,6 +71,7 @@ class Worker:
         # this worker is still running when the process closes its connection pool.
         self._runs: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._deferring = False  # claims wait for the journal (logged once per wait)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker_started", worker_id=self.worker_id, concurrency=self.settings.worker_concurrency)
@@ -118,6 +119,8 @@ class Worker:
         limit = min(capacity, CLAIM_BATCH, gate.room() + gate.permits)
         if limit <= 0:
             return 0
+        if self._journal_pending():
+            return 0
         try:
             items = await self.repo.claim(self.worker_id, limit, self.settings.lease_seconds)
         except TrackingUnavailable:
@@ -125,6 +128,23 @@ class Worker:
             return 0
         self._start_runs(items)
         return len(items)
+
+    def _journal_pending(self) -> bool:
+        """True while tracking writes wait in the journal: claims and watchdog sweeps wait too.
+
+        Those writes may have moved or ended the very requests the database still shows
+        open (a run that finished during an outage): claimed before the replay, such a
+        request would run again, repeating its stages and its callback.
+        """
+        pending = self.runtime.journal.has_pending()
+        if pending and not self._deferring:
+            log.warning(
+                "claims_deferred", worker_id=self.worker_id, reason="tracking journal has pending writes"
+            )
+        elif self._deferring and not pending:
+            log.info("claims_resumed", worker_id=self.worker_id)
+        self._deferring = pending
+        return pending
 
     def _start_runs(self, items: list[WorkItem]) -> None:
         for item in items:
@@ -141,7 +161,7 @@ class Worker:
     async def claim_unnotified(self) -> int:
         """Take over ended requests whose run died before its notification stage."""
         capacity = self.settings.worker_concurrency - len(self.active)
-        if capacity <= 0:
+        if capacity <= 0 or self._journal_pending():
             return 0
         items = await self.repo.claim_unnotified(
             self.worker_id, min(capacity, CLAIM_BATCH), self.settings.lease_seconds, UNNOTIFIED_WINDOW_SECONDS
@@ -204,6 +224,8 @@ class Worker:
             ages = await self.runtime.queries.oldest_active_ages()
         for status, age in ages.items():
             metrics.oldest_request_age.labels(status=status).set(age)
+        if self._journal_pending():
+            return  # the statuses it would judge may be stale until the journal is replayed
         tracker = self.runtime.tracker
         for pipeline in PIPELINES.values():
             budget = pipeline.budget_seconds(self.settings.generation_timeout_seconds)

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,8 @@ from sqlalchemy import text
 from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.states import RequestStatus
+from service.tracking.writes import EventWrite, Transition
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
 from tests.support.callback import CallbackServer
@@ -443,3 +446,39 @@ async def test_stopping_is_not_held_up_by_a_row_lock_held_elsewhere(
         await locker.close()
         await services.aclose()
         await rt.close()
+
+
+async def test_no_claims_while_the_journal_holds_writes(settings: Settings, database_url: str) -> None:
+    """A request that finished while PostgreSQL was down still shows `generating` in the database
+    until the journal is replayed: workers must not claim it (nor sweep it) before then, or it runs
+    again and its callback goes out twice."""
+    with CallbackServer() as callback:
+        rt = Runtime.build(settings, database_url, source_service="test")
+        try:
+            [rid] = await submit(rt, parameters={"callback_url": callback.url})
+            await rt.tracker.start_request(rid)
+            # What a run that ended during an outage leaves in the journal (the rest of its
+            # history is left out for brevity): the request row itself still says generating.
+            now = datetime.now(UTC)
+            done = EventWrite(request_id=rid, event_type="request_completed", created_at=now)
+            urls = ["http://media.test/x.mp4"]
+            rt.journal.append(
+                Transition(
+                    request_id=rid, new_status=RequestStatus.COMPLETED, at=now, video_urls=urls, event=done
+                )
+            )
+            services = build_pipeline(rt)
+            worker = Worker(rt, services.runner, worker_id="after-outage")
+            try:
+                assert await worker.claim_once() == 0
+                await worker.watchdog()
+                assert worker.active == {}
+                report = await rt.tracker.backfill()
+                assert (report.applied, report.rejected) == (1, 0)
+                assert await worker.claim_once() == 0  # now known to be finished
+            finally:
+                await services.aclose()
+            assert await rows(rt, "SELECT status::text, claims FROM video_requests") == [("completed", 0)]
+        finally:
+            await rt.close()
+    assert callback.deliveries == []
