@@ -336,9 +336,19 @@ class StageBodies:
         if state.tracked:
             try:
                 read = await self.queries.get_request(state.item.id)
-                return read.model_dump(mode="json")
             except Exception as exc:  # degraded: fall back to what this run knows
                 log.warning("notification_payload_degraded", error=type(exc).__name__)
+            else:
+                if state.final_status is None or read.status == state.final_status:
+                    return read.model_dump(mode="json")
+                # The run's terminal status is still in the journal (PostgreSQL came back
+                # before the replay): the row would tell the client a non-final status.
+                log.warning(
+                    "notification_payload_degraded",
+                    error="stale_status",
+                    database_status=read.status.value,
+                    final_status=state.final_status.value,
+                )
         item = state.item
         return {
             "id": str(item.id),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import sqlite3
 import uuid
@@ -13,10 +14,15 @@ import pytest
 
 from service.backends.base import QuotaExceeded
 from service.backends.factory import build_backends
+from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
+from service.pipeline.work import RunState
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.states import RequestStatus
+from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
+from tests.support.callback import CallbackServer
 from tests.support.workers import events_of, run_to_end, submit
 
 OPERATION = re.compile(
@@ -271,3 +277,24 @@ async def test_stage_attempt_is_bounded_by_its_timeout(
     [retry] = await events_of(runtime, rid, "retry")
     assert retry.message == "rag_retrieval attempt timed out after 0.2 s"
     assert retrieval.calls == 2
+
+
+async def test_callback_never_carries_a_status_the_run_has_moved_past(runtime: Runtime) -> None:
+    """When the run's terminal status is still journaled (the row still says generating), the callback
+    carries the run's final status, not the stale row."""
+    with CallbackServer() as callback:
+        [rid] = await submit(runtime, parameters={"callback_url": callback.url})
+        await runtime.tracker.start_request(rid)
+        [item] = await WorkRepository(runtime.engine).claim("w", 1, 30)
+        state = RunState.from_read(item, await runtime.queries.get_request(rid))
+        state.final_status = RequestStatus.COMPLETED
+        state.video_urls = ["http://media.test/x.mp4"]
+        services = build_pipeline(runtime)
+        try:
+            await services.runner.bodies.notification(state, 1)
+        finally:
+            await services.aclose()
+    [delivery] = callback.deliveries
+    assert delivery.headers["x-reeltrace-event"] == "request.completed"
+    body = json.loads(delivery.body)
+    assert (body["status"], body["video_urls"]) == ("completed", ["http://media.test/x.mp4"])
