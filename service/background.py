@@ -39,12 +39,22 @@ async def every(seconds: float, fn: Callable[[], Awaitable[object]], stop: async
             log.exception("background_job_failed", job=name)
 
 
+async def replay_journal_once(runtime: Runtime) -> None:
+    """The replayer's tick: apply the journal if it holds writes."""
+    if runtime.journal.has_pending():
+        await runtime.tracker.backfill()
+    else:
+        # The processes of a data dir share one journal, and whichever replays it also
+        # drains the writes the others journaled: their gauge must follow, or it shows
+        # writes pending forever (and the journal-not-draining alert fires).
+        runtime.tracker.metrics.tracking_journal_pending.set(0)
+
+
 def background_jobs(runtime: Runtime, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
     settings = runtime.settings
 
     async def replay_journal() -> None:
-        if runtime.journal.has_pending():
-            await runtime.tracker.backfill()
+        await replay_journal_once(runtime)
 
     jobs: list[Coroutine[Any, Any, None]] = [every(REPLAY_INTERVAL_SECONDS, replay_journal, stop)]
     days = settings.request_retention_days

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
+from service.background import replay_journal_once
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
-from telemetry.metrics import get_metrics
+from telemetry.metrics import Metrics, get_metrics
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
 
@@ -196,3 +198,28 @@ async def test_writes_that_can_never_apply_are_kept_aside(
     rejected = outage_runtime.journal.rejected_path.read_text()
     assert "InvalidStatusTransition" in rejected
     assert str(created.id) in rejected
+
+
+async def test_journal_gauge_follows_a_drain_by_another_process(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """Processes of one data dir share the journal: when another process replays it, this process's
+    pending gauge drops to zero at its next replayer tick instead of showing the writes forever."""
+    metrics = Metrics(CollectorRegistry())
+    outage_runtime.tracker.metrics = metrics  # this process's own /metrics
+
+    def pending() -> float | None:
+        return metrics.registry.get_sample_value("reeltrace_tracking_journal_pending")
+
+    own_cluster.stop()
+    await outage_runtime.tracker.create_request(NewRequest(user_id="u6", prompt="journaled here"))
+    assert pending() == 1
+    own_cluster.start()
+    await outage_runtime.engine.dispose()  # its pooled connections died with the server
+    other = Runtime.build(outage_runtime.settings, outage_runtime.database_url, source_service="api")
+    try:
+        assert (await other.tracker.backfill()).applied == 1
+    finally:
+        await other.close()
+    await replay_journal_once(outage_runtime)
+    assert pending() == 0
