@@ -7,6 +7,7 @@ in `reeltrace_external_call_duration_seconds` and counted by outcome.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -99,6 +100,12 @@ class ExternalCalls:
             try:
                 async with outside_gate():  # the run needs no database while it waits here
                     result = await fn()
+            except asyncio.CancelledError:
+                # Cut off (the stage's timeout, a lost lease, shutdown): no verdict on the
+                # dependency. A half-open trial must give its slot back, or the breaker
+                # refuses every later call, for good.
+                await breaker.release_trial()
+                raise
             except Exception as exc:
                 error = as_backend_error(exc)
                 self._observe(dependency, started, "error")

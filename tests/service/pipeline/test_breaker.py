@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.backends.base import InvalidBackendRequest
-from service.pipeline.breaker import BreakerState, CircuitBreaker, CircuitOpen
+from service.backends.base import InvalidBackendRequest, TransientBackendError
+from service.pipeline.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
+from service.pipeline.calls import ExternalCalls
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.metrics import Metrics
@@ -203,3 +204,32 @@ async def test_breaker_opens_refuses_and_closes_again(settings: Settings, databa
             assert types.index("circuit_breaker_half_open") < types.index("circuit_breaker_closed")
     finally:
         await rt.close()
+
+
+async def test_trial_cut_off_by_a_timeout_does_not_wedge_the_breaker(runtime: Runtime) -> None:
+    """A half-open trial call cancelled before it answers (a stage timeout) frees the trial slot: the
+    next call is let through, instead of every call being refused for good."""
+    [rid] = await submit(runtime)
+    board = BreakerBoard(failure_threshold=1, reset_seconds=0.05)
+    calls = ExternalCalls(board, runtime.tracker)
+
+    async def broken() -> str:
+        raise TransientBackendError("HTTP 503 from storage.test", code=503)
+
+    async def hangs() -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    async def answers() -> str:
+        return "ok"
+
+    with pytest.raises(TransientBackendError):
+        await calls.call(rid, "storage", "list", broken)
+    assert board["storage"].state == BreakerState.OPEN
+    await asyncio.sleep(0.06)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await calls.call(rid, "storage", "list", hangs)
+    assert board["storage"].state == BreakerState.HALF_OPEN
+    assert await calls.call(rid, "storage", "list", answers) == "ok"
+    assert board["storage"].state == BreakerState.CLOSED
