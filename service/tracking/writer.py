@@ -20,7 +20,7 @@ import structlog
 from service.errors import TrackingUnavailable
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.journal import Journal, ReplayReport
-from service.tracking.repository import TrackingRepository
+from service.tracking.repository import TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
 from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
@@ -151,9 +151,21 @@ class TrackingWriter:
 
     # --- journal -----------------------------------------------------------------------
 
+    def _record_transition(self, result: TransitionResult) -> None:
+        """The logs and metrics of an applied status change (the tracker records them)."""
+
+    async def _apply_replayed(self, write: TrackingWrite) -> object:
+        result = await self.repository.apply(write)
+        if isinstance(result, TransitionResult) and result.changed:
+            # A journaled status change was neither logged nor counted when it happened
+            # (its figures come from the database): without this, requests that ended
+            # during an outage would be missing from reeltrace_requests_finished_total.
+            self._record_transition(result)
+        return result
+
     async def backfill(self) -> ReplayReport:
         """Replay the journal into PostgreSQL, in order, idempotently."""
-        report = await self.journal.replay(self.repository.apply, self.repository.was_applied)
+        report = await self.journal.replay(self._apply_replayed, self.repository.was_applied)
         pending = await asyncio.to_thread(self.journal.pending_count)
         self.metrics.tracking_journal_pending.set(pending)
         if report.applied or report.rejected or report.already_applied:

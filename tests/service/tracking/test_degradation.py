@@ -223,3 +223,32 @@ async def test_journal_gauge_follows_a_drain_by_another_process(
         await other.close()
     await replay_journal_once(outage_runtime)
     assert pending() == 0
+
+
+async def test_requests_ended_during_an_outage_are_counted_once_replayed(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """A request that finished while PostgreSQL was down is counted in reeltrace_requests_finished_total
+    (and its duration observed) when the journal is replayed, once."""
+    t = outage_runtime.tracker
+
+    def finished() -> float:
+        labels = {"pipeline": "veo", "status": "completed"}
+        return get_metrics().registry.get_sample_value("reeltrace_requests_finished_total", labels) or 0.0
+
+    def observed() -> float:
+        labels = {"pipeline": "veo", "status": "completed", "aspect_ratio": "16:9"}
+        sample = "reeltrace_request_duration_seconds_count"
+        return get_metrics().registry.get_sample_value(sample, labels) or 0.0
+
+    before = (finished(), observed())
+    own_cluster.stop()
+    created = await t.create_request(NewRequest(user_id="u7", prompt="ended offline"))
+    await t.start_request(created.id)
+    await t.complete_request(created.id, ["http://media.test/x.mp4"])
+    assert (finished(), observed()) == before
+    own_cluster.start()
+    assert (await t.backfill()).applied == 3
+    assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
+    assert (await t.backfill()).applied == 0
+    assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
