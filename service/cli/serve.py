@@ -66,7 +66,7 @@ def _on_signals(callback: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int, setting: str = "REELTRACE_PORT") -> socket.socket:
     """The API's socket, bound before anything starts: a port in use is a one-line error,
     not a worker and a database started for nothing.
 
@@ -87,7 +87,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise fail(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / REELTRACE_PORT)"
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / {setting})"
         ) from None
     return sock
 
@@ -211,6 +211,11 @@ def worker(
     settings = settings_or_exit(**overrides)
     port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_WORKER_METRICS_PORT
 
+    if port:
+        # As `serve` does with its API port: a metrics port in use is a one-line error
+        # before anything starts. Only probed here: the server itself starts once the
+        # pipeline's series exist (see below).
+        listen_socket(settings.host, port, "REELTRACE_METRICS_PORT").close()
     configure_tracing("reeltrace-worker")
     instrument_httpx()
 
@@ -226,7 +231,12 @@ def worker(
             services = build_pipeline(runtime)
             if port:
                 # Its own port: a worker process's metrics are scraped apart from the API's.
-                start_http_server(port, addr=settings.host, registry=get_metrics().registry)
+                try:
+                    start_http_server(port, addr=settings.host, registry=get_metrics().registry)
+                except OSError as exc:  # taken since the probe
+                    raise fail(
+                        f"cannot listen on {settings.host}:{port}: {exc.strerror or exc} (REELTRACE_METRICS_PORT)"
+                    ) from None
                 out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
             the_worker = Worker(runtime, services.runner, breakers=services.breakers)
             tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]

@@ -161,6 +161,36 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(settings: Settings
     assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
 
 
+@pytest.mark.slow
+def test_worker_refuses_a_metrics_port_in_use_before_starting_anything(tmp_path: Path) -> None:
+    """A worker whose metrics port is taken stops with a one-line error naming REELTRACE_METRICS_PORT,
+    not a traceback, and starts no database."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = child_env(
+            {
+                "REELTRACE_DATA_DIR": str(tmp_path / "data"),
+                "REELTRACE_METRICS_PORT": str(port),
+                "COLUMNS": "200",
+            }
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli.main", "worker"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+    output = done.stderr.decode() + done.stdout.decode()
+    assert done.returncode == 2, output
+    assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "REELTRACE_METRICS_PORT" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
+
+
 async def test_serve_socket_gives_its_connections_tcp_nodelay() -> None:
     """The socket serve binds itself must be TCP by protocol number, or asyncio leaves Nagle's
     algorithm on for its connections and every response waits ~40 ms for a delayed ACK."""
