@@ -87,6 +87,9 @@ def backfill() -> None:
             report = await runtime.tracker.backfill()
         finally:
             await runtime.close()
+        if report.busy:
+            out.print(f"another reeltrace process is replaying the journal now ({pending} writes pending)")
+            return 0
         out.print(
             f"applied {report.applied} of {pending} journaled writes; "
             f"{report.already_applied} had already landed; "

@@ -44,6 +44,8 @@ class ReplayReport:
     rejected: int = 0
     remaining: int = 0
     rejected_reasons: list[str] = field(default_factory=list)
+    # Another process was replaying the journal: this replay left it to that one.
+    busy: bool = False
 
     @property
     def complete(self) -> bool:
@@ -67,6 +69,7 @@ class Journal:
         self.replaying_path = path.with_suffix(".replaying.jsonl")
         self.rejected_path = path.with_name("rejected.jsonl")
         self._lock_path = path.with_suffix(".lock")
+        self._replay_lock_path = path.with_suffix(".replay.lock")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -75,6 +78,28 @@ class Journal:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _replaying(self) -> Iterator[bool]:
+        """Hold the right to replay for the block; yields False if another replay holds it.
+
+        Every process of a data dir runs a replayer (and an operator may run `reeltrace
+        backfill` beside them). Two replays at once would apply the same lines side by
+        side, the later one re-applying old stage states over newer ones. The lock is
+        the kernel's, so it dies with its process: a replay file found by the holder is
+        always a dead replay's.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self._replay_lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -153,8 +178,15 @@ class Journal:
     async def replay(self, apply: Applier, was_applied: AppliedCheck) -> ReplayReport:
         """Apply every journaled write in order, skipping those that already landed.
 
-        Stops early, keeping the rest, if PostgreSQL goes away.
+        Stops early, keeping the rest, if PostgreSQL goes away. Returns at once (`busy`)
+        if another process is replaying.
         """
+        with self._replaying() as ours:
+            if not ours:
+                return ReplayReport(remaining=self.pending_count(), busy=True)
+            return await self._replay(apply, was_applied)
+
+    async def _replay(self, apply: Applier, was_applied: AppliedCheck) -> ReplayReport:
         report = ReplayReport()
         lines = self._take()
         for index, line in enumerate(lines):

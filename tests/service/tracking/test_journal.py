@@ -1,0 +1,46 @@
+"""The journal file itself: one replay at a time across the processes of a data dir."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.tracking.journal import Journal
+from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
+
+
+def note(n: int) -> LogEvent:
+    event = EventWrite(
+        request_id=uuid.uuid4(), event_type="note", message=str(n), created_at=datetime.now(UTC)
+    )
+    return LogEvent(event=event)
+
+
+async def test_a_second_replay_leaves_the_journal_to_the_one_running(tmp_path: Path) -> None:
+    """While one process replays, another process's replay (its replayer tick, `reeltrace backfill`)
+    applies nothing and says so, instead of applying the same lines a second time beside it."""
+    path = tmp_path / "journal" / "tracking.jsonl"
+    for n in range(3):
+        Journal(path).append(note(n))
+    applied: list[str] = []
+    nested: list[object] = []
+
+    async def not_yet(write: TrackingWrite) -> bool:
+        return False
+
+    async def record(write: TrackingWrite) -> None:
+        assert isinstance(write, LogEvent)
+        applied.append(f"{write.event.message}")
+
+    async def apply_first(write: TrackingWrite) -> None:
+        await record(write)
+        if len(applied) == 1:  # the other process's tick comes mid-way
+            nested.append(await Journal(path).replay(record, not_yet))
+
+    report = await Journal(path).replay(apply_first, not_yet)
+    assert applied == ["0", "1", "2"]
+    assert (report.applied, report.remaining, report.busy) == (3, 0, False)
+    [other] = nested
+    assert getattr(other, "busy", None) is True
+    assert not Journal(path).has_pending()
