@@ -13,7 +13,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import ConfigurationError
@@ -162,6 +170,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         RateLimit.parse(value)
+        return value
+
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _check_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        lease = info.data.get("lease_seconds")
+        if lease is not None and value >= lease:
+            # Leases would lapse between renewals: workers would take each other's running
+            # requests (and their own), cancelling runs and piling up claims.
+            raise ValueError(
+                f"{value:g} s must be shorter than REELTRACE_LEASE_SECONDS ({lease:g} s); a third of it is usual"
+            )
         return value
 
     @field_validator("database_url")

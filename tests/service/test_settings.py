@@ -81,3 +81,18 @@ def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "REELTRACE_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_heartbeat_must_be_shorter_than_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease shortened below the heartbeat (leases would lapse between renewals, and workers take
+    each other's running requests) is refused, naming both variables."""
+    monkeypatch.setenv("REELTRACE_LEASE_SECONDS", "5")
+    monkeypatch.delenv("REELTRACE_HEARTBEAT_SECONDS", raising=False)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "Invalid setting REELTRACE_HEARTBEAT_SECONDS: 10 s must be shorter than"
+        " REELTRACE_LEASE_SECONDS (5 s); a third of it is usual"
+    )
+    monkeypatch.setenv("REELTRACE_HEARTBEAT_SECONDS", "1.5")
+    assert load_settings().heartbeat_seconds == 1.5
