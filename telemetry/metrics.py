@@ -18,7 +18,7 @@ Histograms (with trace_id exemplars)
     reeltrace_external_call_duration_seconds{dependency}
 Gauges
     reeltrace_requests_in_flight{pipeline,stage}
-    reeltrace_oldest_request_age_seconds{status}                       status: pending|generating
+    reeltrace_oldest_request_age_seconds{status}                       status: pending (since created)|generating (since started)
     reeltrace_circuit_breaker_state{dependency}                        0 closed, 1 half-open, 2 open
     reeltrace_tracking_journal_pending
 """

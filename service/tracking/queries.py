@@ -258,7 +258,7 @@ class RequestQueries:
         ]
 
     async def oldest_active_ages(self) -> dict[str, float]:
-        """Age in seconds of the oldest pending and generating request (0 if none)."""
+        """Seconds the oldest pending request has waited and the oldest generating one has run (0 if none)."""
         rows = await self._fetch("oldest_active", read_sql.OLDEST_ACTIVE, {})
         ages = {"pending": 0.0, "generating": 0.0}
         ages.update({row["status"]: float(row["age_seconds"]) for row in rows})

@@ -144,9 +144,15 @@ GROUP BY 1, 2
 """
 )
 
+# A pending request's age runs from its creation, a generating one's from its start: that is
+# what the watchdog holds against the pipeline's budget, and the alert on this gauge assumes
+# it (time spent queued would otherwise page as a stuck generation).
 OLDEST_ACTIVE: TextClause = text(
     """
-SELECT status, extract(epoch FROM (now() - min(created_at)))::double precision AS age_seconds
+SELECT status,
+       extract(epoch FROM (now() - min(CASE WHEN status = 'generating'
+                                            THEN coalesce(started_at, created_at)
+                                            ELSE created_at END)))::double precision AS age_seconds
 FROM video_requests
 WHERE status IN ('pending', 'generating')
 GROUP BY status

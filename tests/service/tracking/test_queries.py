@@ -239,3 +239,19 @@ async def test_fast_queries_are_not_logged(runtime: Runtime) -> None:
     with json_logs() as lines:
         await runtime.queries.user_history("nobody")
     assert lines("slow_query") == []
+
+
+async def test_oldest_generating_age_counts_from_the_start(runtime: Runtime) -> None:
+    """A request that queued for an hour and then started is seconds into its generation, not an hour:
+    the gauge the stuck-request alert reads must not page for queueing time."""
+    queued = await runtime.tracker.create_request(NewRequest(user_id="q", prompt="waited long"))
+    waiting = await runtime.tracker.create_request(NewRequest(user_id="q", prompt="still waiting"))
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE video_requests SET created_at = now() - interval '1 hour' WHERE id = ANY(:ids)"),
+            {"ids": [queued.id, waiting.id]},
+        )
+    await runtime.tracker.start_request(queued.id)
+    ages = await runtime.queries.oldest_active_ages()
+    assert ages["generating"] < 60
+    assert 3590 < ages["pending"] < 3700
