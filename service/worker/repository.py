@@ -93,6 +93,17 @@ RETURNING {_WORK_ITEM_COLUMNS}
 """
 )
 
+# A request the watchdog ended still owes its notification, which no run will send: the
+# run it cut off (if any) is cancelled or pre-empted, and a request still queued had none.
+# Its lease expires now, in the watchdog's name if nobody held it, so the notification
+# sweep (CLAIM_UNNOTIFIED) of any worker takes it over.
+OWE_NOTIFICATION = text(
+    """
+UPDATE video_requests SET lease_owner = coalesce(lease_owner, :worker), lease_expires_at = now()
+WHERE id = :id AND status IN ('completed', 'failed', 'timeout')
+"""
+)
+
 STUCK_GENERATING = text(
     """
 SELECT id, pipeline, current_stage, lease_owner,
@@ -157,6 +168,10 @@ class WorkRepository:
         if not ids:
             return
         await self._run(HAND_OVER, {"worker": worker, "ids": ids})
+
+    async def owe_notification(self, worker: str, request_id: uuid.UUID) -> None:
+        """Leave an ended request to the notification sweep (see OWE_NOTIFICATION)."""
+        await self._run(OWE_NOTIFICATION, {"worker": worker, "id": request_id})
 
     async def stuck(self, pipeline: str | None, budget_seconds: float) -> list[dict[str, Any]]:
         """Generating requests of `pipeline` past its budget, or pending ones if None."""

@@ -171,11 +171,12 @@ class Worker:
 
     async def _run_one(self, item: WorkItem) -> None:
         release = True
+        preempted = False
         try:
             if item.claims > MAX_CLAIMS and not item.status.is_terminal:
                 await self._abandon(item)
             else:
-                await self.runner.run(item)
+                preempted = await self.runner.run(item) is None
         except asyncio.CancelledError:
             # Shutdown or a lost lease: leave the lease to _shutdown / the new owner.
             release = False
@@ -188,7 +189,12 @@ class Worker:
             self.active.pop(item.id, None)
             if release:
                 with contextlib.suppress(TrackingUnavailable):
-                    await self.repo.release(self.worker_id, [item.id])
+                    if preempted:
+                        # Ended under the run (the watchdog, an operator) before its
+                        # notification: an expired lease leaves that to the sweep.
+                        await self.repo.hand_over(self.worker_id, [item.id])
+                    else:
+                        await self.repo.release(self.worker_id, [item.id])
             self.wake()  # room for another request: claim now, not at the next poll
 
     async def _abandon(self, item: WorkItem) -> None:
@@ -260,8 +266,12 @@ class Worker:
     ) -> None:
         rid: uuid.UUID = row["id"]
         log.warning("request_stuck", request_id=str(rid), age_seconds=row["age_seconds"], reason=message)
-        with contextlib.suppress(InvalidStatusTransition):
+        try:
             await end(rid, message)
+        except InvalidStatusTransition:
+            pass  # ended meanwhile by its run, which notifies
+        else:
+            await self.repo.owe_notification(self.worker_id, rid)
         task = self.active.get(rid)
         if task is not None:
             task.cancel()

@@ -15,7 +15,8 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
-from tests.support.workers import count_events, running_worker, submit, wait_for
+from tests.support.callback import CallbackServer
+from tests.support.workers import count_events, running_worker, submit, wait_for, wait_idle
 
 
 def oldest_age(status: str) -> float | None:
@@ -140,3 +141,27 @@ async def test_watchdog_cancels_its_own_run_of_a_stuck_request(settings: Setting
         assert await count_events(rt, "request_completed") == 0
     finally:
         await rt.close()
+
+
+async def test_request_ended_by_the_watchdog_still_notifies(settings: Settings, database_url: str) -> None:
+    """A request the watchdog times out (here: queued past its budget, never run) still gets its
+    callback with the final status, from the notification sweep."""
+    quick = settings.model_copy(update={"pending_budget_seconds": 60.0})
+    with CallbackServer() as callback:
+        rt = Runtime.build(quick, database_url, source_service="test")
+        services = build_pipeline(rt)
+        worker = Worker(rt, services.runner, worker_id="watchdog-test")
+        try:
+            [rid] = await submit(rt, parameters={"callback_url": callback.url})
+            await backdate(rt, rid, 120)
+            await worker.watchdog()  # ends it
+            await worker.watchdog()  # sweeps its notification
+            await wait_idle(worker)
+            read = await rt.queries.get_request(rid)
+        finally:
+            await services.aclose()
+            await rt.close()
+    assert read.status == "timeout"
+    assert next(s for s in read.stages if s.name == "notification").status == "completed"
+    [delivery] = callback.deliveries
+    assert delivery.headers["x-reeltrace-event"] == "request.timeout"

@@ -482,3 +482,33 @@ async def test_no_claims_while_the_journal_holds_writes(settings: Settings, data
         finally:
             await rt.close()
     assert callback.deliveries == []
+
+
+async def test_request_ended_under_its_run_is_still_notified(settings: Settings, database_url: str) -> None:
+    """When an operator (or another worker's watchdog) ends a request while a worker runs it, the run
+    stops at its next status change and leaves the notification to the sweep: the callback still goes
+    out, once, with the final status."""
+    slow = settings.model_copy(update={"sim_latency_seconds": 1.0, "watchdog_interval_seconds": 0.05})
+    with CallbackServer() as callback:
+        rt = Runtime.build(slow, database_url, source_service="test")
+        try:
+            [rid] = await submit(rt, parameters={"callback_url": callback.url})
+            async with running_worker(rt) as (worker, _):
+
+                async def generating() -> bool:
+                    return bool(await events_of(rt, rid, "operation_started"))
+
+                async def delivered() -> bool:
+                    return bool(callback.deliveries)
+
+                await wait_for(generating, what="generation started")
+                await rt.tracker.timeout_request(rid, "ended by an operator", error_stage="video_generation")
+                await wait_for(delivered, 10, "callback delivered")
+                await wait_idle(worker)
+            assert [e.message for e in await events_of(rt, rid, "request_resumed")] == [
+                "notification resumed by a worker (claim 2)"
+            ]
+        finally:
+            await rt.close()
+    [delivery] = callback.deliveries
+    assert delivery.headers["x-reeltrace-event"] == "request.timeout"
