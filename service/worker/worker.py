@@ -171,12 +171,15 @@ class Worker:
 
     async def _run_one(self, item: WorkItem) -> None:
         release = True
-        preempted = False
+        # Ended here without running its notification stage (abandoned, or ended under
+        # the run by the watchdog or an operator): an expired lease leaves it to the sweep.
+        unnotified = False
         try:
             if item.claims > MAX_CLAIMS and not item.status.is_terminal:
                 await self._abandon(item)
+                unnotified = True
             else:
-                preempted = await self.runner.run(item) is None
+                unnotified = await self.runner.run(item) is None
         except asyncio.CancelledError:
             # Shutdown or a lost lease: leave the lease to _shutdown / the new owner.
             release = False
@@ -189,9 +192,7 @@ class Worker:
             self.active.pop(item.id, None)
             if release:
                 with contextlib.suppress(TrackingUnavailable):
-                    if preempted:
-                        # Ended under the run (the watchdog, an operator) before its
-                        # notification: an expired lease leaves that to the sweep.
+                    if unnotified:
                         await self.repo.hand_over(self.worker_id, [item.id])
                     else:
                         await self.repo.release(self.worker_id, [item.id])

@@ -226,6 +226,30 @@ async def test_lost_lease_cancels_the_run(settings: Settings, database_url: str)
         await rt.close()
 
 
+async def test_abandoned_request_is_still_notified(settings: Settings, database_url: str) -> None:
+    """A crash-looping request failed by the worker still gets its callback, with status failed."""
+    sweeping = settings.model_copy(update={"watchdog_interval_seconds": 0.05})
+    with CallbackServer() as callback:
+        rt = Runtime.build(sweeping, database_url, source_service="test")
+        try:
+            [rid] = await submit(rt, parameters={"callback_url": callback.url})
+            async with rt.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE video_requests SET claims = :n WHERE id = :id"), {"n": MAX_CLAIMS, "id": rid}
+                )
+
+            async def delivered() -> bool:
+                return bool(callback.deliveries)
+
+            async with running_worker(rt) as (worker, _):
+                await wait_for(delivered, 10, "callback delivered")
+                await wait_idle(worker)
+        finally:
+            await rt.close()
+    [delivery] = callback.deliveries
+    assert delivery.headers["x-reeltrace-event"] == "request.failed"
+
+
 async def test_crash_looping_request_is_abandoned(runtime: Runtime) -> None:
     """A request claimed more than MAX_CLAIMS times (its runs keep dying) is failed, not run again."""
     [rid] = await submit(runtime)
