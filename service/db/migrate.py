@@ -7,6 +7,8 @@ works from a checkout and from an installed wheel alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,9 +17,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import OperationalError
 
 import migrations
-from service.db.urls import sqlalchemy_url
+from service.db.urls import redact, sqlalchemy_url
+from service.errors import TrackingUnavailable
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -30,12 +34,26 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A server that cannot be reached is a one-line error naming it, not a driver traceback."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise TrackingUnavailable(
+            f"cannot reach PostgreSQL at {redact(url)} (DATABASE_URL): {reason}"
+        ) from exc
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _reaching(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
-    command.downgrade(alembic_config(url), revision)
+    with _reaching(url):
+        command.downgrade(alembic_config(url), revision)
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +64,7 @@ def head_revision() -> str | None:
 def current_revision(url: str) -> str | None:
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
-        with engine.connect() as conn:
+        with _reaching(url), engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()

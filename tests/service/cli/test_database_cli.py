@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from service.db import migrate as migrations
@@ -78,3 +80,23 @@ def test_an_explicit_log_level_still_applies(cli: Cli) -> None:
     result = cli.run("keys", "list", REELTRACE_LOG_LEVEL="info")
     assert result.returncode == 0, result.stderr
     assert '"event": "database_ready"' in result.stderr
+
+
+@pytest.mark.parametrize("command", ["backfill", "migrate", "worker"])
+def test_an_unreachable_database_is_a_one_line_error(cli: Cli, command: str) -> None:
+    """A DATABASE_URL nobody answers on ends the command with one line naming the server (password
+    masked) and the variable, not a driver traceback."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://reeltrace:hunter2@127.0.0.1:{port}/reeltrace"
+    result = cli.run(command, DATABASE_URL=url, REELTRACE_METRICS_PORT="0")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"error: cannot reach PostgreSQL at postgresql://reeltrace:***@127.0.0.1:{port}"
+    )
+    assert "(DATABASE_URL): connection failed" in lines[0]
