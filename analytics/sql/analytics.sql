@@ -110,7 +110,10 @@ SELECT stage_name,
 FROM request_stages
 WHERE attempts > 0
 GROUP BY ALL
-ORDER BY min(stage_order), stage_name;
+-- Stages of both pipelines together, in pipeline order: `lesson` has every stage and
+-- `veo`'s are a subsequence of it, so a stage's highest position is its place in the
+-- full order (its lowest would put video_generation before script_generation).
+ORDER BY max(stage_order), stage_name;
 
 -- name: retry_wasted_time
 -- Time spent on generations that failed or timed out, and its share of all generation time.

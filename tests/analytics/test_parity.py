@@ -8,6 +8,7 @@ import pytest
 
 from analytics import queries
 from analytics.reader import open_snapshot
+from service.pipeline.definitions import PIPELINES
 from tests.analytics.conftest import Exported, pg_rows
 
 STATUS_COUNTS = ", ".join(
@@ -145,7 +146,7 @@ def test_retry_economics_match_postgres(exported: Exported) -> None:
         """SELECT stage_name, sum(attempts), sum(greatest(attempts - 1, 0)),
                   count(*) FILTER (WHERE status = 'completed'),
                   (sum(attempts)::float8 / nullif(count(*) FILTER (WHERE status = 'completed'), 0))
-           FROM request_stages WHERE attempts > 0 GROUP BY 1 ORDER BY min(stage_order), stage_name COLLATE "C" """,
+           FROM request_stages WHERE attempts > 0 GROUP BY 1 ORDER BY max(stage_order), stage_name COLLATE "C" """,
     )
     wasted = pg_rows(
         exported.dsn,
@@ -158,6 +159,10 @@ def test_retry_economics_match_postgres(exported: Exported) -> None:
            WHERE status IN ('failed', 'timeout') ORDER BY 1, 2""",
     )
     assert close(economics.attempts.rows, attempts)
+    # Both pipelines' stages together, in the order a request goes through them.
+    order = [stage.name for stage in PIPELINES["lesson"].stages]
+    shown = [r[0] for r in economics.attempts.rows]
+    assert shown == sorted(shown, key=order.index)
     assert close(economics.wasted.rows, wasted)
     assert {r[1] for r in economics.wasted.rows} == {"failed", "timeout"}
 
