@@ -193,7 +193,7 @@ def stats_guild(
         )
         for rank, p in enumerate(b.top_prompts, start=1):
             prompts.add_row(
-                str(b.bucket_start) if rank == 1 else "", str(rank), p.prompt[:80], f"{p.requests:,}"
+                str(b.bucket_start) if rank == 1 else "", str(rank), _clip(p.prompt), f"{p.requests:,}"
             )
     out.print(counts)
     out.print(prompts)
@@ -271,6 +271,14 @@ def _rows_table(title: str, rows: Rows, ms_columns: set[str] | None = None) -> T
 
 def _numeric(rows: Rows, name: str) -> bool:
     return any(isinstance(v, int | float) and not isinstance(v, bool) for v in rows.column(name))
+
+
+PROMPT_WIDTH = 80
+
+
+def _clip(prompt: str) -> str:
+    """A prompt cut to PROMPT_WIDTH characters, marked as cut (the table shows, it does not quote)."""
+    return prompt if len(prompt) <= PROMPT_WIDTH else prompt[: PROMPT_WIDTH - 1] + "…"
 
 
 def _cell(value: Any, ms: bool = False) -> str:

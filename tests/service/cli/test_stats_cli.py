@@ -10,7 +10,7 @@ import pytest
 from analytics import queries
 from analytics.queries import Rows
 from analytics.reader import Snapshot, open_snapshot
-from service.cli.analytics import _cell
+from service.cli.analytics import PROMPT_WIDTH, _cell, _clip
 from service.db.urls import libpq_dsn
 from tests.analytics.datagen import generate
 from tests.service.cli.conftest import Cli
@@ -53,3 +53,11 @@ def test_stats_piped_prints_every_number_whole(
         cells = [_cell(v, name in MS_COLUMNS) for name, v in zip(rows.columns, row, strict=True)]
         # Each row of the result is one line of the table, holding every value whole.
         assert any(all(f" {cell} " in line for cell in cells) for line in lines), (cells, result.stdout)
+
+
+def test_a_long_prompt_is_shown_cut_and_marked() -> None:
+    """Top prompts longer than the column are cut with an ellipsis; shorter ones are shown whole."""
+    long = "a fox " * 30
+    assert _clip(long) == long[: PROMPT_WIDTH - 1] + "…"
+    assert len(_clip(long)) == PROMPT_WIDTH
+    assert _clip("a fox") == "a fox"
