@@ -64,7 +64,13 @@ SnapshotsOption = Annotated[Path | None, typer.Option("--snapshots", help=_DIR_H
 
 class _RowRate(ProgressColumn):
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:>10,.0f} rows/s", style="progress.data.speed")
+        # rich estimates speed from the last samples only while a task runs (a table read
+        # in one batch never has two), so fall back to the average over the task's time.
+        speed = task.finished_speed or task.speed
+        took = task.finished_time if task.finished else task.elapsed
+        if speed is None and took:
+            speed = task.completed / took
+        return Text(f"{speed or 0:>10,.0f} rows/s", style="progress.data.speed")
 
 
 class _ProgressObserver:
