@@ -147,3 +147,21 @@ def test_recent_failures_carry_the_error_stage_and_message(seeded_url: str) -> N
     assert len(rows) == 1
     assert "video_generation" in rows[0]
     assert "The model refused the prompt" in rows[0]
+
+
+def test_oldest_generating_age_runs_from_the_start(seeded_url: str) -> None:
+    """The live stat's oldest generating age is time since the start, not since creation: a
+    request that queued for an hour and started two minutes ago reads two minutes, as the
+    reeltrace_oldest_request_age_seconds gauge and the watchdog count it."""
+    (query,) = [q for uid, what, q in QUERIES if what == "Pending and generating/A"]
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        conn.execute(
+            f"UPDATE video_requests SET created_at = now() - interval '1 hour' WHERE id = '{ACTIVE}'".encode()
+        )
+    with psycopg.connect(seeded_url) as conn:
+        conn.execute("SET ROLE reeltrace_reader")
+        cur = conn.execute(_rendered(query, "").encode())
+        columns = [c.name for c in cur.description or []]
+        (row,) = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    assert row["generating"] == 1
+    assert 100 < row["oldest_generating_seconds"] < 600
