@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import httpx
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from service.runtime import Runtime
 from service.tracking.writer import TrackingWriter
 from telemetry.logging import redact_text
-from telemetry.metrics import Metrics, get_metrics
+from telemetry.metrics import Metrics, current_exemplar, get_metrics
 from tests.conftest import require_tool
 from tests.support.logs import json_logs
 from tests.telemetry.test_tracing import run_worker_until_terminal, submit
@@ -183,3 +184,16 @@ def test_a_separate_worker_serves_its_own_metrics(runtime: Runtime, tmp_path: Pa
     finally:
         worker.terminate()
         assert worker.wait(timeout=30) == 0
+
+
+def test_a_sampled_out_trace_is_no_exemplar() -> None:
+    """A request dropped by the sampler keeps its trace ID in its row and logs, but an exemplar
+    would link to a trace Jaeger never receives: none is attached (as the README says)."""
+    dropped = trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(0))
+    with trace.use_span(trace.NonRecordingSpan(dropped)):
+        assert current_exemplar() is None
+    kept = trace.SpanContext(
+        0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    )
+    with trace.use_span(trace.NonRecordingSpan(kept)):
+        assert current_exemplar() == {"trace_id": format(0xABC, "032x")}
