@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 # and nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
-# 1 s to 10 min for requests and stages, with 300 s (the latency SLO) an exact
+# 0.1 s to 15 min for requests and stages, with 300 s (the latency SLO) an exact
 # boundary; the sub-second buckets keep fast stages such as validation resolvable.
 DURATION_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
