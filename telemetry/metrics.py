@@ -139,8 +139,8 @@ class Metrics:
             "Tracking writes waiting in the local journal for replay.",
             registry=registry,
         )
-        for status in ("pending", "generating"):
-            self.oldest_request_age.labels(status=status).set(0)
+        # reeltrace_oldest_request_age_seconds has no series until a worker's watchdog
+        # measures it: an API-only process would otherwise report a permanent, false 0.
         self.tracking_journal_pending.set(0)
 
     def declare_pipelines(

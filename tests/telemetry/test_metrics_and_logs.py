@@ -90,6 +90,17 @@ def test_request_series_exist_at_zero_before_the_first_request(runtime: Runtime)
     assert samples[("reeltrace_requests_finished_total", (("pipeline", "veo"), ("status", "failed")))] == 0
 
 
+def test_no_oldest_age_is_reported_before_a_watchdog_measures_it() -> None:
+    """The oldest-request gauge has no series of its own in a process that runs no watchdog
+    (`serve --no-worker`): a standing 0 there would read as "nothing waits"."""
+    metrics = Metrics(CollectorRegistry())
+    for status in ("pending", "generating"):
+        assert (
+            metrics.registry.get_sample_value("reeltrace_oldest_request_age_seconds", {"status": status})
+            is None
+        )
+
+
 def test_no_metric_has_an_unbounded_label() -> None:
     """No label is ever a user, guild, prompt, request, correlation or trace ID."""
     for family in get_metrics().registry.collect():
