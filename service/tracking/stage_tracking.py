@@ -86,7 +86,8 @@ class StageTracking(TrackingWriter):
             event_type,
             request_id=str(request_id),
             stage=stage,
-            attempt=attempts,
+            # A completion does not name its attempt: the stage row knows it.
+            attempt=result.attempts if result else attempts,
             status=status.value,
             duration_ms=result.duration_ms if result else None,
             progress_percentage=result.progress_percentage if result else None,

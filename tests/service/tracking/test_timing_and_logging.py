@@ -63,6 +63,18 @@ async def test_status_change_log_has_old_new_and_duration(runtime: Runtime) -> N
     assert failed["request_id"] == str(created.id)
 
 
+async def test_stage_log_lines_name_their_attempt(runtime: Runtime) -> None:
+    """stage_started and stage_completed both carry the attempt (a completion takes it from the row)."""
+    created = await runtime.tracker.create_request(NEW)
+    await runtime.tracker.start_request(created.id)
+    with json_logs() as lines:
+        await runtime.tracker.start_stage(created.id, "validation", 2)
+        await runtime.tracker.complete_stage(created.id, "validation")
+    [started] = lines("stage_started")
+    [completed] = lines("stage_completed")
+    assert (started["attempt"], completed["attempt"]) == (2, 2)
+
+
 async def test_queueing_time_is_logged_and_observed(runtime: Runtime) -> None:
     """pending -> generating logs the queueing time and feeds the queue histogram."""
     before = sample("reeltrace_request_queue_seconds_count", pipeline="veo")
