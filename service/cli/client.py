@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.console import RenderableType
+from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from service.cli.api_client import ApiClient, ApiError
 from service.cli.common import console, fail, one_shot_settings, out
@@ -170,7 +172,7 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
     """Render live progress, one bar per stage, until the request finishes."""
     detail = client.get_request(request_id)
     progress = Progress(
-        SpinnerColumn(),
+        _StageSpinner(),
         TextColumn("{task.description:<20}"),
         BarColumn(),
         TextColumn("{task.fields[state]}"),
@@ -209,10 +211,26 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
             detail = client.get_request(request_id)
         detail = _settle_notification(client, request_id, detail)
         for stage in detail["stages"]:  # the bars as recorded, whatever the stream carried
-            progress.update(stages[stage["name"]], state=_stage_label(stage["status"], stage.get("attempts")))
-            _show_stage(progress, stages[stage["name"]], stage["status"])
+            task = stages[stage["name"]]
+            progress.update(task, state=_stage_label(stage["status"], stage.get("attempts")))
+            _show_stage(progress, task, stage["status"])
+            # The request has ended: a stage it left open is running no more.
+            progress.stop_task(task)
         progress.update(overall, completed=detail["progress_percentage"], state=detail["status"])
+        progress.stop_task(overall)
     return detail
+
+
+class _StageSpinner(SpinnerColumn):
+    """Spins only for a stage that is running: not for one still waiting its turn, nor
+    for one the request left open when it ended (the last frame stays on screen)."""
+
+    def render(self, task: Task) -> RenderableType:
+        if task.finished:
+            return super().render(task)
+        if not task.started or task.stop_time is not None:
+            return Text(" ")
+        return super().render(task)
 
 
 def _stage_label(state: str, attempt: int | None) -> str:

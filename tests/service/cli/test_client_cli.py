@@ -264,3 +264,29 @@ def test_api_url_follows_the_serve_settings(
     for name in ("REELTRACE_API_URL", "REELTRACE_HOST", "REELTRACE_PORT"):
         monkeypatch.delenv(name, raising=False)
     assert api_url(Settings(_env_file=None, **fields)) == expected  # type: ignore[arg-type,call-arg]
+
+
+def test_a_stage_spins_only_while_it_runs() -> None:
+    """submit --wait's spinner turns for a running stage, not for one waiting its turn or left
+    open by a request that ended (rich keeps the last frame on screen)."""
+    from rich.progress import Progress
+
+    from service.cli.client import _StageSpinner
+
+    progress = Progress()
+    waiting = progress.add_task("video_processing", total=1, start=False)
+    running = progress.add_task("video_generation", total=None)
+    left_open = progress.add_task("video_generation", total=None)
+    progress.stop_task(left_open)
+    done = progress.add_task("validation", total=1)
+    progress.update(done, completed=1)
+    spinner = _StageSpinner(finished_text="✓")
+    shown = {name: spinner.render(progress.tasks[task]) for name, task in
+             [("waiting", waiting), ("running", running), ("left_open", left_open), ("done", done)]}  # fmt: skip
+
+    def text(value: object) -> str:
+        return str(getattr(value, "plain", value)).strip()
+
+    assert text(shown["waiting"]) == text(shown["left_open"]) == ""
+    assert text(shown["running"]) not in ("", "✓")
+    assert text(shown["done"]) == "✓"
