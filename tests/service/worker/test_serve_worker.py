@@ -139,45 +139,23 @@ async def test_serve_stops_promptly_with_a_stream_open(settings: Settings, datab
     assert took < 5, f"serve took {took:.1f} s to stop with a stream open"
 
 
-def test_serve_refuses_a_port_in_use_before_starting_anything(settings: Settings, tmp_path: Path) -> None:
-    """A port already taken is a one-line error naming it; no database or worker is started."""
+@pytest.mark.parametrize(
+    ("command", "port_variable"), [("serve", "REELTRACE_PORT"), ("worker", "REELTRACE_METRICS_PORT")]
+)
+def test_a_port_in_use_is_refused_before_anything_starts(
+    command: str, port_variable: str, tmp_path: Path
+) -> None:
+    """`serve`'s API port or a worker's metrics port already taken is a one-line error naming the
+    address and its setting, not a traceback; no database or worker is started."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = child_env(
-            {"REELTRACE_DATA_DIR": str(tmp_path / "data"), "REELTRACE_PORT": str(port), "COLUMNS": "200"}
+            {"REELTRACE_DATA_DIR": str(tmp_path / "data"), port_variable: str(port), "COLUMNS": "200"}
         )
         done = subprocess.run(
-            [sys.executable, "-m", "service.cli.main", "serve"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=60,
-        )
-    assert done.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
-    assert "Traceback" not in done.stderr.decode() + done.stdout.decode()
-    assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
-
-
-@pytest.mark.slow
-def test_worker_refuses_a_metrics_port_in_use_before_starting_anything(tmp_path: Path) -> None:
-    """A worker whose metrics port is taken stops with a one-line error naming REELTRACE_METRICS_PORT,
-    not a traceback, and starts no database."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        env = child_env(
-            {
-                "REELTRACE_DATA_DIR": str(tmp_path / "data"),
-                "REELTRACE_METRICS_PORT": str(port),
-                "COLUMNS": "200",
-            }
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "service.cli.main", "worker"],
+            [sys.executable, "-m", "service.cli.main", command],
             env=env,
             cwd=tmp_path,
             capture_output=True,
@@ -186,7 +164,7 @@ def test_worker_refuses_a_metrics_port_in_use_before_starting_anything(tmp_path:
     output = done.stderr.decode() + done.stdout.decode()
     assert done.returncode == 2, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
-    assert "REELTRACE_METRICS_PORT" in output
+    assert port_variable in output
     assert "Traceback" not in output
     assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was set up
 
