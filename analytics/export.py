@@ -11,6 +11,7 @@ retention job stay in it, as history. Only then is the new manifest published.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -209,9 +210,13 @@ def _stream(
             obs.rows_exported(task.spec.name, n)
 
         stream = CopyStream(dsn, source.snapshot_id, task.spec, params)
-        files = write_stream(
-            stream.batches(), task.spec, staging / task.spec.name, f"{version}-t{task.index}", on_rows
-        )
+        # Closed here, whatever happens: a stream given up mid-way (an error, a cancel)
+        # must stop its COPY and its readers now, not whenever the garbage collector
+        # gets to it (at worst while the interpreter shuts down).
+        with contextlib.closing(stream.batches()) as batches:
+            files = write_stream(
+                batches, task.spec, staging / task.spec.name, f"{version}-t{task.index}", on_rows
+            )
         return task.spec.name, rows, files
 
     staged: dict[str, tuple[int, list[Path]]] = {}

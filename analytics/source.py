@@ -24,10 +24,11 @@ see in pg_stat_activity; rows read twice are de-duplicated by primary key.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -212,11 +213,12 @@ class CopyStream:
         finally:
             self._put(None)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Generator[pa.RecordBatch]:
         """The rows as record batches, each with its UTC `day` column appended."""
         producer = threading.Thread(target=self._produce, name=f"copy-{self._table.name}", daemon=True)
         producer.start()
         spec = self._table
+        reader: pacsv.CSVStreamingReader | None = None
         try:
             stream = io.BufferedReader(_QueueStream(self._chunks, lambda: self._error), CHUNK_BYTES)
             try:
@@ -248,6 +250,20 @@ class CopyStream:
         finally:
             self._stop.set()
             producer.join()
+            # Rows given up early (an error, a cancelled export): pyarrow reads ahead on
+            # its own threads, and one left waiting for a chunk that never comes holds
+            # the process's exit forever (or calls into Python while it shuts down). The
+            # end marker wakes it, and reading the reader to its end makes sure no read
+            # is still under way when the stream is dropped.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._chunks.get_nowait()
+            self._chunks.put_nowait(None)
+            if reader is not None:
+                with contextlib.suppress(Exception):  # a row cut short by the end marker
+                    for _ in reader:
+                        pass
+                reader.close()
 
 
 def with_day(schema: pa.Schema) -> pa.Schema:

@@ -83,6 +83,26 @@ def test_a_damaged_data_file_stops_the_export_with_a_message(dsn: str, snapshot_
     assert read_manifest(snapshot_root).version == first.version
 
 
+# Runs an export cancelled once rows flow, then lets the process exit.
+CANCELLED_EXPORT = """
+import sys, threading
+from pathlib import Path
+from analytics.errors import ExportCancelled
+from analytics.export import NullObserver, export_snapshot
+
+cancel = threading.Event()
+
+class CancelAtFirstRows(NullObserver):
+    def rows_exported(self, table, rows):
+        cancel.set()
+
+try:
+    export_snapshot(sys.argv[1], Path(sys.argv[2]), full=True, cancel=cancel, observer=CancelAtFirstRows())
+except ExportCancelled:
+    print("cancelled")
+"""
+
+
 class _CancelAtFirstRows(NullObserver):
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
@@ -106,3 +126,19 @@ def test_a_cancelled_export_publishes_nothing_and_the_next_one_completes(
     export_snapshot(dsn, snapshot_root, full=True)
     for name in ("video_requests", "request_stages", "request_events"):
         assert snapshot_table(snapshot_root, name) == pg_table(dsn, name), name
+
+
+@pytest.mark.slow
+def test_a_process_exits_after_cancelling_an_export(dsn: str, snapshot_root: Path) -> None:
+    """Streams given up mid-read leave no pyarrow read-ahead thread waiting for rows: the
+    process that cancelled the export exits (such a thread would block its exit for good)."""
+    generate(dsn, 3000, span_days=5)
+    proc = subprocess.run(
+        [sys.executable, "-c", CANCELLED_EXPORT, dsn, str(snapshot_root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, "cancelled"), proc.stderr
