@@ -226,11 +226,8 @@ class _StageSpinner(SpinnerColumn):
     for one the request left open when it ended (the last frame stays on screen)."""
 
     def render(self, task: Task) -> RenderableType:
-        if task.finished:
-            return super().render(task)
-        if not task.started or task.stop_time is not None:
-            return Text(" ")
-        return super().render(task)
+        idle = not task.started or task.stop_time is not None
+        return Text(" ") if idle and not task.finished else super().render(task)
 
 
 def _stage_label(state: str, attempt: int | None) -> str:

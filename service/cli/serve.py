@@ -86,10 +86,13 @@ def listen_socket(host: str, port: int, setting: str = "REELTRACE_PORT") -> sock
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise fail(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / {setting})"
-        ) from None
+        raise cannot_listen(host, port, exc, setting) from None
     return sock
+
+
+def cannot_listen(host: str, port: int, exc: OSError, setting: str) -> typer.Exit:
+    """The one-line error of a port that cannot be bound, naming the settings behind it."""
+    return fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / {setting})")
 
 
 async def print_bootstrap_key(runtime: Runtime) -> None:
@@ -234,9 +237,7 @@ def worker(
                 try:
                     start_http_server(port, addr=settings.host, registry=get_metrics().registry)
                 except OSError as exc:  # taken since the probe
-                    raise fail(
-                        f"cannot listen on {settings.host}:{port}: {exc.strerror or exc} (REELTRACE_METRICS_PORT)"
-                    ) from None
+                    raise cannot_listen(settings.host, port, exc, "REELTRACE_METRICS_PORT") from None
                 out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
             the_worker = Worker(runtime, services.runner, breakers=services.breakers)
             tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
