@@ -222,6 +222,45 @@ class CircuitBreakerState(Base):
     )
 
 
+class WebhookDelivery(Base):
+    """One callback to one receiver, delivered and retried apart from the request's run.
+
+    `id` is the `X-Reeltrace-Delivery` header, the same on every attempt. `outcome` is
+    `pending` until the receiver answers 2xx (`delivered`) or the retry window ends
+    (`failed`); `claimed_until` and `claim_token` fence the sweep that holds it.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("video_requests.id", ondelete="CASCADE"), nullable=False
+    )
+    event: Mapped[str] = mapped_column(Text, nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    host: Mapped[str] = mapped_column(Text, nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(TS)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TS)
+    deliver_until: Mapped[datetime] = mapped_column(TS, nullable=False)
+    claimed_until: Mapped[datetime | None] = mapped_column(TS)
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+
+    __table_args__ = (
+        CheckConstraint("outcome IN ('pending', 'delivered', 'failed')", name="outcome_known"),
+        UniqueConstraint("request_id", "event"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("outcome = 'pending'")),
+    )
+
+
 class ApiKey(Base):
     """API keys, stored as SHA-256 hashes of the secret."""
 
