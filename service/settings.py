@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     pending_budget_seconds: float = Field(default=3600.0, gt=0)
     webhook_secret: str | None = None
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86400.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
 
     # --- simulated backends --------------------------------------------------------
     sim_latency_seconds: float = Field(default=3.0, ge=0)

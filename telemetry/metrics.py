@@ -10,6 +10,7 @@ Counters
     reeltrace_stage_retries_total{pipeline,stage}
     reeltrace_external_calls_total{dependency,outcome}         outcome: success|error|rejected
     reeltrace_tracking_write_failures_total{operation}
+    reeltrace_webhook_attempts_total{outcome}                  outcome: delivered|retrying|gave_up
 Histograms (with trace_id exemplars)
     reeltrace_request_duration_seconds{pipeline,status,aspect_ratio}   started -> terminal
     reeltrace_request_queue_seconds{pipeline}                          created -> started
@@ -128,6 +129,14 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.webhook_attempts = Counter(
+            "reeltrace_webhook_attempts",
+            "Callback delivery attempts, by what the delivery became: delivered, retrying, gave_up.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("delivered", "retrying", "gave_up"):
+            self.webhook_attempts.labels(outcome=outcome)
         self.tracking_write_failures = Counter(
             "reeltrace_tracking_write_failures",
             "Tracking writes that could not reach PostgreSQL and went to the journal.",

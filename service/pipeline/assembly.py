@@ -11,6 +11,8 @@ from service.pipeline.calls import ExternalCalls
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.stages import StageBodies
 from service.runtime import Runtime
+from service.webhooks.delivery import Notifications
+from service.webhooks.repository import DeliveryRepository
 
 
 @dataclass
@@ -36,6 +38,10 @@ def build_pipeline(runtime: Runtime, backends: Backends | None = None) -> Pipeli
         timeout_seconds=settings.webhook_timeout_seconds,
     )
     calls = ExternalCalls(breakers, runtime.tracker)
-    bodies = StageBodies(settings, backends, calls, runtime.tracker, runtime.queries, notifier)
+    deliveries = DeliveryRepository(
+        runtime.engine, source_service=runtime.tracker.source_service, source_host=runtime.tracker.source_host
+    )
+    notifications = Notifications(settings, deliveries, notifier, runtime.tracker)
+    bodies = StageBodies(settings, backends, calls, runtime.tracker, runtime.queries, notifications)
     runner = PipelineRunner(settings, runtime.tracker, runtime.queries, bodies)
     return PipelineServices(backends, breakers, notifier, runner)

@@ -213,14 +213,23 @@ class PipelineRunner:
         return state.final_status
 
     async def _notify(self, state: RunState, stage: StageDefinition) -> None:
+        """Hand the callback to its delivery: the stage row then shows the delivery's state.
+
+        The stage is not retried here: a delivery retries on its own schedule (in any
+        worker's sweep) and never changes the request's outcome.
+        """
         if not state.param.get("callback_url"):
             await self.tracker.skip_stage(state.item.id, stage.name, "no callback_url was given")
             return
+        await self.tracker.start_stage(state.item.id, stage.name, max(state.stages[stage.name].attempts, 1))
         try:
-            await self._run_stage(state, stage)
-        except StageFailed:
-            # The request's outcome stands; a lost notification is recorded on its stage.
-            log.warning("notification_failed", callback_host=_host(state.param.get("callback_url")))
+            await self.bodies.notification(state, 1)
+        except TrackingUnavailable:
+            raise  # the run is interrupted: a resumed run enqueues the same delivery again
+        except Exception:
+            # Not the receiver's failure (that is the delivery's outcome): a bug, logged;
+            # the request's outcome stands.
+            log.exception("notification_failed", callback_host=_host(state.param.get("callback_url")))
 
     # --- a stage ------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -27,7 +26,6 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.backends.factory import Backends
-from service.backends.webhook import WebhookNotifier
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
@@ -37,6 +35,7 @@ from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import RequestTracker, timeout_message
+from service.webhooks.delivery import Notifications
 
 log = structlog.get_logger("reeltrace.stages")
 
@@ -82,14 +81,14 @@ class StageBodies:
         calls: ExternalCalls,
         tracker: RequestTracker,
         queries: RequestQueries,
-        notifier: WebhookNotifier,
+        notifications: Notifications,
     ) -> None:
         self.settings = settings
         self.backends = backends
         self.calls = calls
         self.tracker = tracker
         self.queries = queries
-        self.notifier = notifier
+        self.notifications = notifications
 
     def body(self, stage: str) -> StageBody:
         bodies: dict[str, StageBody] = {
@@ -313,24 +312,17 @@ class StageBodies:
     # --- notification -----------------------------------------------------------------------
 
     async def notification(self, state: RunState, attempt: int) -> dict[str, Any]:
+        """Enqueue the callback as a durable delivery and make its first attempt.
+
+        Its later attempts, if any, are the delivery sweep's: this returns the
+        delivery's state, which the notification stage row shows.
+        """
         url = state.param.get("callback_url")
         if not url:
             return {"sent": False}
         payload = await self._final_payload(state)
         event = f"request.{payload.get('status', 'unknown')}"
-        # The same id on every attempt (and in a resumed run): one notification, redelivered.
-        delivery = str(uuid.uuid5(uuid.NAMESPACE_URL, f"reeltrace:{state.item.id}:{event}"))
-        code = await self.calls.call(
-            state.item.id,
-            "notification",
-            "webhook",
-            lambda: self.notifier.send(url, event, payload, delivery_id=delivery),
-        )
-        await self.tracker.log_event(
-            state.item.id, "notification_sent", f"callback answered {code}", stage="notification",
-            data={"status_code": code, "event": event},
-        )  # fmt: skip
-        return {"sent": True, "status_code": code}
+        return await self.notifications.notify(state.item.id, str(url), event, payload)
 
     async def _final_payload(self, state: RunState) -> dict[str, Any]:
         if state.tracked:

@@ -31,6 +31,7 @@ from service.pipeline.definitions import PIPELINES
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.work import WorkItem
 from service.runtime import Runtime
+from service.webhooks.sweep import DeliverySweep
 from service.worker.repository import WorkRepository
 from telemetry.correlation import request_context
 from telemetry.metrics import get_metrics
@@ -65,6 +66,8 @@ class Worker:
         self.runner = runner
         self.worker_id = worker_id or default_worker_id()
         self.repo = WorkRepository(runtime.engine)
+        # Callback deliveries due for another attempt, whichever run enqueued them.
+        self.webhooks = DeliverySweep(runner.bodies.notifications)
         self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
         # Every run task until it has ended, including a run that has left `active` and
         # is still releasing its lease: shutdown waits for those too, so no statement of
@@ -78,6 +81,7 @@ class Worker:
         loops = [
             every(self.settings.heartbeat_seconds, self.heartbeat, stop),
             every(self.settings.watchdog_interval_seconds, self.watchdog, stop),
+            every(self.settings.worker_poll_seconds, self.webhooks.sweep, stop),
         ]
         background = [asyncio.create_task(loop) for loop in loops]
         try:
@@ -86,6 +90,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await self.webhooks.close()
             await self._shutdown()
         log.info("worker_stopped", worker_id=self.worker_id)
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import stat
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from service.backends.webhook import (
 )
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.schemas import RequestRead
 from tests.support.callback import CallbackServer
-from tests.support.workers import events_of, run_to_end, submit
+from tests.support.workers import events_of, run_to_end, running_worker, submit, wait_for
 
 SECRET = b"test-webhook-secret"
 
@@ -37,7 +39,25 @@ def callback() -> Iterator[CallbackServer]:
 
 @pytest.fixture
 def webhook_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"webhook_secret": SECRET.decode(), "worker_poll_seconds": 0.02})
+    return settings.model_copy(
+        update={
+            "webhook_secret": SECRET.decode(),
+            "worker_poll_seconds": 0.02,
+            "webhook_retry_base_seconds": 0.01,
+        }
+    )
+
+
+async def notified(runtime: Runtime, rid: uuid.UUID, within: float = 20.0) -> RequestRead:
+    """Run a worker until the request's notification stage has ended; the request then."""
+
+    async def ended() -> bool:
+        read = await runtime.queries.get_request(rid)
+        return next(s for s in read.stages if s.name == "notification").status in ("completed", "failed")
+
+    async with running_worker(runtime):
+        await wait_for(ended, within, "notification ended")
+    return await runtime.queries.get_request(rid)
 
 
 async def test_signature_verifies_on_the_receiving_side(callback: CallbackServer) -> None:
@@ -100,10 +120,17 @@ async def test_completed_request_is_posted_signed(
         await rt.close()
 
     assert read.status == "completed"
+    [delivery] = callback.deliveries
     notification = next(s for s in read.stages if s.name == "notification")
     assert notification.status == "completed"
-    assert notification.output == {"sent": True, "status_code": 200}
-    [delivery] = callback.deliveries
+    assert notification.output == {
+        "sent": True,
+        "delivery_id": delivery.headers[DELIVERY_HEADER.lower()],
+        "outcome": "delivered",
+        "attempts": 1,
+        "status_code": 200,
+        "next_attempt_at": None,
+    }
     assert verify_signature(SECRET, delivery.body, delivery.headers[SIGNATURE_HEADER.lower()])
     payload = json.loads(delivery.body)
     assert payload["id"] == str(rid)
@@ -121,15 +148,19 @@ async def test_notification_is_retried(
     rt = Runtime.build(webhook_settings, database_url, source_service="test")
     try:
         [rid] = await submit(rt, parameters={"callback_url": callback.url})
-        read = (await run_to_end(rt, [rid]))[rid]
-        retries = await events_of(rt, rid, "retry")
+        read = await notified(rt, rid)
+        failed = await events_of(rt, rid, "notification_attempt_failed")
+        sent = await events_of(rt, rid, "notification_sent")
     finally:
         await rt.close()
 
     notification = next(s for s in read.stages if s.name == "notification")
     assert notification.status == "completed"
-    assert notification.attempts == 3
-    assert [(e.stage_name, e.data["attempt"]) for e in retries] == [("notification", 1), ("notification", 2)]
+    assert notification.output is not None
+    assert notification.output["attempts"] == 3
+    assert [(e.data["attempt"], e.data["status_code"]) for e in failed] == [(1, 503), (2, 503)]
+    assert [(e.data["attempt"], e.data["status_code"]) for e in sent] == [(3, 200)]
+    assert read.retry_count == 0  # a callback's retries are the delivery's, not the request's
     assert len(callback.deliveries) == 3
     assert len({d.headers[DELIVERY_HEADER.lower()] for d in callback.deliveries}) == 1
     for delivery in callback.deliveries:
@@ -139,21 +170,24 @@ async def test_notification_is_retried(
 async def test_lost_notification_leaves_the_outcome(
     webhook_settings: Settings, database_url: str, callback: CallbackServer
 ) -> None:
-    """A receiver that keeps failing fails the notification stage, not the completed request."""
-    callback.answers = [500] * 10
-    rt = Runtime.build(webhook_settings, database_url, source_service="test")
+    """A receiver that keeps failing past the retry window fails the notification stage, not the request."""
+    callback.answers = [500] * 1000
+    short_window = webhook_settings.model_copy(update={"webhook_retry_window_seconds": 0.3})
+    rt = Runtime.build(short_window, database_url, source_service="test")
     try:
         [rid] = await submit(rt, parameters={"callback_url": callback.url})
-        read = (await run_to_end(rt, [rid]))[rid]
+        read = await notified(rt, rid)
+        gave_up = await events_of(rt, rid, "notification_gave_up")
     finally:
         await rt.close()
 
     assert read.status == "completed"
+    assert read.error_message is None
     notification = next(s for s in read.stages if s.name == "notification")
     assert notification.status == "failed"
-    assert notification.attempts == 4
     assert "HTTP 500" in (notification.error_message or "")
-    assert len(callback.deliveries) == 4
+    [last] = gave_up
+    assert last.data["attempt"] == len(callback.deliveries) >= 2
 
 
 async def test_failed_request_is_notified(

@@ -1,0 +1,1 @@
+"""Callback deliveries: one durable row per callback, retried with backoff by any worker."""
