@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import errors, health, media, metrics, monitoring, requests, stream, users
+from service.api import errors, health, media, metrics, monitoring, requests, stream, users, webhooks
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.deps import read_access
 from service.auth.keys import KeyVerifier
@@ -86,7 +86,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(errors.RequestIdMiddleware)  # the outermost: a 413 carries its id too
-    for module in (health, metrics, requests, monitoring, stream, users, media):
+    for module in (health, metrics, requests, monitoring, stream, users, webhooks, media):
         app.include_router(module.router)
     _optional_router(app, "service.api.guilds")
     return app

@@ -15,6 +15,8 @@ from service.pipeline.breaker_store import BreakerStore
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
+from service.webhooks.repository import DeliveryRepository
+from service.webhooks.schemas import DeliveryRead
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[read_access])
 
@@ -40,14 +42,25 @@ async def get_request(request_key: RequestKey, runtime: RuntimeDep, settings: Se
     """A request with its stages, progress, video URLs, errors and trace ID.
 
     `request_key` is the UUID or the correlation ID. Stages come in pipeline order,
-    each with its status, timestamps, duration, attempts and error message.
+    each with its status, timestamps, duration, attempts and error message; a request
+    with a `callback_url` lists its callback `deliveries`, each with its attempts.
     """
     read = await runtime.queries.get_request(request_key)
+    deliveries: list[DeliveryRead] = []
+    if read.parameters.get("callback_url"):
+        repository = DeliveryRepository(
+            runtime.engine,
+            source_service=runtime.tracker.source_service,
+            source_host=runtime.tracker.source_host,
+        )
+        attempts = await repository.attempts_for_request(read.id)
+        deliveries = [DeliveryRead.of(d, attempts) for d in await repository.for_request(read.id)]
     return RequestDetail(
         **read.model_dump(),
         topic=read.parameters.get("topic"),
         learning_objective=read.parameters.get("learning_objective"),
         links=request_links(settings, read.id, read.trace_id),
+        deliveries=deliveries,
     )
 
 

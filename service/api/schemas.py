@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, V
 
 from service.tracking.schemas import RequestRead
 from service.tracking.states import RequestStatus, Severity
+from service.webhooks.schemas import DeliveryRead
 
 # PostgreSQL text cannot hold NUL; identifiers hold no control characters at all.
 NO_NUL = r"^[^\x00]*$"
@@ -133,6 +134,9 @@ class RequestDetail(RequestRead):
     topic: str | None = None
     learning_objective: str | None = None
     links: Links
+    deliveries: list[DeliveryRead] = Field(
+        default_factory=list, description="Its callback deliveries, each with its attempts."
+    )
 
 
 class BreakerRead(BaseModel):
