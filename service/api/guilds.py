@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from analytics import queries
 from analytics.errors import SnapshotCorrupt, SnapshotNotFound
 from analytics.reader import open_snapshot
+from service.api import responses
 from service.api.schemas import ErrorBody
 from service.errors import SnapshotUnavailable
 from service.runtime import Runtime
@@ -20,6 +21,8 @@ from service.runtime import Runtime
 router = APIRouter(prefix="/api/v1/guilds", tags=["analytics"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    # The router is included with the read scope (service.api.app), so these answer too.
+    **responses.errors(*responses.AUTH),
     422: {
         "model": ErrorBody,
         "description": "Invalid input; `detail` names the field (e.g. `query.bucket`).",

@@ -7,9 +7,12 @@ bucket, they need no key; the path is confined to the media root.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from service.api.schemas import ErrorBody
 from service.backends.base import InvalidBackendRequest
 from service.backends.local_storage import SCHEME, LocalStorage
 from service.errors import NotFoundError
@@ -18,7 +21,13 @@ from service.settings import Settings
 router = APIRouter(tags=["media"])
 
 
-@router.get("/media/{path:path}", response_class=FileResponse)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"video/mp4": {}, "application/json": {}}, "description": "The file."},
+    404: {"model": ErrorBody, "description": "No such file (or media is not served by this service)."},
+}
+
+
+@router.get("/media/{path:path}", response_class=FileResponse, responses=_RESPONSES)
 async def media(path: str, request: Request) -> FileResponse:
     """A stored output (video or metadata) of the local storage backend."""
     settings: Settings = request.app.state.settings
@@ -27,8 +36,11 @@ async def media(path: str, request: Request) -> FileResponse:
     storage = LocalStorage(settings.data_dir / "media", settings.base_url)
     try:
         file = storage.path_of(SCHEME + path)
-    except InvalidBackendRequest:
-        raise NotFoundError(f"no media at {path}") from None
-    if not file.is_file():
-        raise NotFoundError(f"no media at {path}")
+        found = file.is_file()
+    except (InvalidBackendRequest, ValueError, OSError):
+        # A name no file can have (a NUL byte, one too long for the file system) is
+        # simply not there: the same answer as a missing file, not a traceback.
+        found = False
+    if not found:
+        raise NotFoundError("no media at that path")
     return FileResponse(file)

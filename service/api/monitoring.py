@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from service.api import responses
 from service.api.deps import RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
+from service.api.params import IsoDateTime
 from service.api.schemas import IDENTIFIER, REQUEST_KEY, BreakerRead, RequestDetail
 from service.pipeline.breaker_store import BreakerStore
 from service.tracking.queries import MAX_PAGE, RequestFilter
@@ -82,7 +82,7 @@ async def list_requests(
     user_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
     guild_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
     pipeline: Pipeline | None = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Created at or after (ISO 8601).")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
@@ -105,8 +105,8 @@ async def dashboard(
 @router.get("/metrics", response_model=list[HourlyBucket], responses=responses.READ)
 async def hourly_metrics(
     runtime: RuntimeDep,
-    since: Annotated[datetime | None, Query(description="Start (default: 24 h before `until`).")] = None,
-    until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Start (default: 24 h before `until`).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="End (default: now).")] = None,
     pipeline: Pipeline | None = None,
 ) -> list[HourlyBucket]:
     """Hourly buckets: counts, failure rate, average and P95 durations, per-stage averages."""
@@ -114,7 +114,7 @@ async def hourly_metrics(
 
 
 @router.get(
-    "/circuit-breakers", response_model=list[BreakerRead], responses=responses.errors(*responses.AUTH)
+    "/circuit-breakers", response_model=list[BreakerRead], responses=responses.errors(*responses.AUTH, 503)
 )
 async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[BreakerRead]:
     """The circuit breaker of each external dependency: state, call, failure and rejection counts.

@@ -28,3 +28,11 @@ async def test_paths_outside_the_media_root_are_not_found(client: httpx.AsyncCli
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert (await client.get("/media/requests/nope/sample_0.mp4")).status_code == 404
+
+
+async def test_names_no_file_can_have_are_not_found(client: httpx.AsyncClient) -> None:
+    """A NUL byte or a name too long for the file system answers 404, not a 500 with a traceback."""
+    for path in ("/media/requests/%00", "/media/requests/a%00b/sample_0.mp4", "/media/" + "x" * 5000):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"] == "not_found"
