@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     generation_backend: Literal["simulated", "vertex"] = "simulated"
     storage_backend: Literal["local", "gcs"] = "local"
     generation_timeout_seconds: float = Field(default=300.0, gt=0)
+    # A resumed run that finds a generation start recorded as intended but never as
+    # started (its run died in between) cannot know whether an operation exists:
+    # `retry` starts again (maybe a second, paid generation), `fail` ends the request.
+    uncertain_start: Literal["retry", "fail"] = "retry"
     poll_interval_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=20)
     retry_base_seconds: float = Field(default=1.0, ge=0)

@@ -11,6 +11,7 @@ Counters
     reeltrace_external_calls_total{dependency,outcome}         outcome: success|error|rejected
     reeltrace_tracking_write_failures_total{operation}
     reeltrace_webhook_attempts_total{outcome}                  outcome: delivered|retrying|gave_up
+    reeltrace_generation_uncertain_starts_total{action}        action: retried|failed
 Histograms (with trace_id exemplars)
     reeltrace_request_duration_seconds{pipeline,status,aspect_ratio}   started -> terminal
     reeltrace_request_queue_seconds{pipeline}                          created -> started
@@ -137,6 +138,14 @@ class Metrics:
         )
         for outcome in ("delivered", "retrying", "gave_up"):
             self.webhook_attempts.labels(outcome=outcome)
+        self.uncertain_starts = Counter(
+            "reeltrace_generation_uncertain_starts",
+            "Generation starts a crashed run left uncertain (intended, never recorded), by what was done.",
+            ["action"],
+            registry=registry,
+        )
+        for action in ("retried", "failed"):
+            self.uncertain_starts.labels(action=action)
         self.tracking_write_failures = Counter(
             "reeltrace_tracking_write_failures",
             "Tracking writes that could not reach PostgreSQL and went to the journal.",

@@ -30,12 +30,14 @@ from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
 from service.pipeline.gate import outside_gate
+from service.pipeline.payload import final_payload
 from service.pipeline.work import RunState
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
-from service.tracking.states import RequestStatus
+from service.tracking.states import RequestStatus, Severity
 from service.tracking.tracker import RequestTracker, timeout_message
 from service.webhooks.delivery import Notifications
+from telemetry.metrics import get_metrics
 
 log = structlog.get_logger("reeltrace.stages")
 
@@ -51,6 +53,12 @@ class GenerationFailed(BackendError):
     """The generation operation finished with an error."""
 
     error = "generation_failed"
+
+
+class UncertainStart(BackendError):
+    """A crashed run may have started a generation it never recorded, and the policy is `fail`."""
+
+    error = "uncertain_start"
 
 
 class GenerationFiltered(BackendError):
@@ -175,8 +183,27 @@ class StageBodies:
             last = await self.queries.latest_event(state.item.id, "generation_submitting", "video_generation")
             recorded = await self.queries.latest_event(state.item.id, "operation_started", "video_generation")
             if last is not None and (recorded is None or recorded.id < last.id):
-                return str(last.data["idempotency_key"])
+                return await self._uncertain_start(state, str(last.data["idempotency_key"]))
         return f"{state.item.id}:{attempt}"
+
+    async def _uncertain_start(self, state: RunState, key: str) -> str:
+        """A dead run recorded its intent to start but no operation: follow REELTRACE_UNCERTAIN_START."""
+        policy = self.settings.uncertain_start
+        action = "retried" if policy == "retry" else "failed"
+        get_metrics().uncertain_starts.labels(action=action).inc()
+        log.warning("generation_start_uncertain", idempotency_key=key, policy=policy)
+        await self.tracker.log_event(
+            state.item.id, "generation_start_uncertain",
+            f"a previous run may have started a generation it never recorded; policy {policy}",
+            severity=Severity.WARNING, stage="video_generation", data={"idempotency_key": key, "action": action},
+        )  # fmt: skip
+        if policy == "fail":
+            raise UncertainStart(
+                "a previous run may already have started this generation and died before recording it;"
+                " not started again (REELTRACE_UNCERTAIN_START=fail)",
+                code="uncertain_start",
+            )
+        return key
 
     async def _start_generation(self, state: RunState, attempt: int) -> str:
         item = state.item
@@ -320,32 +347,6 @@ class StageBodies:
         url = state.param.get("callback_url")
         if not url:
             return {"sent": False}
-        payload = await self._final_payload(state)
+        payload = await final_payload(self.queries, state)
         event = f"request.{payload.get('status', 'unknown')}"
         return await self.notifications.notify(state.item.id, str(url), event, payload)
-
-    async def _final_payload(self, state: RunState) -> dict[str, Any]:
-        if state.tracked:
-            try:
-                read = await self.queries.get_request(state.item.id)
-            except Exception as exc:  # degraded: fall back to what this run knows
-                log.warning("notification_payload_degraded", error=type(exc).__name__)
-            else:
-                if state.final_status is None or read.status == state.final_status:
-                    return read.model_dump(mode="json")
-                # The run's terminal status is still in the journal (PostgreSQL came back
-                # before the replay): the row would tell the client a non-final status.
-                log.warning(
-                    "notification_payload_degraded",
-                    error="stale_status",
-                    database_status=read.status.value,
-                    final_status=state.final_status.value,
-                )
-        item = state.item
-        return {
-            "id": str(item.id),
-            "correlation_id": item.correlation_id,
-            "status": state.final_status.value if state.final_status else "unknown",
-            "video_urls": state.video_urls,
-            "tracking": "degraded",
-        }
