@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.backends.webhook import WebhookNotifier
 from service.errors import RequestNotFound, TrackingUnavailable
@@ -40,6 +42,7 @@ from telemetry.metrics import Metrics, current_exemplar, get_metrics
 
 log = structlog.get_logger("reeltrace.webhooks")
 tracer = trace.get_tracer("reeltrace.webhooks")
+_propagator = TraceContextTextMapPropagator()
 
 NOTIFICATION = "notification"
 # How long past the attempt's own timeout a claim outlives it (then another sweep may
@@ -159,27 +162,36 @@ class Notifications:
 
     async def attempt(self, delivery: Delivery) -> Delivery | None:
         """Send a claimed delivery once and record the result (None: the claim was lost)."""
-        with request_context(request_id=delivery.request_id):
-            outcome = await self._send(
-                delivery.request_id, delivery.id, delivery.url, delivery.event, delivery.payload
-            )
-            record = self._record_for(delivery, outcome, datetime.now(UTC))
-            recorded = await self.repository.record(delivery, record)
-            self._count(ATTEMPT_OUTCOMES[record.outcome])
-            emit = {"delivered": log.info, "pending": log.warning, "failed": log.error}[record.outcome]
-            emit(
-                "webhook_attempt",
-                delivery_id=str(delivery.id),
-                attempt=delivery.attempts + 1,
-                host=delivery.host,
-                status_code=outcome.status_code,
-                latency_ms=round(outcome.latency_ms, 1),
-                outcome=record.outcome,
-                next_attempt_at=record.next_attempt_at.isoformat() if record.next_attempt_at else None,
-                error=outcome.error,
-                fenced=recorded is None,
-            )
-            return recorded
+        ctx = _propagator.extract({"traceparent": delivery.traceparent}) if delivery.traceparent else None
+        token = otel_context.attach(ctx) if ctx is not None else None
+        try:
+            with request_context(request_id=delivery.request_id, correlation_id=delivery.correlation_id):
+                return await self._attempt(delivery)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    async def _attempt(self, delivery: Delivery) -> Delivery | None:
+        outcome = await self._send(
+            delivery.request_id, delivery.id, delivery.url, delivery.event, delivery.payload
+        )
+        record = self._record_for(delivery, outcome, datetime.now(UTC))
+        recorded = await self.repository.record(delivery, record)
+        self._count(ATTEMPT_OUTCOMES[record.outcome])
+        emit = {"delivered": log.info, "pending": log.warning, "failed": log.error}[record.outcome]
+        emit(
+            "webhook_attempt",
+            delivery_id=str(delivery.id),
+            attempt=delivery.attempts + 1,
+            host=delivery.host,
+            status_code=outcome.status_code,
+            latency_ms=round(outcome.latency_ms, 1),
+            outcome=record.outcome,
+            next_attempt_at=record.next_attempt_at.isoformat() if record.next_attempt_at else None,
+            error=outcome.error,
+            fenced=recorded is None,
+        )
+        return recorded
 
     def _count(self, outcome: str) -> None:
         self.metrics.webhook_attempts.labels(outcome=outcome).inc()

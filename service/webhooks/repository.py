@@ -27,6 +27,10 @@ from service.tracking.repository import fetch_rows
 _COLUMNS = """d.id, d.request_id, d.event, d.url, d.host, d.payload, d.outcome, d.attempts,
     d.last_status_code, d.last_latency_ms, d.last_error, d.last_attempt_at, d.next_attempt_at,
     d.deliver_until, d.delivered_at, d.created_at"""
+# The request's identity and trace, so an attempt (in any process) logs and traces as
+# part of its request.
+_REQUEST_COLUMNS = """(SELECT v.correlation_id FROM video_requests v WHERE v.id = d.request_id) AS correlation_id,
+    (SELECT v.traceparent FROM video_requests v WHERE v.id = d.request_id) AS traceparent"""
 
 # A repeated enqueue (a resumed run) returns the existing delivery unchanged.
 ENQUEUE: TextClause = text(
@@ -53,7 +57,7 @@ CLAIM_ONE: TextClause = text(
 UPDATE webhook_deliveries d
 SET claimed_until = now() + make_interval(secs => :lease_seconds), claim_token = :token
 WHERE d.id = :id AND {_CLAIMABLE} AND d.next_attempt_at <= now()
-RETURNING {_COLUMNS}
+RETURNING {_COLUMNS}, {_REQUEST_COLUMNS}
 """
 )
 
@@ -84,7 +88,7 @@ UPDATE webhook_deliveries d
 SET claimed_until = now() + make_interval(secs => :lease_seconds), claim_token = :token
 FROM free
 WHERE d.id = free.id
-RETURNING {_COLUMNS}
+RETURNING {_COLUMNS}, {_REQUEST_COLUMNS}
 """
 )
 
@@ -205,10 +209,17 @@ class Delivery:
     delivered_at: datetime | None
     created_at: datetime
     token: uuid.UUID | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], token: uuid.UUID | None = None) -> Delivery:
-        return cls(**{name: row[name] for name in _FIELDS}, token=token)
+        return cls(
+            **{name: row[name] for name in _FIELDS},
+            token=token,
+            correlation_id=row.get("correlation_id"),
+            traceparent=row.get("traceparent"),
+        )
 
 
 _FIELDS = [name.strip().removeprefix("d.") for name in _COLUMNS.split(",")]
