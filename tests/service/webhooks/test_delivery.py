@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import generate_latest
 
 from service.runtime import Runtime
 from service.settings import Settings
 from service.webhooks.delivery import backoff_seconds
+from telemetry.metrics import get_metrics
 from tests.service.webhooks.conftest import delivery_rows
 from tests.support.callback import CallbackServer
 from tests.support.workers import events_of, running_worker, statuses, submit, wait_for
@@ -160,3 +162,26 @@ async def test_a_refused_answer_is_recorded_with_its_code_and_latency(
     assert failed.data["error"] == "HTTP 410"
     assert (row["last_status_code"], row["attempts"], row["url"]) == (200, 2, receiver.url)
     assert row["last_latency_ms"] is not None
+
+
+async def test_metrics_carry_no_receiver_host_or_url(
+    hook_settings: Settings, database_url: str, receiver: CallbackServer, closed_port_url: str
+) -> None:
+    """After attempts to two receivers, no metric series names a host or URL; attempts count by outcome."""
+    registry = get_metrics().registry
+    before = registry.get_sample_value("reeltrace_webhook_attempts_total", {"outcome": "retrying"}) or 0.0
+    rt = Runtime.build(hook_settings, database_url, source_service="test")
+    try:
+        [dead] = await submit(rt, parameters={"callback_url": closed_port_url})
+        [good] = await submit(rt, parameters={"callback_url": receiver.url})
+        async with running_worker(rt):
+            await wait_notification(rt, [good], {"completed"})
+            await wait_notification(rt, [dead], {"in_progress"})
+    finally:
+        await rt.close()
+    exposition = generate_latest(registry).decode()
+    assert "127.0.0.1" not in exposition
+    assert "/hooks" not in exposition
+    assert (
+        registry.get_sample_value("reeltrace_webhook_attempts_total", {"outcome": "retrying"}) or 0
+    ) > before
