@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import generate_latest
 
+from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.writes import EventWrite, LogEvent
 from service.webhooks.delivery import backoff_seconds
 from telemetry.metrics import get_metrics
 from tests.service.webhooks.conftest import delivery_rows
@@ -185,3 +187,31 @@ async def test_metrics_carry_no_receiver_host_or_url(
     assert (
         registry.get_sample_value("reeltrace_webhook_attempts_total", {"outcome": "retrying"}) or 0
     ) > before
+
+
+async def test_degraded_run_sends_once_and_journals_the_stage(
+    hook_settings: Settings, database_url: str, receiver: CallbackServer
+) -> None:
+    """While tracking writes wait in the journal, no delivery row can be kept: the callback is sent once
+    and the notification stage's result is journaled behind the writes before it."""
+    rt = Runtime.build(hook_settings, database_url, source_service="test")
+    services = build_pipeline(rt)
+    rid = uuid.uuid4()
+    try:
+        rt.journal.append(
+            LogEvent(
+                event=EventWrite(request_id=rid, event_type="request_created", created_at=datetime.now(UTC))
+            )
+        )
+        output = await services.runner.bodies.notifications.notify(
+            rid, receiver.url, "request.completed", {"id": str(rid)}
+        )
+        pending = rt.journal.pending_count()
+        rows = await delivery_rows(rt, rid)
+    finally:
+        await services.aclose()
+        await rt.close()
+    assert (output["sent"], output["status_code"], output["attempts"]) == (True, 200, 1)
+    assert len(receiver.deliveries) == 1
+    assert pending == 2
+    assert rows == []
