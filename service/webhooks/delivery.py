@@ -15,6 +15,7 @@ only ever delay its own deliveries.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -268,12 +269,17 @@ class Notifications:
                 "webhook.delivery_id": str(delivery_id),
             },
         ) as span:
+            limit = self.settings.webhook_timeout_seconds
             try:
-                async with outside_gate():  # no database is needed while the receiver answers
+                # httpx's timeout bounds each read, not the whole answer: a receiver that
+                # trickles bytes would outlast the claim (and be attempted twice at once).
+                async with outside_gate(), asyncio.timeout(limit):  # no database needed meanwhile
                     code = await self.notifier.send(url, event, payload, delivery_id=str(delivery_id))
             except httpx.HTTPStatusError as exc:
                 code = exc.response.status_code
                 error = f"HTTP {code}"
+            except TimeoutError:
+                error = f"no answer within {limit:g} s"
             except (httpx.HTTPError, OSError) as exc:
                 error = sanitize_error(f"{type(exc).__name__}: {exc}".rstrip(": "))
             elapsed = time.perf_counter() - started

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import generate_latest
@@ -178,7 +181,11 @@ async def test_metrics_carry_no_receiver_host_or_url(
         [good] = await submit(rt, parameters={"callback_url": receiver.url})
         async with running_worker(rt):
             await wait_notification(rt, [good], {"completed"})
-            await wait_notification(rt, [dead], {"in_progress"})
+
+            async def refused() -> bool:
+                return bool(await events_of(rt, dead, "notification_attempt_failed"))
+
+            await wait_for(refused, 20, "the dead receiver's attempt recorded")
     finally:
         await rt.close()
     exposition = generate_latest(registry).decode()
@@ -215,3 +222,47 @@ async def test_degraded_run_sends_once_and_journals_the_stage(
     assert len(receiver.deliveries) == 1
     assert pending == 2
     assert rows == []
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        time.sleep(2)  # longer than the webhook timeout of the test
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+async def test_slow_receiver_times_out_and_holds_back_nobody(
+    hook_settings: Settings, database_url: str, receiver: CallbackServer
+) -> None:
+    """A receiver slower than REELTRACE_WEBHOOK_TIMEOUT_SECONDS gets a failed attempt ("no answer within"),
+    and another receiver's callback is delivered meanwhile."""
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    slow_url = f"http://127.0.0.1:{slow.server_address[1]}/hook"
+    settings = hook_settings.model_copy(
+        update={"webhook_timeout_seconds": 0.3, "webhook_retry_base_seconds": 5.0}
+    )
+    rt = Runtime.build(settings, database_url, source_service="test")
+    try:
+        [late] = await submit(rt, parameters={"callback_url": slow_url})
+        [good] = await submit(rt, parameters={"callback_url": receiver.url})
+        async with running_worker(rt):
+            await wait_notification(rt, [good], {"completed"})
+
+            async def timed_out() -> bool:
+                return bool(await events_of(rt, late, "notification_attempt_failed"))
+
+            await wait_for(timed_out, 20, "the slow receiver's attempt recorded")
+        [row] = await delivery_rows(rt, late)
+    finally:
+        await rt.close()
+        slow.shutdown()
+        slow.server_close()
+    assert row["last_error"] == "no answer within 0.3 s"
+    assert (row["outcome"], row["attempts"]) == ("pending", 1)
+    assert len(receiver.deliveries) == 1
