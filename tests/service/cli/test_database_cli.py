@@ -7,7 +7,10 @@ import socket
 import pytest
 
 from service.db import migrate as migrations
+from service.runtime import Runtime
+from service.tracking.states import RequestStatus
 from tests.service.cli.conftest import Cli
+from tests.service.tracking.test_retention import aged, count
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +61,27 @@ def test_cleanup_without_retention_is_not_an_error(cli: Cli) -> None:
     assert "error" not in result.stderr
 
 
-def test_cleanup_with_retention_deletes(cli: Cli) -> None:
+async def test_cleanup_with_retention_deletes_exactly_the_old_terminal_requests(
+    cli: Cli, runtime: Runtime
+) -> None:
+    """`cleanup` deletes the terminal requests older than the retention, with their stages and
+    events, and keeps newer ones and active ones however old."""
+    old = [
+        await aged(runtime, 40, status)
+        for status in (RequestStatus.COMPLETED, RequestStatus.FAILED, RequestStatus.TIMEOUT)
+    ]
+    new = await aged(runtime, 5, RequestStatus.COMPLETED)
+    active = [await aged(runtime, 400, None), await aged(runtime, 400, RequestStatus.GENERATING)]
+    tables = ("video_requests", "request_stages", "request_events")
+    for rid in old:
+        assert [await count(runtime, t, rid) > 0 for t in tables] == [True, True, True]
     result = cli.run("cleanup", REQUEST_RETENTION_DAYS="30")
     assert result.returncode == 0, result.stderr
-    assert "deleted 0 requests older than 30 days" in result.stdout
+    assert "deleted 3 requests older than 30 days" in result.stdout
+    for rid in old:
+        assert [await count(runtime, t, rid) for t in tables] == [0, 0, 0]
+    for rid in [new, *active]:
+        assert await count(runtime, "video_requests", rid) == 1
 
 
 @pytest.mark.parametrize(
