@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -100,6 +101,15 @@ def test_an_explicit_log_level_still_applies(cli: Cli) -> None:
     result = cli.run("keys", "list", REELTRACE_LOG_LEVEL="info")
     assert result.returncode == 0, result.stderr
     assert '"event": "database_ready"' in result.stderr
+
+
+def test_console_log_format_prints_lines_for_humans(cli: Cli) -> None:
+    """REELTRACE_LOG_FORMAT=console prints an event as a level-tagged line with its fields, not JSON."""
+    result = cli.run("keys", "list", REELTRACE_LOG_LEVEL="info", REELTRACE_LOG_FORMAT="console")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "database_ready" in line]
+    assert re.search(r"\[info\s*\] database_ready\b", line), line
+    assert not line.lstrip().startswith("{")
 
 
 @pytest.mark.parametrize("command", ["backfill", "migrate", "worker"])
