@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,18 @@ from typer.testing import CliRunner
 from analytics.snapshot import read_manifest
 from service.cli.main import app
 from service.db.urls import libpq_dsn
+from telemetry.logging import configure_logging
 from tests.analytics.datagen import generate
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _logging_outlives_the_runner() -> Iterator[None]:
+    """A command run by CliRunner points logging at the runner's stream, closed once the command
+    ends; later tests in this process must not log into it."""
+    yield
+    configure_logging("warning", "json", stream=sys.stderr)
 
 
 @pytest.fixture

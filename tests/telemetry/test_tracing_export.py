@@ -31,7 +31,7 @@ from tests.support.prometheus import free_port
 
 pytestmark = pytest.mark.slow
 
-REQUESTS = 16
+REQUESTS = 24  # at a 0.5 ratio, all kept or all dropped has odds of 1 in 8 million
 SERVER_SPAN = "POST /api/v1/requests"
 STAGES = ["stage validation", "stage video_generation", "stage video_processing"]
 
