@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +13,18 @@ from typer.testing import CliRunner
 from analytics.snapshot import read_manifest
 from service.cli.main import app
 from service.db.urls import libpq_dsn
+from telemetry.logging import configure_logging
 from tests.analytics.datagen import generate
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _logging_outlives_the_runner() -> Iterator[None]:
+    """A command run by CliRunner points logging at the runner's stream, closed once the command
+    ends; later tests in this process must not log into it."""
+    yield
+    configure_logging("warning", "json", stream=sys.stderr)
 
 
 @pytest.fixture
@@ -104,3 +116,42 @@ def test_export_to_a_file_is_refused_in_one_line(env: dict[str, str], tmp_path: 
     assert result.exit_code == 2, result.output
     assert f"error: cannot write a snapshot to {target}" in " ".join(result.output.split())
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_export_full_rereads_every_row(snapshots: Path, env: dict[str, str]) -> None:
+    """After an export, a plain one reads only what changed, while `export --full` reads every row again."""
+    incremental = runner.invoke(app, ["export", "--out", str(snapshots)], env=env)
+    assert incremental.exit_code == 0, incremental.output
+    assert read_manifest(snapshots).delta_rows["video_requests"] < 300
+    full = runner.invoke(app, ["export", "--full", "--out", str(snapshots)], env=env)
+    assert full.exit_code == 0, full.output
+    manifest = read_manifest(snapshots)
+    assert manifest.window_start is None
+    assert manifest.delta_rows["video_requests"] == 300
+    assert "\nfull; watermark" in full.stdout
+
+
+def _streams(root: Path, table: str) -> set[str]:
+    """The streams (`-t<n>` in the file names) that wrote a table's files."""
+    return {re.sub(r".*-(t\d+).*", r"\1", f.path) for f in read_manifest(root).tables[table].files()}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_export_workers_sets_the_parallel_streams(
+    env: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """`export --full --workers N` reads a large table in N streams (here every table counts as large)."""
+    generate(libpq_dsn(database_url), 300, span_days=3)
+    monkeypatch.setattr("analytics.export.SHARD_MIN_ROWS", 1)
+    out = tmp_path / "snap"
+    result = runner.invoke(app, ["export", "--full", "--workers", str(workers), "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    assert len(_streams(out, "video_requests")) == workers
+    assert read_manifest(out).rows("video_requests") == 300
+
+
+def test_export_workers_out_of_range_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    """`--workers 0` is refused, naming the option."""
+    result = runner.invoke(app, ["export", "--workers", "0", "--out", str(tmp_path / "snap")], env=env)
+    assert result.exit_code == 2
+    assert "--workers" in result.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +89,6 @@ async def test_stopping_cancels_a_running_export(
 
     monkeypatch.setattr(exporter, "export_snapshot", long_export)
     configured = settings.model_copy(update={"export_interval": 60, "export_dir": tmp_path / "snap"})
-    started = time.monotonic()
     logs = await _run_for(configured, database_url, 0.3)
-    assert time.monotonic() - started < 10
+    # Not cancelled, the export would have failed with "never cancelled" after 30 s.
     assert [e["event"] for e in logs if e["event"] != "export_scheduled"] == ["export_cancelled"]

@@ -96,3 +96,33 @@ def test_heartbeat_must_be_shorter_than_the_lease(monkeypatch: pytest.MonkeyPatc
     )
     monkeypatch.setenv("REELTRACE_HEARTBEAT_SECONDS", "1.5")
     assert load_settings().heartbeat_seconds == 1.5
+
+
+def test_production_refuses_to_start_without_database_url(tmp_path: Path) -> None:
+    """`REELTRACE_ENV=production` without DATABASE_URL stops `serve` with one line naming both
+    variables, before any embedded PostgreSQL is created."""
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli.main", "serve"],
+        env={
+            "REELTRACE_ENV": "production",
+            "REELTRACE_DATA_DIR": str(tmp_path / "data"),
+            "PATH": "/usr/bin:/bin",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "REELTRACE_ENV=production needs DATABASE_URL" in lines[0]
+    assert not (tmp_path / "data" / "pgdata").exists()
+
+
+def test_production_with_database_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With DATABASE_URL, `REELTRACE_ENV=production` loads."""
+    monkeypatch.setenv("REELTRACE_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/reeltrace")
+    assert load_settings().env == "production"

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from service.runtime import Runtime
 from service.tracking.writer import TrackingWriter
 from telemetry.logging import redact_text
-from telemetry.metrics import Metrics, current_exemplar, get_metrics
+from telemetry.metrics import Metrics, current_exemplar
 from tests.conftest import require_tool
 from tests.support.logs import json_logs
 from tests.telemetry.test_tracing import run_worker_until_terminal, submit
@@ -101,11 +101,57 @@ def test_no_oldest_age_is_reported_before_a_watchdog_measures_it() -> None:
         )
 
 
+# The README's and telemetry/metrics.py's catalogue, written out here on its own: attribute
+# of Metrics -> (family name as collected, type, label names).
+CATALOGUE: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "requests_created": ("reeltrace_requests_created", "counter", ("pipeline",)),
+    "requests_finished": ("reeltrace_requests_finished", "counter", ("pipeline", "status")),
+    "request_duration": (
+        "reeltrace_request_duration_seconds",
+        "histogram",
+        ("pipeline", "status", "aspect_ratio"),
+    ),
+    "request_queue": ("reeltrace_request_queue_seconds", "histogram", ("pipeline",)),
+    "stage_duration": ("reeltrace_stage_duration_seconds", "histogram", ("pipeline", "stage", "status")),
+    "stage_retries": ("reeltrace_stage_retries", "counter", ("pipeline", "stage")),
+    "requests_in_flight": ("reeltrace_requests_in_flight", "gauge", ("pipeline", "stage")),
+    "oldest_request_age": ("reeltrace_oldest_request_age_seconds", "gauge", ("status",)),
+    "circuit_breaker_state": ("reeltrace_circuit_breaker_state", "gauge", ("dependency",)),
+    "external_calls": ("reeltrace_external_calls", "counter", ("dependency", "outcome")),
+    "external_call_duration": ("reeltrace_external_call_duration_seconds", "histogram", ("dependency",)),
+    "tracking_write_failures": ("reeltrace_tracking_write_failures", "counter", ("operation",)),
+    "tracking_journal_pending": ("reeltrace_tracking_journal_pending", "gauge", ()),
+}
+
+
+def _catalogue_samples() -> dict[str, set[str]]:
+    """A fresh registry with one series per labelled family: family name -> label names seen."""
+    metrics = Metrics(CollectorRegistry())
+    for attribute, (_, _, labels) in CATALOGUE.items():
+        if labels:
+            getattr(metrics, attribute).labels(**dict.fromkeys(labels, "x"))
+    return {
+        family.name: {label for s in family.samples for label in s.labels} - {"le"}
+        for family in metrics.registry.collect()
+    }
+
+
+def test_the_metric_catalogue_is_exactly_the_documented_one() -> None:
+    """Every family is declared with the documented name, type and label names, and no other exists."""
+    metrics = Metrics(CollectorRegistry())
+    types = {family.name: family.type for family in metrics.registry.collect()}
+    assert types == {name: kind for name, kind, _ in CATALOGUE.values()}
+    seen = _catalogue_samples()
+    for name, _, labels in CATALOGUE.values():
+        assert seen[name] == set(labels), name
+
+
 def test_no_metric_has_an_unbounded_label() -> None:
-    """No label is ever a user, guild, prompt, request, correlation or trace ID."""
-    for family in get_metrics().registry.collect():
-        for sample in family.samples:
-            assert not FORBIDDEN_LABELS & set(sample.labels), (family.name, sample.labels)
+    """No label of any declared family is a user, guild, prompt, request, correlation or trace ID."""
+    seen = _catalogue_samples()
+    assert set(seen) == {name for name, _, _ in CATALOGUE.values()}
+    for name, labels in seen.items():
+        assert not FORBIDDEN_LABELS & labels, (name, labels)
 
 
 async def test_request_log_lines_carry_ids_and_trace_context(

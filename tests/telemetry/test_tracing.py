@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -212,30 +213,25 @@ async def test_worker_in_another_process_continues_the_trace(
     assert all(s.attributes.get("correlation_id") == accepted["correlation_id"] for s in remote)
 
 
-def test_otlp_http_export_reaches_a_receiver(spans: InMemorySpanExporter) -> None:
-    """The real OTLP/HTTP exporter sends protobuf to /v1/traces with the spans and attributes."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    with otlp_receiver() as receiver:
-        provider = TracerProvider(resource=Resource.create({"service.name": "reeltrace-otlp-test"}))
-        provider.add_span_processor(
-            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
-        )
-        tracer = provider.get_tracer("test")
-        with tracer.start_as_current_span(
-            "stage video_generation", attributes={"correlation_id": "vvd_1_x", "stage.attempt": 2}
-        ):
-            pass
-        provider.shutdown()
-        received = receiver.snapshot()
-    assert receiver.paths == ["/v1/traces"]
-    assert receiver.content_types == ["application/x-protobuf"]
-    [span] = received
-    assert (span.name, span.service_name) == ("stage video_generation", "reeltrace-otlp-test")
-    assert span.attributes == {"correlation_id": "vvd_1_x", "stage.attempt": 2}
+def test_console_exporter_prints_spans(tmp_path: Path) -> None:
+    """With OTEL_TRACES_EXPORTER=console, configure_tracing prints each finished span as JSON on stdout."""
+    code = (
+        "from telemetry.tracing import configure_tracing, shutdown_tracing\n"
+        "from opentelemetry import trace\n"
+        "assert configure_tracing('reeltrace-console') is not None\n"
+        "with trace.get_tracer('t').start_as_current_span('stage validation'):\n"
+        "    pass\n"
+        "shutdown_tracing()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_TRACES_EXPORTER"] = "console"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["name"] == "stage validation"
+    assert printed["resource"]["attributes"]["service.name"] == "reeltrace-console"
 
 
 def test_sdk_disabled_means_no_provider(tmp_path: Path) -> None:

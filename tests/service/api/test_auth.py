@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from service.api.app import create_app
 from service.auth.keys import revoke_key
@@ -20,6 +21,7 @@ READ_ROUTES = [
     "/api/v1/monitoring/metrics",
     "/api/v1/monitoring/circuit-breakers",
     "/api/v1/users/u1/requests",
+    "/api/v1/guilds/g1/stats",
     "/api/v1/monitoring/requests/00000000-0000-0000-0000-000000000000",
     "/api/v1/monitoring/requests/00000000-0000-0000-0000-000000000000/events",
     "/api/v1/monitoring/stream?request_id=00000000-0000-0000-0000-000000000000",
@@ -35,10 +37,16 @@ async def test_read_routes_need_a_key(client: httpx.AsyncClient, path: str) -> N
     assert r.headers["www-authenticate"] == "Bearer"
 
 
-async def test_submit_needs_a_key(client: httpx.AsyncClient) -> None:
-    """POST without a key is 401 and stores nothing."""
+async def test_submit_needs_a_key(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """POST without a key is 401 and stores nothing: no request, stage or event."""
     r = await client.post("/api/v1/requests", json=body())
     assert r.status_code == 401
+    async with runtime.engine.connect() as conn:
+        counts = [
+            (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            for table in ("video_requests", "request_events", "request_stages")
+        ]
+    assert counts == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +67,7 @@ async def test_read_key_cannot_submit(client: httpx.AsyncClient, reader: Headers
     assert r.json() == {"error": "forbidden", "detail": "this API key lacks the `submit` scope"}
 
 
-@pytest.mark.parametrize("path", READ_ROUTES[:5])
+@pytest.mark.parametrize("path", READ_ROUTES[:6])
 async def test_submit_key_cannot_read(client: httpx.AsyncClient, submitter: Headers, path: str) -> None:
     """A submit-only key gets 403 on monitoring routes."""
     r = await client.get(path, headers=submitter)

@@ -11,20 +11,17 @@ from fastapi import FastAPI
 from analytics import queries
 from analytics.export import export_snapshot
 from analytics.reader import open_snapshot
-from service.api import errors, guilds
 from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from tests.analytics.datagen import generate
+from tests.service.api.conftest import Headers
 
 
 @pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """A small app serving only the guilds router, with the service's error rendering."""
-    app = FastAPI()
-    errors.install(app)
-    app.include_router(guilds.router)
-    app.state.runtime = runtime
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+async def client(app: FastAPI, reader: Headers) -> AsyncIterator[httpx.AsyncClient]:
+    """The service's own app (create_app, keys required), called with a read-scope key."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=reader) as c:
         yield c
 
 

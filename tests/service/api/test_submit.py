@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -12,9 +13,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from service.api.app import create_app
+from service.pipeline.assembly import build_pipeline
+from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.tracker import CreatedRequest, NewRequest
 from tests.service.api.conftest import Headers, body
 
 
@@ -213,36 +215,35 @@ async def test_rate_limit_holds_across_replicas(settings: Settings, runtime: Run
     assert codes == [202, 202, 202, 429, 429]
 
 
-async def test_degraded_submission_is_accepted_and_handed_to_the_runner(
-    settings: Settings, tmp_path: Any
-) -> None:
-    """With PostgreSQL unreachable the POST still answers 202 (degraded) and the in-process runner gets the request."""
+async def test_degraded_submission_is_accepted_and_run_in_process(settings: Settings) -> None:
+    """With PostgreSQL unreachable the POST still answers 202 (degraded), and the app's in-process
+    runner (serve's LocalRuns) runs that very request to completion, its writes journaled."""
     down = settings.model_copy(
         update={"database_url": "postgresql://nobody@127.0.0.1:1/none", "api_keys_required": False}
     )
     rt = Runtime.build(down, down.database_url or "", source_service="test")
-    handed: list[tuple[NewRequest, CreatedRequest]] = []
-
-    async def runner(new: NewRequest, created: CreatedRequest) -> None:
-        handed.append((new, created))
-
+    services = build_pipeline(rt)
+    runs = LocalRuns(services.runner)
     app: FastAPI = create_app(down, rt)
-    app.state.degraded_runner = runner
+    app.state.degraded_runner = runs
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             r = await c.post("/api/v1/requests", json=body(callback_url="https://h.example.com/x"))
+        assert r.status_code == 202, r.text
+        [task] = runs.tasks
+        assert task.get_name() == f"local-{r.json()['id']}"
+        assert await asyncio.wait_for(task, 30) == "completed"
+        journaled = rt.journal.pending_count()
     finally:
+        await runs.aclose()
+        await services.aclose()
         await rt.close()
-    assert r.status_code == 202
     data = r.json()
     assert data["degraded"] is True
     assert data["status"] == "pending"
-    assert len(handed) == 1
-    new, created = handed[0]
-    assert str(created.id) == data["id"]
-    assert created.journaled
-    assert new.parameters == {"callback_url": "https://h.example.com/x"}
-    assert rt.journal.pending_count() == 1
+    # The create, and then the run's own history (start, stages, events), wait for replay.
+    assert journaled > 5
+    assert (down.data_dir / "media" / "requests" / data["id"] / "sample_0.mp4").is_file()
 
 
 async def test_trace_link_uses_jaeger_url(settings: Settings, runtime: Runtime, make_key: Any) -> None:

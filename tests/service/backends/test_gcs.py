@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.oauth2 import service_account
@@ -18,7 +20,8 @@ from google.oauth2 import service_account
 from service.backends.base import InvalidBackendRequest, StorageBackend
 from service.backends.gcs import GcsStorage, storage_client
 from service.errors import ConfigurationError
-from service.settings import Settings
+from service.settings import Settings, load_settings
+from tests.support.gcs_signing import verify_v4_signed_url
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256))
 
@@ -40,6 +43,16 @@ def service_account_key(path: Path) -> Path:
     }
     path.write_text(json.dumps(info))
     return path
+
+
+def public_key_of(key_file: Path | None) -> RSAPublicKey:
+    """The public half of a service-account JSON key file."""
+    assert key_file is not None
+    private = serialization.load_pem_private_key(
+        json.loads(key_file.read_text())["private_key"].encode(), None
+    )
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return private.public_key()
 
 
 def test_implements_the_storage_protocol(gcs: GcsStorage) -> None:
@@ -106,17 +119,52 @@ async def test_signed_url_is_v4_and_downloads(google_settings: Settings, tmp_pat
     uri = gcs.prefix_for(uuid.uuid4()) + "sample_0.mp4"
     await gcs.put(uri, VIDEO, "video/mp4")
     url = await gcs.url_for(uri)
-    query = parse_qs(urlsplit(url).query)
-    assert query["X-Goog-Algorithm"] == ["GOOG4-RSA-SHA256"]
-    assert query["X-Goog-Expires"] == ["900"]
-    assert query["X-Goog-Credential"][0].startswith("signer@reeltrace-test.iam.gserviceaccount.com/")
-    assert len(query["X-Goog-Signature"][0]) == 512  # hex of a 2048-bit RSA signature
-    # The emulator serves the object but does not verify the signature.
+    # The emulator serves the object but does not verify the signature: check it here.
+    grant = verify_v4_signed_url(url, public_key_of(settings.gcs_signing_key_file))
+    assert grant.signer == "signer@reeltrace-test.iam.gserviceaccount.com"
+    assert grant.expires_in == timedelta(seconds=900)
     async with httpx.AsyncClient() as client:
         response = await client.get(url)
     assert response.status_code == 200
     assert response.content == VIDEO
     await gcs.aclose()
+
+
+async def test_a_changed_signed_url_or_another_key_does_not_verify(
+    google_settings: Settings, tmp_path: Path
+) -> None:
+    """The local check is a real one: another object in the URL, or another key, fails it."""
+    key_file = service_account_key(tmp_path / "key.json")
+    settings = google_settings.model_copy(update={"gcs_url_mode": "signed", "gcs_signing_key_file": key_file})
+    gcs = GcsStorage.from_settings(settings)
+    url = await gcs.url_for(gcs.prefix_for(uuid.uuid4()) + "sample_0.mp4")
+    await gcs.aclose()
+    verify_v4_signed_url(url, public_key_of(key_file))
+    with pytest.raises(AssertionError, match="does not verify"):
+        verify_v4_signed_url(url.replace("sample_0.mp4", "sample_1.mp4"), public_key_of(key_file))
+    with pytest.raises(AssertionError, match="does not verify"):
+        verify_v4_signed_url(url, public_key_of(service_account_key(tmp_path / "other.json")))
+
+
+async def test_signed_urls_last_at_most_seven_days(google_settings: Settings, tmp_path: Path) -> None:
+    """REELTRACE_SIGNED_URL_EXPIRY_SECONDS takes 7 days (604800 s), signed into the URL, and refuses
+    a second more, naming the variable."""
+    key_file = service_account_key(tmp_path / "key.json")
+    week = google_settings.model_copy(
+        update={
+            "gcs_url_mode": "signed",
+            "gcs_signing_key_file": key_file,
+            "signed_url_expiry_seconds": 604800,
+        }
+    )
+    gcs = GcsStorage.from_settings(week)
+    url = await gcs.url_for(gcs.prefix_for(uuid.uuid4()) + "sample_0.mp4")
+    await gcs.aclose()
+    assert verify_v4_signed_url(url, public_key_of(key_file)).expires_in == timedelta(days=7)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REELTRACE_SIGNED_URL_EXPIRY_SECONDS", "604801")
+        with pytest.raises(ConfigurationError, match="Invalid setting REELTRACE_SIGNED_URL_EXPIRY_SECONDS:"):
+            load_settings()
 
 
 def test_signed_mode_without_a_signer_is_refused_at_start(google_settings: Settings) -> None:
@@ -165,9 +213,8 @@ async def test_adc_service_account_key_signs_without_a_key_file(
 ) -> None:
     """When the client's own credentials hold a private key, signed URLs are signed with them, offline."""
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
-    key = service_account.Credentials.from_service_account_file(
-        str(service_account_key(tmp_path / "adc.json"))
-    )
+    adc = service_account_key(tmp_path / "adc.json")
+    key = service_account.Credentials.from_service_account_file(str(adc))
     client = storage.Client(project="reeltrace-test", credentials=key)
     gcs = GcsStorage(client, "reeltrace-media", url_mode="signed", expiry_seconds=60)
     url = await gcs.url_for("gs://reeltrace-media/requests/r1/sample_0.mp4")
@@ -177,8 +224,9 @@ async def test_adc_service_account_key_signs_without_a_key_file(
         "storage.googleapis.com",
         "/reeltrace-media/requests/r1/sample_0.mp4",
     )
-    assert parse_qs(parts.query)["X-Goog-Credential"][0].startswith(
-        "signer@reeltrace-test.iam.gserviceaccount.com/"
+    assert (
+        verify_v4_signed_url(url, public_key_of(adc)).signer
+        == "signer@reeltrace-test.iam.gserviceaccount.com"
     )
     await gcs.aclose()
 

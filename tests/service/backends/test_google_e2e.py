@@ -21,10 +21,6 @@ import pytest
 from tests.service.backends.conftest import PROJECT
 from tests.support.vertex_fake import FAKE_MP4, FILTER_REASONS, VertexFake
 
-REPO = Path(__file__).resolve().parents[3]
-if not (REPO / "service" / "pipeline" / "runner.py").exists():
-    pytest.skip("needs the pipeline runner", allow_module_level=True)
-
 pytestmark = pytest.mark.slow
 
 TERMINAL = {"completed", "failed", "timeout"}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -219,11 +218,22 @@ async def test_simulated_content_failures_are_transient() -> None:
 
 
 async def test_simulated_content_latency_follows_the_setting() -> None:
-    """Content steps take a tenth of the configured generation latency."""
+    """Content steps take a tenth of the configured generation latency: a 2 s setting ends a
+    retrieval after a 0.1 s timer started beside it and before a 0.5 s one."""
     profile = SimulationProfile(latency_seconds=2.0)
-    started = time.monotonic()
-    await SimulatedRetrieval(profile).retrieve("tides")
-    assert 0.19 <= time.monotonic() - started < 1.0
+    order: list[str] = []
+
+    async def mark(name: str, work: Awaitable[object]) -> None:
+        await work
+        order.append(name)
+
+    # The event loop fires timers in deadline order, however busy the machine is.
+    await asyncio.gather(
+        mark("0.1 s", asyncio.sleep(0.1)),
+        mark("retrieval", SimulatedRetrieval(profile).retrieve("tides")),
+        mark("0.5 s", asyncio.sleep(0.5)),
+    )
+    assert order == ["0.1 s", "retrieval", "0.5 s"]
 
 
 async def test_local_storage_prefix_and_urls(storage: LocalStorage) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import socket
+from pathlib import Path
 
 import pytest
 
 from service.db import migrate as migrations
+from service.runtime import Runtime
+from service.settings import Settings
+from service.tracking.states import RequestStatus
+from service.tracking.tracker import NewRequest
 from tests.service.cli.conftest import Cli
+from tests.service.tracking.test_retention import aged, count
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +65,27 @@ def test_cleanup_without_retention_is_not_an_error(cli: Cli) -> None:
     assert "error" not in result.stderr
 
 
-def test_cleanup_with_retention_deletes(cli: Cli) -> None:
+async def test_cleanup_with_retention_deletes_exactly_the_old_terminal_requests(
+    cli: Cli, runtime: Runtime
+) -> None:
+    """`cleanup` deletes the terminal requests older than the retention, with their stages and
+    events, and keeps newer ones and active ones however old."""
+    old = [
+        await aged(runtime, 40, status)
+        for status in (RequestStatus.COMPLETED, RequestStatus.FAILED, RequestStatus.TIMEOUT)
+    ]
+    new = await aged(runtime, 5, RequestStatus.COMPLETED)
+    active = [await aged(runtime, 400, None), await aged(runtime, 400, RequestStatus.GENERATING)]
+    tables = ("video_requests", "request_stages", "request_events")
+    for rid in old:
+        assert [await count(runtime, t, rid) > 0 for t in tables] == [True, True, True]
     result = cli.run("cleanup", REQUEST_RETENTION_DAYS="30")
     assert result.returncode == 0, result.stderr
-    assert "deleted 0 requests older than 30 days" in result.stdout
+    assert "deleted 3 requests older than 30 days" in result.stdout
+    for rid in old:
+        assert [await count(runtime, t, rid) for t in tables] == [0, 0, 0]
+    for rid in [new, *active]:
+        assert await count(runtime, "video_requests", rid) == 1
 
 
 @pytest.mark.parametrize(
@@ -80,6 +104,47 @@ def test_an_explicit_log_level_still_applies(cli: Cli) -> None:
     result = cli.run("keys", "list", REELTRACE_LOG_LEVEL="info")
     assert result.returncode == 0, result.stderr
     assert '"event": "database_ready"' in result.stderr
+
+
+async def test_backfill_applies_the_journal(cli: Cli, settings: Settings) -> None:
+    """Writes journaled while PostgreSQL was unreachable land in the database with `reeltrace
+    backfill`, which reports them and leaves the journal empty; a second run has nothing to do."""
+    data_dir = Path(cli.env["REELTRACE_DATA_DIR"])  # the command's journal lives here
+    down_url = "postgresql://nobody@127.0.0.1:1/none"
+    down = Runtime.build(settings.model_copy(update={"data_dir": data_dir}), down_url, source_service="test")
+    try:
+        created = await down.tracker.create_request(NewRequest(user_id="offline", prompt="a lighthouse"))
+        await down.tracker.start_request(created.id)
+        assert created.journaled
+        pending = down.journal.pending_count()
+        assert pending >= 2
+    finally:
+        await down.close()
+    result = cli.run("backfill")
+    assert result.returncode == 0, result.stderr
+    assert f"applied {pending} of {pending} journaled writes" in result.stdout
+    assert "remaining 0" in result.stdout
+    up = Runtime.build(
+        settings.model_copy(update={"data_dir": data_dir}), cli.env["DATABASE_URL"], source_service="test"
+    )
+    try:
+        read = await up.queries.get_request(created.id)
+        assert (read.status, read.user_id) == ("generating", "offline")
+        assert up.journal.pending_count() == 0
+    finally:
+        await up.close()
+    again = cli.run("backfill")
+    assert again.returncode == 0, again.stderr
+    assert "journal is empty: nothing to backfill" in again.stdout
+
+
+def test_console_log_format_prints_lines_for_humans(cli: Cli) -> None:
+    """REELTRACE_LOG_FORMAT=console prints an event as a level-tagged line with its fields, not JSON."""
+    result = cli.run("keys", "list", REELTRACE_LOG_LEVEL="info", REELTRACE_LOG_FORMAT="console")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "database_ready" in line]
+    assert re.search(r"\[info\s*\] database_ready\b", line), line
+    assert not line.lstrip().startswith("{")
 
 
 @pytest.mark.parametrize("command", ["backfill", "migrate", "worker"])

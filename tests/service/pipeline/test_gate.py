@@ -99,9 +99,28 @@ async def test_cancelled_wait_gives_no_permit_back_twice() -> None:
 
 
 async def test_outside_gate_without_a_run_is_a_no_op() -> None:
-    """Code that is not part of a run (no permit) can use outside_gate freely."""
+    """Code that is not part of a run runs its outside_gate block and neither frees nor takes a permit."""
+    gate = RunGate(1)
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate.admitted():
+            inside.set()
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await inside.wait()
+    ran = False
     async with outside_gate():
-        await asyncio.sleep(0)
+        ran = True
+        room_within = gate.room()
+    assert ran
+    assert room_within == 0  # the holder's permit was not handed to anyone
+    assert gate.room() == 0
+    release.set()
+    await held
+    assert gate.room() == 1
 
 
 async def test_worker_with_a_one_connection_pool(settings: Settings, database_url: str) -> None:

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -90,7 +89,6 @@ async def test_killed_worker_is_resumed_without_duplicates(
         await wait_for(mid_flight, 40, "25 generations started")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        killed_at = time.monotonic()
 
         before = dict(
             await column(
@@ -105,7 +103,6 @@ async def test_killed_worker_is_resumed_without_duplicates(
 
         second = start_worker(env, tmp_path / "worker-2.log")
         found = await wait_terminal(runtime, ids, 60)
-        resumed_in = time.monotonic() - killed_at
 
         async def settled() -> bool:
             # Notifications run after the terminal status; a run cut off there is taken over.
@@ -126,7 +123,6 @@ async def test_killed_worker_is_resumed_without_duplicates(
                 proc.wait(10)
 
     assert set(found.values()) == {"completed"}, (Counter(found.values()), worker_warnings(tmp_path))
-    assert resumed_in < 60
 
     # Each generation that had started before the kill kept its operation: polled, not restarted.
     after = dict(await column(runtime, "SELECT id, operation_name FROM video_requests"))

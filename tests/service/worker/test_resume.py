@@ -14,6 +14,8 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.schemas import EventRead
+from telemetry.metrics import get_metrics
+from tests.support.backends import flaky_backends
 from tests.support.workers import events_of, run_to_end, submit
 
 
@@ -98,3 +100,35 @@ async def test_database_outage_inside_a_stage_interrupts_the_run(
     assert [e.data["attempt"] for e in started if e.stage_name == "video_generation"] == [1, 2, 3]
     assert len(await events_of(runtime, rid, "request_resumed")) == 2
     assert len(operations(settings, rid)) == 1
+
+
+def retries_counted(stage: str) -> float:
+    """reeltrace_stage_retries_total of a veo stage, in this process's registry."""
+    value = get_metrics().registry.get_sample_value(
+        "reeltrace_stage_retries_total", {"pipeline": "veo", "stage": stage}
+    )
+    return value or 0.0
+
+
+async def test_a_resumed_attempt_is_not_counted_as_a_retry(runtime: Runtime) -> None:
+    """The attempt a resumed run makes counts in the stage's attempts and is marked by
+    request_resumed, but reeltrace_stage_retries_total leaves it out."""
+    rid = await left_in_generation(runtime)
+    before = retries_counted("video_generation")
+    read = (await run_to_end(runtime, [rid]))[rid]
+    assert read.status == "completed", read.error_message
+    generation = next(s for s in read.stages if s.name == "video_generation")
+    assert generation.attempts == 2
+    assert len(await events_of(runtime, rid, "request_resumed")) == 1
+    assert await events_of(runtime, rid, "retry") == []
+    assert retries_counted("video_generation") == before
+
+
+async def test_a_retried_attempt_is_counted(runtime: Runtime, settings: Settings) -> None:
+    """A stage attempt that fails and is retried adds one to reeltrace_stage_retries_total."""
+    [rid] = await submit(runtime)
+    before = retries_counted("video_generation")
+    read = (await run_to_end(runtime, [rid], backends=flaky_backends(settings, failures=1)))[rid]
+    assert read.status == "completed", read.error_message
+    assert len(await events_of(runtime, rid, "retry")) == 1
+    assert retries_counted("video_generation") == before + 1

@@ -132,11 +132,10 @@ async def test_serve_stops_promptly_with_a_stream_open(settings: Settings, datab
                 client.build_request("GET", f"{base}/api/v1/monitoring/stream"), stream=True
             )
             assert response.status_code == 200
-            stopping = asyncio.get_running_loop().time()
-        # `serving` has sent SIGTERM and seen serve exit with 0.
-        took = asyncio.get_running_loop().time() - stopping
+        # `serving` has sent SIGTERM and seen serve exit with 0 (an open stream would hold it).
+        # The stream was ended by serve, not cut: its chunked body reads to its end.
+        await response.aread()
         await response.aclose()
-    assert took < 5, f"serve took {took:.1f} s to stop with a stream open"
 
 
 @pytest.mark.parametrize(
