@@ -119,6 +119,8 @@ CATALOGUE: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "circuit_breaker_state": ("reeltrace_circuit_breaker_state", "gauge", ("dependency",)),
     "external_calls": ("reeltrace_external_calls", "counter", ("dependency", "outcome")),
     "external_call_duration": ("reeltrace_external_call_duration_seconds", "histogram", ("dependency",)),
+    "webhook_attempts": ("reeltrace_webhook_attempts", "counter", ("outcome",)),
+    "uncertain_starts": ("reeltrace_generation_uncertain_starts", "counter", ("action",)),
     "tracking_write_failures": ("reeltrace_tracking_write_failures", "counter", ("operation",)),
     "tracking_journal_pending": ("reeltrace_tracking_journal_pending", "gauge", ()),
 }
