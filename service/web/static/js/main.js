@@ -43,7 +43,7 @@ function draw() {
     if (!row) continue;
     if (TERMINAL.has(ev.status) && ev.event_type.startsWith("request_")) refreshCards = true;
     if (row.id === detailId()) refreshOpen = true;
-    if (ev.event_type.startsWith("circuit_breaker")) later("breakers", loadBreakers, 0);
+    if (ev.event_type.startsWith("circuit_breaker")) later("breakers", quietly(loadBreakers), 0);
     if (!row.known) unknown.push(row);
   }
   const now = Date.now() + boot.skew;
@@ -56,7 +56,7 @@ function draw() {
   store.dirty.clear();
   renderCards(dashboard, liveActive());
   if (unknown.length) later("hydrate", hydrate, 250);
-  if (refreshCards) later("dashboard", loadDashboard, 2000);
+  if (refreshCards) later("dashboard", quietly(loadDashboard), 2000);
   if (refreshOpen) later("detail", refreshDetail, 300);
 }
 
@@ -148,6 +148,9 @@ function setLive(state) {
   $("banner").hidden = state !== "disconnected";
 }
 
+// Periodic refreshes fail while the server is away; the banner already says so.
+const quietly = (fn) => () => fn().catch(() => {});
+
 async function main() {
   boot.skew = boot.server_now ? Date.parse(boot.server_now) - Date.now() : 0;
   wire();
@@ -156,9 +159,9 @@ async function main() {
   new LiveStream(boot.stream_from, (ev) => { queue.push(ev); schedule(); }, setLive).start();
   await loadCharts();
   setInterval(() => { const now = Date.now() + boot.skew; activeList.tick(now); }, 1000);
-  setInterval(loadBreakers, 2000);
-  setInterval(loadDashboard, 30000);
-  setInterval(loadCharts, 60000);
+  setInterval(quietly(loadBreakers), 2000);
+  setInterval(quietly(loadDashboard), 30000);
+  setInterval(quietly(loadCharts), 60000);
 }
 
 main();

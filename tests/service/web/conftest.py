@@ -1,0 +1,41 @@
+"""Fixtures for the page's browser tests: one chromium and one live server per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.service.web.server import PageServer, page_server
+from tests.support.browser import Watched, launched, sign_in, watched_page
+from tests.support.pg import PgCluster
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with launched() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def live_server(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    """A healthy server: every request completes in about two seconds."""
+    with page_server(pg_cluster, tmp_path_factory.mktemp("page-live"), {}) as server:
+        yield server
+
+
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    """A fresh browser context (no cookies) that may reach loopback only."""
+    w = watched_page(browser)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def signed_in(watched: Watched, live_server: PageServer, browser: Browser) -> Watched:
+    """The monitoring page, signed in with a read key."""
+    sign_in(watched, live_server.url, live_server.read_key)
+    watched.page.wait_for_selector("#live[data-state=live]")
+    return watched
