@@ -39,3 +39,7 @@ def signed_in(watched: Watched, live_server: PageServer, browser: Browser) -> Wa
     sign_in(watched, live_server.url, live_server.read_key)
     watched.page.wait_for_selector("#live[data-state=live]")
     return watched
+
+
+# The API's fixtures (the app over ASGI, keys of each scope) for the page's HTTP tests.
+from tests.service.api.conftest import app, client, make_key  # noqa: E402, F401
