@@ -1,4 +1,4 @@
-"""Fixtures for the page's browser tests: one chromium and one live server per session."""
+"""Fixtures for the page's browser tests: one chromium per module, one live server per session."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from tests.support.browser import Watched, launched, sign_in, watched_page
 from tests.support.pg import PgCluster
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in
+# this thread while it is open, which would stop every later async test from running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with launched() as b:
         yield b
