@@ -10,7 +10,7 @@ session the page is the login form and carries no data.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -19,6 +19,8 @@ from service.api.deps import RuntimeDep, SettingsDep
 from service.api.schemas import REQUEST_KEY
 from service.auth.keys import KeyVerifier, Scope
 from service.pipeline.definitions import PIPELINES
+from service.runtime import Runtime
+from service.settings import Settings
 from service.streaming.repository import StreamRepository
 from service.web import assets
 from service.web.session import SessionSigner, clear_cookie, cookie_principal, set_cookie
@@ -46,7 +48,7 @@ def _login(
     )
 
 
-async def _page(request: Request, runtime: Any, settings: Any, detail: str | None) -> Response:
+async def _page(request: Request, runtime: Runtime, settings: Settings, detail: str | None) -> Response:
     boot = {
         "stream_from": await StreamRepository(runtime.engine).max_event_id(),
         "pipelines": {name: p.stage_names for name, p in PIPELINES.items()},

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.service.web.server import PageServer, page_server
 from tests.support.browser import Watched, launched, sign_in, watched_page
 from tests.support.pg import PgCluster
+
+# A loaded CI machine may take seconds where a laptop takes milliseconds: expectations
+# wait for a state, and fail only if it never comes.
+expect.set_options(timeout=20_000)
 
 
 # Per module, not per session: Playwright's sync API keeps an event loop running in
@@ -36,7 +40,7 @@ def watched(browser: Browser) -> Iterator[Watched]:
 
 
 @pytest.fixture
-def signed_in(watched: Watched, live_server: PageServer, browser: Browser) -> Watched:
+def signed_in(watched: Watched, live_server: PageServer) -> Watched:
     """The monitoring page, signed in with a read key."""
     sign_in(watched, live_server.url, live_server.read_key)
     watched.page.wait_for_selector("#live[data-state=live]")

@@ -35,6 +35,23 @@ def test_pills_advance_and_the_row_moves_to_recently_finished(
     assert states == ["done"] * 4
 
 
+def test_filters_narrow_the_lists(signed_in: Watched, live_server: PageServer) -> None:
+    """Filtering by user and by pipeline keeps only the matching rows."""
+    lesson = live_server.wait_terminal(live_server.submit(4, pipeline="lesson", topic="tides")["id"])
+    veo = live_server.wait_terminal(live_server.submit(5)["id"])
+    page = signed_in.page
+    lesson_row = page.locator(f"#finished .row[data-id='{lesson['id']}']")
+    veo_row = page.locator(f"#finished .row[data-id='{veo['id']}']")
+    expect(veo_row).to_have_count(1)
+    page.select_option("#f-pipeline", "lesson")
+    expect(veo_row).to_have_count(0)
+    expect(lesson_row).to_have_count(1)
+    page.select_option("#f-pipeline", "")
+    page.fill("#f-user", veo["user_id"])
+    expect(lesson_row).to_have_count(0)
+    expect(veo_row).to_have_count(1)
+
+
 def test_after_a_dropped_stream_the_missed_requests_are_there(
     browser: object, live_server: PageServer
 ) -> None:

@@ -86,6 +86,14 @@ async def test_login_returns_only_into_the_page(
     assert response.headers["location"] == location
 
 
+async def test_logout_clears_the_cookie(client: httpx.AsyncClient, make_key: Callable[..., object]) -> None:
+    """Signing out expires the cookie: the API refuses the browser again."""
+    await client.post("/monitoring/login", data={"api_key": await _key(make_key, "read")})
+    response = await client.post("/monitoring/logout")
+    assert (response.status_code, response.headers["location"]) == (303, "/monitoring")
+    assert (await client.get("/api/v1/monitoring/dashboard")).status_code == 401
+
+
 async def test_keys_not_required_skips_the_login(settings: Settings, runtime: Runtime) -> None:
     """With REELTRACE_API_KEYS_REQUIRED=false the page opens straight away."""
     app = create_app(settings.model_copy(update={"api_keys_required": False}), runtime)
