@@ -32,12 +32,22 @@ export function renderCharts(buckets) {
   if (!window.uPlot) return;
   const hours = buckets.map((b) => Date.parse(b.hour) / 1000);
   const count = (v) => String(Math.round(v));
+  // Stacked bars: each series is drawn as the sum of itself and those below it
+  // (timed out, then failed, then completed on top); the legend shows its own count.
+  const timedOut = buckets.map((b) => b.timed_out);
+  const failed = buckets.map((b) => b.failed + b.timed_out);
+  const all = buckets.map((b) => b.completed + b.failed + b.timed_out);
+  const own = { 1: buckets.map((b) => b.completed), 2: buckets.map((b) => b.failed), 3: timedOut };
+  const bar = (label, color) => ({
+    label, stroke: color, fill: color, width: 0, points: { show: false },
+    paths: window.uPlot.paths.bars({ size: [0.7, 28] }),
+    value: (u, v, si, i) => (i == null ? "–" : count(own[si][i])),
+  });
   draw(document.getElementById("chart-outcomes"), {
     scales: { x: window24h(), y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [{}, { label: "requests", size: 50 }],
-    series: [{}, series("completed", COLORS.completed, count), series("failed", COLORS.failed, count),
-             series("timed out", COLORS.timed_out, count)],
-  }, [hours, buckets.map((b) => b.completed), buckets.map((b) => b.failed), buckets.map((b) => b.timed_out)]);
+    series: [{}, bar("completed", COLORS.completed), bar("failed", COLORS.failed), bar("timed out", COLORS.timed_out)],
+  }, [hours, all, failed, timedOut]);
 
   // P50 when the API gives it per hour, else the average beside the P95.
   const hasP50 = buckets.some((b) => b.p50_duration_ms !== undefined);
