@@ -26,7 +26,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def live_server(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
-    """A healthy server: every request completes in about two seconds."""
+    """A healthy server: every request completes in about three seconds."""
     with page_server(pg_cluster, tmp_path_factory.mktemp("page-live"), {}) as server:
         yield server
 

@@ -19,9 +19,10 @@ from tests.support.pg import PgCluster
 
 JAEGER = "http://jaeger.example.test:16686"
 
-# Quick stages (a run takes ~2 s), breakers and heartbeats that show up within a second.
+# Quick runs (~3 s; generation alone 2.5 s, long enough to be seen running even on a
+# loaded machine), breakers and heartbeats that show up within a second.
 FAST = {
-    "REELTRACE_SIM_LATENCY_SECONDS": "1.5",
+    "REELTRACE_SIM_LATENCY_SECONDS": "2.5",
     "REELTRACE_SIM_JITTER_SECONDS": "0",
     "REELTRACE_POLL_INTERVAL_SECONDS": "0.1",
     "REELTRACE_WORKER_POLL_SECONDS": "0.1",
