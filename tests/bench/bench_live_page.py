@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -32,10 +29,10 @@ from playwright.sync_api import Page
 
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.e2e.serve import ServeProcess, serve_env, submit_all
+from tests.e2e.serve import serve_env, submit_all
+from tests.service.web.server import serve_without_worker
 from tests.support.browser import launched
 from tests.support.pg import PgCluster
-from tests.support.prometheus import free_port
 
 ACTIVE = 1000
 CHANGED_REQUESTS = 100  # two changes each: 200 changes
@@ -81,27 +78,6 @@ async def _changes(url: str, settings: Settings, ids: list[uuid.UUID]) -> dict[s
     return committed
 
 
-def _serve_without_worker(env: dict[str, str], log: Path) -> ServeProcess:
-    """`reeltrace serve --no-worker`: submitted requests stay pending (active)."""
-    port = free_port()
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli.main", "serve", "--no-worker", "--port", str(port)],
-            env=env,
-            cwd=log.parent,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    serve = ServeProcess(port, process, log)
-    for _ in range(300):
-        with suppress(httpx.HTTPError):
-            if httpx.get(f"{serve.url}/readyz", timeout=2).status_code == 200:
-                return serve
-        time.sleep(0.2)
-    serve.stop()
-    raise AssertionError(f"serve not ready:\n{serve.tail()}")
-
-
 def _first_paint(page: Page, url: str) -> float:
     page.goto(url + "/monitoring")
     page.wait_for_function("window.__firstRow !== null")
@@ -125,7 +101,7 @@ def test_live_page() -> None:
             "OTEL_TRACES_EXPORTER": "none",
         }
     )
-    serve = _serve_without_worker(env, root / "serve.log")
+    serve = serve_without_worker(env, root / "serve.log")
     try:
         ids = [uuid.uuid4() for _ in range(ACTIVE)]
         submit_all(serve.url, ids)
