@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,3 +49,13 @@ def test_without_required_keys_the_page_opens_without_sign_in(
     page.goto(idle_server.url + "/")
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
     assert page.locator("#api_key, form[action='/monitoring/logout']").count() == 0
+
+
+def test_elapsed_times_tick(watched: Watched, idle_server: PageServer) -> None:
+    """A waiting request's elapsed time moves on by itself, with no new event."""
+    page = watched.page
+    page.goto(idle_server.url + "/monitoring")
+    elapsed = page.locator("#active .row .elapsed").first
+    expect(elapsed).to_have_text(re.compile(r"\d"))
+    before = elapsed.inner_text()
+    expect(elapsed).not_to_have_text(before)
