@@ -130,8 +130,12 @@ function wire() {
   $("find").addEventListener("submit", (e) => {
     e.preventDefault();
     const key = $("find-key").value.trim();
-    if (REQUEST_KEY.test(key)) openDetail(key);
-    else $("find-key").setCustomValidity("Enter a request UUID or correlation ID"), $("find-key").reportValidity();
+    if (REQUEST_KEY.test(key)) {
+      openDetail(key);
+    } else {
+      $("find-key").setCustomValidity("Enter a request UUID or correlation ID");
+      $("find-key").reportValidity();
+    }
   });
   $("find-key").addEventListener("input", () => $("find-key").setCustomValidity(""));
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(true); });
