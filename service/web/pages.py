@@ -29,6 +29,16 @@ router = APIRouter(include_in_schema=False)
 _templates = assets.templates()
 
 PAGE = "/monitoring"
+# The page loads only from this server (a second guarantee that nothing comes from a
+# CDN), cannot be framed, and posts its forms only here. Inline styles stay allowed:
+# progress bars set their width in a style attribute.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+}
 
 
 async def _signed_in(request: Request) -> bool:
@@ -44,7 +54,7 @@ def _login(
         "login.html",
         {"error": error, "next_url": next_url, "static": assets.STATIC_URL},
         status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        headers=HEADERS,
     )
 
 
@@ -61,7 +71,7 @@ async def _page(request: Request, runtime: Runtime, settings: Settings, detail: 
         request,
         "monitoring.html",
         {"boot": boot, "static": assets.STATIC_URL, "uplot": assets.UPLOT},
-        headers={"Cache-Control": "no-store"},
+        headers=HEADERS,
     )
 
 
