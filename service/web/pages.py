@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -25,6 +26,7 @@ from service.streaming.repository import StreamRepository
 from service.web import assets
 from service.web.session import SessionSigner, clear_cookie, cookie_principal, set_cookie
 
+log = structlog.get_logger("reeltrace.web")
 router = APIRouter(include_in_schema=False)
 _templates = assets.templates()
 
@@ -119,11 +121,14 @@ async def login(
     verifier: KeyVerifier = request.app.state.keys
     principal = await verifier.verify(key)
     if principal is None:
+        log.warning("browser_session_refused", reason="invalid or revoked key")
         return _login(request, error="Invalid or revoked API key.", status_code=401, next_url=next_url)
     if not principal.allows(Scope.READ):
+        log.warning("browser_session_refused", reason="no read scope", key_prefix=principal.prefix)
         return _login(
             request, error="This API key lacks the `read` scope.", status_code=403, next_url=next_url
         )
+    log.info("browser_session_started", key_prefix=principal.prefix, key_name=principal.name)
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     signer: SessionSigner = request.app.state.session_signer
     set_cookie(response, signer, key, secure=request.url.scheme == "https")
