@@ -17,6 +17,8 @@ from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
+from service.web import assets, docs, pages
+from service.web.session import SessionSigner, load_or_create_secret
 from telemetry.tracing import http_telemetry
 
 DESCRIPTION = """
@@ -44,6 +46,7 @@ def _attach(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
     app.state.runtime = runtime
     app.state.keys = KeyVerifier(ApiKeyRepository(runtime.engine), ttl=settings.api_key_cache_seconds)
     app.state.hub = EventHub(libpq_dsn(runtime.database_url))
+    app.state.session_signer = SessionSigner(load_or_create_secret(settings.data_dir))
 
 
 def _optional_router(app: FastAPI, module_name: str) -> None:
@@ -79,6 +82,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=http_telemetry(),
+        # Served by service.web.docs from the package's own copies (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if runtime is not None:
@@ -89,4 +95,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (health, metrics, requests, monitoring, stream, users, webhooks, media):
         app.include_router(module.router)
     _optional_router(app, "service.api.guilds")
+    for web in (pages, docs):
+        app.include_router(web.router)
+    app.mount(assets.STATIC_URL, assets.static_files(), name="static")
     return app

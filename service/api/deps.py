@@ -14,6 +14,7 @@ from service.errors import Forbidden, Unauthorized
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
+from service.web.session import cookie_principal
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -53,6 +54,10 @@ async def authenticate(
     if not settings.api_keys_required:
         return OPEN_ACCESS
     if credentials is None:
+        # The monitoring page's browser session (read only), else a missing key.
+        session = await cookie_principal(request)
+        if session is not None:
+            return session
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     verifier: KeyVerifier = request.app.state.keys
     principal = await verifier.verify(credentials.credentials)

@@ -124,7 +124,11 @@ class KeyVerifier:
         """The key's principal, or None for an unknown, revoked or malformed key."""
         if not KEY_RE.match(key):
             return None
-        digest = hash_key(key)
+        return await self.verify_digest(hash_key(key))
+
+    async def verify_digest(self, digest: str) -> Principal | None:
+        """The principal of the key whose SHA-256 hash is `digest` (a browser session
+        holds the hash, never the key), through the same cache as `verify`."""
         now = self.clock()
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.ttl:
