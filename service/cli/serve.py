@@ -8,12 +8,14 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 
+import structlog
 import typer
 import uvicorn
 from prometheus_client import start_http_server
 from sse_starlette.sse import AppStatus
 
 from service.api.app import create_app
+from service.api.health import NO_TRACE_EXPORT
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
 from service.background import background_jobs
@@ -29,8 +31,11 @@ from telemetry.tracing import (
     configure_tracing,
     instrument_database,
     instrument_httpx,
+    reaches_jaeger,
     shutdown_tracing,
 )
+
+log = structlog.get_logger("reeltrace.serve")
 
 DEFAULT_WORKER_METRICS_PORT = 9100
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -120,6 +125,9 @@ def serve(
     sock = listen_socket(settings.host, settings.port)
     configure_tracing("reeltrace" if with_worker else "reeltrace-api")
     instrument_httpx()
+    if settings.jaeger_url and not reaches_jaeger():
+        # Every response would carry a trace link to a trace Jaeger never receives.
+        log.warning("traces_not_exported", jaeger_url=settings.jaeger_url, detail=NO_TRACE_EXPORT)
 
     async def body() -> None:
         # Signals are ours from the first moment, so that even a stop during start-up
