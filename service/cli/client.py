@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -18,9 +19,12 @@ from service.settings import Settings
 
 TERMINAL = {"completed", "failed", "timeout"}
 TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}
-# How long `submit --wait` waits, after the request has ended, for its notification.
+# How long `submit --wait` waits at most, after the request has ended, for the
+# notification a worker is still to send.
 NOTIFY_WAIT_SECONDS = 15.0
 NOTIFY_POLL_SECONDS = 0.25
+# A stage still waiting its turn: still, and dim.
+WAITING_STYLE = "dim"
 STATUS_STYLE = {
     "pending": "yellow",
     "generating": "cyan",
@@ -173,9 +177,9 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
     detail = client.get_request(request_id)
     progress = Progress(
         _StageSpinner(),
-        TextColumn("{task.description:<20}"),
-        BarColumn(),
-        TextColumn("{task.fields[state]}"),
+        _StageName("{task.description:<20}"),
+        _StageBar(),
+        _StageName("{task.fields[state]}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -183,7 +187,7 @@ def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
     overall = progress.add_task("overall", total=100, state=detail["status"])
     stages: dict[str, TaskID] = {}
     for stage in detail["stages"]:
-        task = progress.add_task(stage["name"], total=1, start=False, state=stage["status"])
+        task = progress.add_task(stage["name"], total=1, start=False, state=stage["status"], phase="waiting")
         stages[stage["name"]] = task
         _show_stage(progress, task, stage["status"])
     progress.update(overall, completed=detail["progress_percentage"])
@@ -230,37 +234,87 @@ class _StageSpinner(SpinnerColumn):
         return Text(" ") if idle and not task.finished else super().render(task)
 
 
+class _StageBar(BarColumn):
+    """A stage's bar: pulsing while the stage runs, still and dim while it waits its turn,
+    full once done, still where it stopped (failed, or left open by a request that ended).
+
+    Drawn from the stage's phase: rich itself pulses the bars of tasks not started
+    (the waiting stages) and has no way back to an indeterminate bar once a total is
+    set (`update(total=None)` leaves the total as it was).
+    """
+
+    def render(self, task: Task) -> ProgressBar:
+        phase = task.fields.get("phase")
+        if phase == "waiting":
+            return ProgressBar(total=1, completed=0, width=self.bar_width, style=WAITING_STYLE)
+        if phase == "running" and task.stop_time is None:
+            return ProgressBar(
+                total=None,
+                width=self.bar_width,
+                pulse=True,
+                animation_time=task.get_time(),
+                style=self.style,
+                pulse_style=self.pulse_style,
+            )
+        if phase in ("running", "failed"):  # stopped: still, where it stopped
+            return ProgressBar(
+                total=1, completed=0, width=self.bar_width, style="red" if phase == "failed" else self.style
+            )
+        return super().render(task)  # done (full), and the overall bar
+
+
+class _StageName(TextColumn):
+    """A stage's text, dim while the stage waits its turn."""
+
+    def render(self, task: Task) -> Text:
+        text = super().render(task)
+        if task.fields.get("phase") == "waiting":
+            text.stylize(WAITING_STYLE)
+        return text
+
+
 def _stage_label(state: str, attempt: int | None) -> str:
     """A stage bar's state, with its attempt number once it is past the first."""
     return f"{state} (attempt {attempt})" if attempt and attempt > 1 else state
 
 
 def _settle_notification(client: ApiClient, request_id: str, detail: dict[str, Any]) -> dict[str, Any]:
-    """The request once its notification stage has ended (or NOTIFY_WAIT_SECONDS passed).
+    """The request once its notification stage has ended, when one is still coming.
 
-    That stage runs after the terminal status, where the request's stream ends; a
-    short poll shows its outcome (delivered, skipped, failed) instead of "pending".
+    That stage runs after the terminal status, where the request's stream ends; while
+    the API says a worker is still to run it (`notification_due`), a short poll shows
+    its outcome (delivered, skipped, failed) instead of "pending". When none is coming
+    (no worker holds the request), the answer is at once. A server too old to say is
+    given NOTIFY_WAIT_SECONDS.
     """
     deadline = time.monotonic() + NOTIFY_WAIT_SECONDS
-    while time.monotonic() < deadline and any(
-        stage["name"] == "notification" and stage["status"] in ("pending", "in_progress")
-        for stage in detail["stages"]
-    ):
+    while time.monotonic() < deadline and _notification_coming(detail):
         time.sleep(NOTIFY_POLL_SECONDS)
         detail = client.get_request(request_id)
     return detail
 
 
+def _notification_coming(detail: dict[str, Any]) -> bool:
+    if "notification_due" in detail:
+        return bool(detail["notification_due"])
+    return any(
+        stage["name"] == "notification" and stage["status"] in ("pending", "in_progress")
+        for stage in detail["stages"]
+    )
+
+
 def _show_stage(progress: Progress, task: TaskID, state: str) -> None:
+    """Set a stage's phase, which its bar and spinner are drawn from."""
     if state in ("in_progress", "retrying"):
         progress.start_task(task)
-        progress.update(task, total=None)  # an indeterminate (pulsing) bar while it runs
+        progress.update(task, phase="running")
     elif state in ("completed", "skipped"):
         progress.start_task(task)
-        progress.update(task, total=1, completed=1)
+        progress.update(task, completed=1, phase="done")
     elif state == "failed":
+        progress.start_task(task)  # not waiting any more: a still bar where it stopped
         progress.stop_task(task)
-        progress.update(task, total=1)
+        progress.update(task, phase="failed")
 
 
 def _print_outcome(detail: dict[str, Any]) -> None:
