@@ -59,6 +59,10 @@ def register(app: typer.Typer) -> None:
     app.command()(trace)
 
 
+# Where the CLI calls when neither REELTRACE_API_URL nor REELTRACE_HOST/PORT are set.
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
 def api_url(settings: Settings) -> str:
     """REELTRACE_API_URL when set, else where `reeltrace serve` listens with these settings."""
     if settings.api_url:

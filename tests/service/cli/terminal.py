@@ -14,6 +14,7 @@ import re
 import struct
 import termios
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.service.cli.conftest import REELTRACE, Cli
 
@@ -50,6 +51,16 @@ class TerminalRun:
                 return
             self.chunks.append(chunk)
 
+    async def finish(self, pump: asyncio.Task[None], within: float = 60) -> None:
+        """Wait for the process to exit and its output to be read, then close the terminal."""
+        try:
+            await asyncio.wait_for(self.process.wait(), within)
+            await asyncio.wait_for(pump, within)
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
+            os.close(self.master)
+
     async def until(self, predicate: object, within: float = 60) -> None:
         """Wait until `predicate(self)` holds (a safety bound, not a measurement)."""
         async with asyncio.timeout(within):
@@ -57,14 +68,16 @@ class TerminalRun:
                 await asyncio.sleep(0.05)
 
 
-async def start_on_terminal(cli: Cli, *args: str) -> tuple[TerminalRun, asyncio.Task[None]]:
+async def start_on_terminal(
+    cli: Cli, *args: str, cwd: Path | None = None
+) -> tuple[TerminalRun, asyncio.Task[None]]:
     """Start the command on a fresh pseudo-terminal of ROWS x COLUMNS with 256 colours."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {k: v for k, v in cli.env.items() if k not in {"NO_COLOR", "COLUMNS", "LINES", "FORCE_COLOR"}}
     env["TERM"] = "xterm-256color"
     process = await asyncio.create_subprocess_exec(
-        REELTRACE, *args, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+        REELTRACE, *args, env=env, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
     )
     os.close(slave)
     run = TerminalRun(process, master)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -322,17 +321,12 @@ async def _wait_display_while_generating(client_cli: Cli, runtime: Runtime) -> T
         await t.complete_stage(request_id, "validation")
         await t.start_stage(request_id, "video_generation")
         await run.until(lambda r: len(stage_bars(r.lines(), "video_generation", "in_progress")) >= 12)
-        for stage in ("video_generation", "video_processing"):
-            if stage != "video_generation":
-                await t.start_stage(request_id, stage)
-            await t.complete_stage(request_id, stage)
+        await t.complete_stage(request_id, "video_generation")
+        await t.start_stage(request_id, "video_processing")
+        await t.complete_stage(request_id, "video_processing")
         await t.complete_request(request_id, ["https://cdn.example.com/fox.mp4"])
-        await asyncio.wait_for(run.process.wait(), 60)
-        await asyncio.wait_for(pump, 30)
     finally:
-        if run.process.returncode is None:
-            run.process.kill()
-        os.close(run.master)
+        await run.finish(pump)
     assert run.process.returncode == 0, plain(run.text)
     return run
 
