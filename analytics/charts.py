@@ -7,13 +7,17 @@ no backend to choose.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from analytics.queries import Rows
 
+# The latency histogram's bin (`latency_histogram(snap, bin_ms=10_000)`).
+BIN_SECONDS = 10
 PERCENTILES = (("p50_ms", ":"), ("p95_ms", "--"), ("p99_ms", "-."))
 # Stacked from the bottom; the failures panel shows the ones that did not complete.
 STATUS_COLORS = {
@@ -38,7 +42,9 @@ def latency_figure(latency: Rows, percentiles: Rows) -> Figure:
     by_pipeline = {r["value"]: r for r in percentiles.dicts() if r["dimension"] == "pipeline"}
     for ax, pipeline in zip(axes, pipelines, strict=False):
         rows = [r for r in latency.rows if r[0] == pipeline]
-        ax.step([r[1] / 1000 for r in rows], [r[2] for r in rows], where="post", label=f"pipeline {pipeline}")
+        # Bars of the bins themselves: a pipeline with one bin still shows it.
+        ax.bar([r[1] / 1000 for r in rows], [r[2] for r in rows], width=BIN_SECONDS, align="edge",
+               label=f"pipeline {pipeline}")  # fmt: skip
         marks = by_pipeline.get(pipeline)
         for name, style in PERCENTILES if marks is not None and marks["p50_ms"] is not None else ():
             seconds = marks[name] / 1000  # type: ignore[index]
@@ -60,7 +66,7 @@ def outcomes_figure(outcomes: Rows) -> Figure:
     base = [0] * len(days)
     for status, color in STATUS_COLORS.items():
         heights = [counts.get((d, status), 0) for d in days]
-        top.bar(days, heights, bottom=base, width=0.8, color=color, label=status)
+        top.bar(days, heights, bottom=base, width=0.8, align="edge", color=color, label=status)
         base = [b + h for b, h in zip(base, heights, strict=True)]
     top.set_ylabel("requests per day")
     top.set_title("Outcomes over time (by day of creation, UTC)")
@@ -68,9 +74,18 @@ def outcomes_figure(outcomes: Rows) -> Figure:
     base = [0] * len(days)
     for status in FAILED:
         heights = [counts.get((d, status), 0) for d in days]
-        bottom.bar(days, heights, bottom=base, width=0.8, color=STATUS_COLORS[status], label=status)
+        bottom.bar(
+            days, heights, bottom=base, width=0.8, align="edge", color=STATUS_COLORS[status], label=status
+        )
         base = [b + h for b, h in zip(base, heights, strict=True)]
     bottom.set_ylabel("failed + timeout per day")
+    bottom.set_ylim(0, max(1, max(base, default=0) * 1.15))  # none at all is a flat 0, not noise
+    if days:  # a day's bar, not an hour's: a margin of a day, dates without hours
+        top.set_xlim(days[0] - timedelta(days=1), days[-1] + timedelta(days=1))
+        # matplotlib.dates leaves these two constructors unannotated.
+        locator = AutoDateLocator(minticks=3, maxticks=12)  # type: ignore[no-untyped-call]
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     rate = bottom.twinx()
     ended = [sum(counts.get((d, s), 0) for s in ("completed", *FAILED)) for d in days]
     rate.plot(days, [100 * f / e if e else 0 for f, e in zip(base, ended, strict=True)], color="black",
@@ -78,7 +93,6 @@ def outcomes_figure(outcomes: Rows) -> Figure:
     rate.set_ylabel("failure rate (%)")
     rate.set_ylim(bottom=0)
     bottom.legend(loc="upper left", fontsize="small")
-    fig.autofmt_xdate()
     return fig
 
 
