@@ -29,7 +29,7 @@ def migrate(
     ),
     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead of upgrading."),
 ) -> None:
-    """Apply the schema migrations (the embedded server is started if DATABASE_URL is unset)."""
+    """Apply the schema migrations (to the embedded server `serve` made if DATABASE_URL is unset)."""
     if down and revision is None:
         # Alembic's default target would be the current revision: a silent no-op.
         raise fail("--down needs --revision: the revision to go down to (e.g. 0004, or base for all)")

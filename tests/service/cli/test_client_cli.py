@@ -276,7 +276,7 @@ def test_a_stage_spins_only_while_it_runs() -> None:
     open by a request that ended (rich keeps the last frame on screen)."""
     from rich.progress import Progress
 
-    from service.cli.client import _StageSpinner
+    from service.cli.follow import _StageSpinner
 
     progress = Progress()
     waiting = progress.add_task("video_processing", total=1, start=False)
