@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_data_path
 from pydantic import (
     AliasChoices,
     Field,
@@ -50,6 +51,11 @@ class RateLimit:
         return f"RateLimit({self.limit}/{self.window_seconds}s)"
 
 
+def default_data_dir() -> Path:
+    """The user's reeltrace data directory, when REELTRACE_DATA_DIR is unset."""
+    return user_data_path("reeltrace", appauthor=False)
+
+
 class Settings(BaseSettings):
     """Everything reeltrace can be configured with."""
 
@@ -65,9 +71,12 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    data_dir: Path = Path(".reeltrace")
+    # One place per user, so every command reaches the same embedded server wherever it
+    # is run from (the platform's data directory: ~/.local/share/reeltrace on Linux).
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    # Unset: text lines on a terminal, JSON lines otherwise (a service manager, a container).
+    log_format: Literal["json", "console"] | None = None
     public_base_url: str | None = Field(
         default=None, description="Base URL clients use to reach this service; defaults to host:port."
     )

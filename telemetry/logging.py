@@ -173,10 +173,13 @@ def shared_processors() -> list[Any]:
     ]
 
 
-def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Route reeltrace's and other libraries' logs to one stream, as JSON or console lines."""
+def configure_logging(
+    level: str = "info", fmt: str = "json", stream: TextIO | None = None, *, colors: bool = False
+) -> None:
+    """Route reeltrace's and other libraries' logs to one stream, as JSON or console lines
+    (`colors` for console lines read on a terminal)."""
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=colors)
     )
     numeric = LEVELS.get(level, logging.INFO)
     _OUTPUT.stream = stream or sys.stderr

@@ -49,6 +49,9 @@ EXPORT_BATCH_SIZE = 64
 EXPORT_DELAY_MS = 200
 
 _provider: TracerProvider | None = None
+# What the installed provider sends its spans to: "otlp", "console", "custom" (an
+# exporter handed to configure_tracing), or None (recorded only, or no SDK).
+_export: str | None = None
 
 
 class RequestAttributesSpanProcessor(SpanProcessor):
@@ -71,6 +74,16 @@ class RequestAttributesSpanProcessor(SpanProcessor):
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def trace_export() -> str | None:
+    """Where this process's spans go: "otlp", "console", "custom", or None (nowhere)."""
+    return _export
+
+
+def reaches_jaeger() -> bool:
+    """Whether spans leave this process for a trace backend (a Jaeger link can open them)."""
+    return _export in ("otlp", "custom")
 
 
 def _exporter_from_env() -> SpanExporter | None:
@@ -107,7 +120,7 @@ def configure_tracing(
     `exporter` overrides the environment's choice (tests pass an in-memory one,
     with `batch=False` so spans are there as soon as they end).
     """
-    global _provider
+    global _provider, _export
     if _env_true("OTEL_SDK_DISABLED"):
         return None
     if _provider is not None:
@@ -120,6 +133,13 @@ def configure_tracing(
     chosen = exporter or _exporter_from_env()
     if chosen is not None:
         provider.add_span_processor(batch_processor(chosen) if batch else SimpleSpanProcessor(chosen))
+        _export = (
+            "custom"
+            if exporter is not None
+            else "console"
+            if isinstance(chosen, ConsoleSpanExporter)
+            else "otlp"
+        )
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider

@@ -17,6 +17,21 @@ from tests.support.pg import PgCluster
 IN_CI = bool(os.environ.get("CI"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_data_home() -> Iterator[Path]:
+    """A scratch XDG_DATA_HOME for the run: a default data directory (the platform's, for
+    settings and commands without REELTRACE_DATA_DIR) never lands in the user's own."""
+    root = Path(tempfile.mkdtemp(prefix="reeltrace-xdg-"))
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """The session's embedded PostgreSQL, with a migrated template database.

@@ -11,9 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db import migrate
 from service.runtime import Runtime
-from telemetry.tracing import untraced
+from telemetry.tracing import reaches_jaeger, untraced
 
 router = APIRouter(tags=["health"])
+
+# Checks that inform without deciding readiness: the service serves without them.
+ADVISORY = frozenset({"traces"})
+NO_TRACE_EXPORT = (
+    "not exported: REELTRACE_JAEGER_URL is set but no trace exporter is configured "
+    "(set OTEL_EXPORTER_OTLP_ENDPOINT); trace links lead to traces Jaeger never receives"
+)
 
 HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL")
 CURRENT_REVISION = text("SELECT max(version_num) FROM alembic_version")
@@ -41,7 +48,11 @@ async def healthz() -> dict[str, str]:
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: PostgreSQL reachable and its schema at the head migration. Needs no key."""
+    """Ready to serve: PostgreSQL reachable and its schema at the head migration. Needs no key.
+
+    With REELTRACE_JAEGER_URL set, `checks.traces` says whether spans are exported at
+    all; it informs and never makes the service unready.
+    """
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
@@ -56,7 +67,9 @@ async def readyz(request: Request) -> JSONResponse:
             checks["migrations"] = f"not migrated; head is {head}: run `reeltrace migrate`"
         else:
             checks["migrations"] = "ok" if version == head else f"at {version}, head is {head}"
-    failing = {name: value for name, value in checks.items() if value != "ok"}
+    if request.app.state.settings.jaeger_url:
+        checks["traces"] = "ok" if reaches_jaeger() else NO_TRACE_EXPORT
+    failing = {name: value for name, value in checks.items() if value != "ok" and name not in ADVISORY}
     if not failing:
         return JSONResponse({"status": "ready", "checks": checks})
     # The error shape every 5xx has, with the per-check view probes and people read.

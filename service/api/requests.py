@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 from service.api import responses
 from service.api.deps import RuntimeDep, SettingsDep, SubmitAccess
 from service.api.links import request_links
-from service.api.schemas import RequestAccepted, RequestCreate
+from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
 from service.errors import ReeltraceError
+from service.tracking.idempotency import differing_fields
 from service.tracking.tracker import NewRequest
 from telemetry.tracing import current_trace_ids
 
@@ -38,8 +39,9 @@ async def submit_request(
 
     Needs the `submit` scope. Past the per-user rate limit (`REELTRACE_RATE_LIMIT`)
     the answer is 429 with `Retry-After`, and nothing is stored. Sending a
-    `request_id` again returns the request it created (202, `created: false`),
-    without counting against the limit. If PostgreSQL is unreachable the request
+    `request_id` again with the same body returns the request it created (202,
+    `created: false`), without counting against the limit; with other values it is
+    a 409 naming the fields that differ. If PostgreSQL is unreachable the request
     still runs (`degraded: true`) and is recorded once the database is back.
     """
     new = NewRequest(
@@ -73,6 +75,12 @@ async def submit_request(
         existing = await runtime.queries.get_request(created.id)
         if existing.user_id != new.user_id:
             raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
+        differing = differing_fields(new, existing, EXTRA_PARAMETERS)
+        if differing:
+            raise RequestIdConflict(
+                f"request_id {created.id} was already used for a request with other values of: "
+                f"{', '.join(differing)}; send the same body to get that request, or a new request_id"
+            )
         trace_id = existing.trace_id
     links = request_links(settings, created.id, trace_id)
     response.headers["Location"] = links.self_

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from analytics.defaults import DEFAULT_WORKERS, STATUSES, TOP_PROMPTS
 from analytics.errors import AnalyticsError, SnapshotNotFound
-from service.cli.common import console, fail, one_shot_settings, out
+from service.cli.common import console, database_settings, fail, one_shot_settings, out
 from service.db.engine import resolve_database_url
 from service.db.urls import libpq_dsn
 
@@ -100,7 +100,7 @@ def export(
     workers: int = typer.Option(DEFAULT_WORKERS, min=1, max=16, help="Parallel streams out of PostgreSQL."),
 ) -> None:
     """Export requests, stages and events to Parquet (incremental, atomic, partitioned by day)."""
-    settings = one_shot_settings()
+    settings = database_settings()
     root = out_dir or settings.snapshot_dir
     dsn = libpq_dsn(resolve_database_url(settings))
     progress = Progress(

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import typer
-from rich.console import RenderableType
-from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from service.cli.api_client import ApiClient, ApiError
 from service.cli.common import console, fail, one_shot_settings, out
+from service.cli.follow import TERMINAL, follow
 from service.settings import Settings
 
-TERMINAL = {"completed", "failed", "timeout"}
-TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}
-# How long `submit --wait` waits, after the request has ended, for its notification.
-NOTIFY_WAIT_SECONDS = 15.0
-NOTIFY_POLL_SECONDS = 0.25
 STATUS_STYLE = {
     "pending": "yellow",
     "generating": "cyan",
@@ -53,6 +45,10 @@ def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(status)
     app.command()(trace)
+
+
+# Where the CLI calls when neither REELTRACE_API_URL nor REELTRACE_HOST/PORT are set.
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
 def api_url(settings: Settings) -> str:
@@ -155,7 +151,7 @@ def submit(
                 return
             if not wait:
                 return
-            final = _follow(client, str(accepted["id"]))
+            final = follow(client, str(accepted["id"]))
         except ApiError as exc:
             if exc.status == 422 and exc.fields:
                 refused = "; ".join(
@@ -166,101 +162,6 @@ def submit(
     _print_outcome(final)
     if final["status"] != "completed":
         raise typer.Exit(1)
-
-
-def _follow(client: ApiClient, request_id: str) -> dict[str, Any]:
-    """Render live progress, one bar per stage, until the request finishes."""
-    detail = client.get_request(request_id)
-    progress = Progress(
-        _StageSpinner(),
-        TextColumn("{task.description:<20}"),
-        BarColumn(),
-        TextColumn("{task.fields[state]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    overall = progress.add_task("overall", total=100, state=detail["status"])
-    stages: dict[str, TaskID] = {}
-    for stage in detail["stages"]:
-        task = progress.add_task(stage["name"], total=1, start=False, state=stage["status"])
-        stages[stage["name"]] = task
-        _show_stage(progress, task, stage["status"])
-    progress.update(overall, completed=detail["progress_percentage"])
-    last_id: str | None = None
-    with progress:
-        while detail["status"] not in TERMINAL:
-            for event in client.stream(request_id=request_id, last_event_id=last_id):
-                last_id = event.id or last_id
-                data = event.json()
-                stage = data.get("stage_name")
-                if stage in stages and data["event_type"].startswith(("stage_", "retry")):
-                    state = {
-                        "stage_started": "in_progress",
-                        "stage_completed": "completed",
-                        "stage_failed": "failed",
-                        "stage_skipped": "skipped",
-                        "retry": "retrying",
-                    }.get(data["event_type"], data["event_type"])
-                    attempt = (data.get("data") or {}).get("attempt")
-                    progress.update(stages[stage], state=_stage_label(state, attempt))
-                    _show_stage(progress, stages[stage], state)
-                progress.update(overall, completed=data["progress_percentage"], state=data["status"])
-                if data["event_type"] in TERMINAL_EVENTS:
-                    break
-            detail = client.get_request(request_id)
-        detail = _settle_notification(client, request_id, detail)
-        for stage in detail["stages"]:  # the bars as recorded, whatever the stream carried
-            task = stages[stage["name"]]
-            progress.update(task, state=_stage_label(stage["status"], stage.get("attempts")))
-            _show_stage(progress, task, stage["status"])
-            # The request has ended: a stage it left open is running no more.
-            progress.stop_task(task)
-        progress.update(overall, completed=detail["progress_percentage"], state=detail["status"])
-        progress.stop_task(overall)
-    return detail
-
-
-class _StageSpinner(SpinnerColumn):
-    """Spins only for a stage that is running: not for one still waiting its turn, nor
-    for one the request left open when it ended (the last frame stays on screen)."""
-
-    def render(self, task: Task) -> RenderableType:
-        idle = not task.started or task.stop_time is not None
-        return Text(" ") if idle and not task.finished else super().render(task)
-
-
-def _stage_label(state: str, attempt: int | None) -> str:
-    """A stage bar's state, with its attempt number once it is past the first."""
-    return f"{state} (attempt {attempt})" if attempt and attempt > 1 else state
-
-
-def _settle_notification(client: ApiClient, request_id: str, detail: dict[str, Any]) -> dict[str, Any]:
-    """The request once its notification stage has ended (or NOTIFY_WAIT_SECONDS passed).
-
-    That stage runs after the terminal status, where the request's stream ends; a
-    short poll shows its outcome (delivered, skipped, failed) instead of "pending".
-    """
-    deadline = time.monotonic() + NOTIFY_WAIT_SECONDS
-    while time.monotonic() < deadline and any(
-        stage["name"] == "notification" and stage["status"] in ("pending", "in_progress")
-        for stage in detail["stages"]
-    ):
-        time.sleep(NOTIFY_POLL_SECONDS)
-        detail = client.get_request(request_id)
-    return detail
-
-
-def _show_stage(progress: Progress, task: TaskID, state: str) -> None:
-    if state in ("in_progress", "retrying"):
-        progress.start_task(task)
-        progress.update(task, total=None)  # an indeterminate (pulsing) bar while it runs
-    elif state in ("completed", "skipped"):
-        progress.start_task(task)
-        progress.update(task, total=1, completed=1)
-    elif state == "failed":
-        progress.stop_task(task)
-        progress.update(task, total=1)
 
 
 def _print_outcome(detail: dict[str, Any]) -> None:

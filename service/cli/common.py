@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from service.db.embedded import cluster_exists
 from service.errors import ConfigurationError, ReeltraceError
 from service.settings import Settings, load_settings
 from telemetry.logging import configure_logging
@@ -62,10 +63,19 @@ def _load(**overrides: Any) -> Settings:
         raise fail(str(exc)) from None
 
 
+def _configure_logging(settings: Settings, level: str) -> None:
+    """JSON lines unless REELTRACE_LOG_FORMAT says otherwise or a person reads them: on a
+    terminal, structlog's console lines (in colour unless NO_COLOR is set)."""
+    terminal = _is_terminal(sys.stderr)
+    fmt = settings.log_format or ("console" if terminal else "json")
+    colors = fmt == "console" and terminal and "NO_COLOR" not in os.environ
+    configure_logging(level, fmt, colors=colors)
+
+
 def settings_or_exit(**overrides: Any) -> Settings:
     """Load settings; an invalid one ends the command with a message naming the variable."""
     settings = _load(**overrides)
-    configure_logging(settings.log_level, settings.log_format)
+    _configure_logging(settings, settings.log_level)
     return settings
 
 
@@ -77,7 +87,26 @@ def one_shot_settings() -> Settings:
     """
     settings = _load()
     explicit = "log_level" in settings.model_fields_set
-    configure_logging(settings.log_level if explicit else ONE_SHOT_LOG_LEVEL, settings.log_format)
+    _configure_logging(settings, settings.log_level if explicit else ONE_SHOT_LOG_LEVEL)
+    return settings
+
+
+def database_settings() -> Settings:
+    """`one_shot_settings` for a command that works on the database `serve` made.
+
+    Such a command never creates the embedded cluster: run from the wrong place or
+    before the first `serve`, it would start an empty one and answer from it (an empty
+    key list, nothing to export). It says where it looked and how to start one instead.
+    """
+    settings = one_shot_settings()
+    if settings.database_url is None and not cluster_exists(settings.data_dir):
+        where = settings.data_dir.expanduser().resolve() / "pgdata"
+        raise fail(
+            f"no reeltrace database: DATABASE_URL is unset and there is no embedded PostgreSQL in {where} "
+            "(REELTRACE_DATA_DIR); start one with `reeltrace serve`, or set REELTRACE_DATA_DIR or "
+            "DATABASE_URL to the one you use",
+            1,
+        )
     return settings
 
 

@@ -8,7 +8,7 @@ import typer
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from service.cli.common import fail, one_shot_settings, out, run
+from service.cli.common import database_settings, fail, out, run
 from service.db import migrate as migrations
 from service.db.engine import resolve_database_url
 from service.db.urls import redact
@@ -29,11 +29,11 @@ def migrate(
     ),
     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead of upgrading."),
 ) -> None:
-    """Apply the schema migrations (the embedded server is started if DATABASE_URL is unset)."""
+    """Apply the schema migrations (to the embedded server `serve` made if DATABASE_URL is unset)."""
     if down and revision is None:
         # Alembic's default target would be the current revision: a silent no-op.
         raise fail("--down needs --revision: the revision to go down to (e.g. 0004, or base for all)")
-    settings = one_shot_settings()
+    settings = database_settings()
 
     def apply(url: str) -> str | None:
         if down:
@@ -75,7 +75,7 @@ def _check_upgrade_target(url: str, revision: str) -> None:
 
 def backfill() -> None:
     """Replay tracking writes journaled while PostgreSQL was unreachable."""
-    settings = one_shot_settings()
+    settings = database_settings()
 
     async def body() -> int:
         runtime = await Runtime.start(settings, source_service="backfill")
@@ -106,7 +106,7 @@ def backfill() -> None:
 
 def cleanup() -> None:
     """Run the retention job now: delete terminal requests older than REQUEST_RETENTION_DAYS."""
-    settings = one_shot_settings()
+    settings = database_settings()
     if settings.request_retention_days is None:
         # Keeping everything is a valid configuration (the default), not an error.
         out.print("retention is not configured (REQUEST_RETENTION_DAYS is unset): nothing is deleted")

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from service.auth.keys import create_key, parse_scopes, revoke_key
 from service.auth.repository import ApiKeyRepository, KeyRecord
-from service.cli.common import fail, one_shot_settings, out, run
+from service.cli.common import database_settings, fail, out, run
 from service.errors import ValidationFailed
 from service.runtime import Runtime
 
@@ -28,7 +28,7 @@ def create(
         parsed = parse_scopes(scopes)
     except ValidationFailed as exc:
         raise fail(exc.detail) from None
-    settings = one_shot_settings()
+    settings = database_settings()
 
     async def body() -> tuple[KeyRecord, str]:
         runtime = await Runtime.start(settings, source_service="cli")
@@ -47,7 +47,7 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """List keys (prefix, name, scopes, use and revocation); secrets are never shown."""
-    settings = one_shot_settings()
+    settings = database_settings()
 
     async def body() -> list[KeyRecord]:
         runtime = await Runtime.start(settings, source_service="cli")
@@ -77,7 +77,7 @@ def list_keys() -> None:
 @keys_app.command("revoke")
 def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx) or id.")) -> None:
     """Revoke a key. API processes stop accepting it within REELTRACE_API_KEY_CACHE_SECONDS."""
-    settings = one_shot_settings()
+    settings = database_settings()
 
     async def body() -> tuple[KeyRecord, bool]:
         runtime = await Runtime.start(settings, source_service="cli")

@@ -8,15 +8,18 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 
+import structlog
 import typer
 import uvicorn
 from prometheus_client import start_http_server
 from sse_starlette.sse import AppStatus
 
 from service.api.app import create_app
+from service.api.health import NO_TRACE_EXPORT
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
 from service.background import background_jobs
+from service.cli.client import DEFAULT_API_URL, api_url
 from service.cli.common import fail, out, run, settings_or_exit
 from service.db.urls import redact
 from service.heap import settle_heap
@@ -29,8 +32,11 @@ from telemetry.tracing import (
     configure_tracing,
     instrument_database,
     instrument_httpx,
+    reaches_jaeger,
     shutdown_tracing,
 )
+
+log = structlog.get_logger("reeltrace.serve")
 
 DEFAULT_WORKER_METRICS_PORT = 9100
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -95,12 +101,22 @@ def cannot_listen(host: str, port: int, exc: OSError, setting: str) -> typer.Exi
     return fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (REELTRACE_HOST / {setting})")
 
 
-async def print_bootstrap_key(runtime: Runtime) -> None:
-    """On the embedded default, the first start creates an admin key and prints it once."""
+async def bootstrap_key_lines(runtime: Runtime) -> list[str]:
+    """On the embedded default, the first start creates an admin key, shown once as the
+    commands that put it to use (printed to stdout with "listening", never logged).
+    """
     issued = await ensure_admin_key(ApiKeyRepository(runtime.engine))
-    if issued is not None:
-        out.print(f"Created admin API key {issued.record.prefix}; it is shown only now, store it:")
-        out.print(issued.key, soft_wrap=True, highlight=False, markup=False)
+    if issued is None:
+        return []
+    lines = [
+        f"Created admin API key {issued.record.prefix}; it is shown only now. In another shell:",
+        f"  export REELTRACE_API_KEY={issued.key}",
+    ]
+    url = api_url(runtime.settings)
+    if url != DEFAULT_API_URL:
+        # The CLI calls the default address unless told: another one must be named.
+        lines.append(f"  export REELTRACE_API_URL={url}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -120,6 +136,9 @@ def serve(
     sock = listen_socket(settings.host, settings.port)
     configure_tracing("reeltrace" if with_worker else "reeltrace-api")
     instrument_httpx()
+    if settings.jaeger_url and not reaches_jaeger():
+        # Every response would carry a trace link to a trace Jaeger never receives.
+        log.warning("traces_not_exported", jaeger_url=settings.jaeger_url, detail=NO_TRACE_EXPORT)
 
     async def body() -> None:
         # Signals are ours from the first moment, so that even a stop during start-up
@@ -147,14 +166,11 @@ def serve(
         tasks: list[asyncio.Task[None]] = []
         try:
             instrument_database()  # after the migrations, which need no spans
-            where = (
-                f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
-                if runtime.embedded
-                else "DATABASE_URL"
-            )
-            out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})")
-            if runtime.embedded:
-                await print_bootstrap_key(runtime)
+            data_dir = settings.data_dir.expanduser().resolve()
+            out.print(f"data in {data_dir} (REELTRACE_DATA_DIR)", highlight=False)
+            where = f"embedded PostgreSQL in {data_dir / 'pgdata'}" if runtime.embedded else "DATABASE_URL"
+            out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})", highlight=False)
+            first_start = await bootstrap_key_lines(runtime) if runtime.embedded else []
             services = build_pipeline(runtime)
             app = create_app(settings, runtime)
             app.state.breakers = services.breakers
@@ -178,7 +194,14 @@ def serve(
             listening = f"reeltrace listening on http://{settings.host}:{settings.port}  (docs at /docs)" + (
                 "" if with_worker else "  [no worker]"
             )
-            servers.append(_Server(config, lambda: out.print(listening)))
+
+            def on_started() -> None:
+                # Together, last, once the port is bound: no start-up log line buries them.
+                for line in first_start:
+                    out.print(line, soft_wrap=True, highlight=False, markup=False)
+                out.print(listening)
+
+            servers.append(_Server(config, on_started))
             settle_heap()
             if not stop.is_set():
                 await servers[0].serve(sockets=[sock])

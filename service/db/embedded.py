@@ -34,6 +34,11 @@ def start_embedded(data_dir: Path, database: str = DATABASE) -> tuple[str, Any]:
     return server.get_uri(database), server
 
 
+def cluster_exists(data_dir: Path) -> bool:
+    """Whether `data_dir` holds an embedded cluster (initdb has run there)."""
+    return (data_dir.expanduser() / "pgdata" / "PG_VERSION").is_file()
+
+
 def stop_embedded(server: Any) -> None:
     """Release this process's handle; the last process to let go stops the server."""
     server.cleanup()

@@ -17,7 +17,14 @@ DETAIL_COLUMNS = (
     + """,
     r.duration_seconds, r.aspect_ratio, r.resolution, r.generate_audio, r.parameters, r.operation_name,
     r.gcs_prefix, r.video_urls, r.error_details, r.retry_count, r.updated_at,
-    extract(epoch FROM (r.started_at - r.created_at))::double precision AS queueing_seconds
+    extract(epoch FROM (r.started_at - r.created_at))::double precision AS queueing_seconds,
+    -- An ended request whose notification stage is still to run by a worker: the run
+    -- that ended it holds the lease until that stage is done (a run that died leaves an
+    -- expired lease, which the sweep takes over); with no lease, none is coming.
+    (r.status IN ('completed', 'failed', 'timeout') AND r.lease_owner IS NOT NULL AND EXISTS (
+        SELECT 1 FROM request_stages n
+        WHERE n.request_id = r.id AND n.stage_name = 'notification' AND n.status IN ('pending', 'in_progress')
+    )) AS notification_due
 """
 )
 

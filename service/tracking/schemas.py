@@ -61,6 +61,10 @@ class RequestRead(RequestSummary):
     retry_count: int
     updated_at: datetime
     queueing_seconds: float | None = Field(description="started_at - created_at")
+    notification_due: bool = Field(
+        default=False,
+        description="The request has ended and a worker is still to run its notification stage.",
+    )
     stages: list[StageRead]
 
 

@@ -55,6 +55,9 @@ WITH cur AS (
                                       - coalesce(v.started_at, CAST(:at AS timestamptz)))) * 1000)::bigint
                            ELSE v.duration_ms END,
         progress_percentage = CASE WHEN :new_status = 'completed' THEN 100 ELSE v.progress_percentage END,
+        -- The stage a request is in while it is open; an ended request is in none
+        -- (error_stage says where a failure happened).
+        current_stage = CASE WHEN :terminal THEN NULL ELSE v.current_stage END,
         operation_name = coalesce(:operation_name, v.operation_name),
         gcs_prefix = coalesce(:gcs_prefix, v.gcs_prefix),
         video_urls = coalesce(CAST(:video_urls AS text[]), v.video_urls),
@@ -114,7 +117,10 @@ WITH st AS (
     WHERE request_id = :request_id AND stage_name <> :stage_name
 ), req AS (
     UPDATE video_requests v SET
-        current_stage = CASE WHEN :starting THEN st.stage_name ELSE v.current_stage END,
+        -- The notification stage runs after the terminal status: it is not the
+        -- request's current stage (an ended request has none).
+        current_stage = CASE WHEN :starting AND v.status IN ('pending', 'generating')
+                             THEN st.stage_name ELSE v.current_stage END,
         progress_percentage = CASE WHEN v.status = 'completed' THEN 100 ELSE
             (100 * (o.done + CASE WHEN st.status IN ('completed', 'skipped') THEN 1 ELSE 0 END)
              / (o.total + 1))::smallint END,

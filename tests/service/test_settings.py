@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_embedded_default_without_database_url() -> None:
-    """No DATABASE_URL means the embedded server in ./.reeltrace, unlimited retention."""
+    """No DATABASE_URL means the embedded server in the user's data directory, unlimited retention."""
     settings = load_settings()
     assert settings.database_url is None
-    assert settings.data_dir == Path(".reeltrace")
+    assert settings.data_dir == Path(os.environ["XDG_DATA_HOME"]) / "reeltrace"
     assert settings.request_retention_days is None
     assert settings.generation_backend == "simulated"
 

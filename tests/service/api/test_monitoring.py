@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service.pipeline.breaker import DEPENDENCIES, BreakerBoard
 from service.runtime import Runtime
 from service.tracking.tracker import NewRequest
+from service.worker.repository import WorkRepository
 from tests.service.api.conftest import Headers
 
 
@@ -41,7 +42,7 @@ async def run_to_failure(runtime: Runtime, user_id: str = "u1") -> uuid.UUID:
 async def test_request_detail_has_the_status_shape(
     client: httpx.AsyncClient, reader: Headers, runtime: Runtime
 ) -> None:
-    """Detail by UUID carries stages, progress, current stage, video URLs and trace id."""
+    """Detail by UUID carries stages, progress, video URLs and trace id; an ended request is in no stage."""
     rid = await run_to_completion(runtime)
     r = await client.get(f"/api/v1/monitoring/requests/{rid}", headers=reader)
     assert r.status_code == 200
@@ -49,7 +50,7 @@ async def test_request_detail_has_the_status_shape(
     assert data["id"] == str(rid)
     assert data["status"] == "completed"
     assert data["progress_percentage"] == 100
-    assert data["current_stage"] == "video_processing"
+    assert data["current_stage"] is None
     assert data["video_urls"] == ["https://cdn.example.com/v.mp4"]
     assert "trace_id" in data
     assert [s["name"] for s in data["stages"]] == [
@@ -70,6 +71,58 @@ async def test_request_detail_has_the_status_shape(
     }
     assert first["status"] == "completed"
     assert first["duration_seconds"] is not None
+
+
+async def test_an_open_request_reports_the_stage_it_is_in(
+    client: httpx.AsyncClient, reader: Headers, runtime: Runtime
+) -> None:
+    """While a request runs, current_stage names the stage started last."""
+    t = runtime.tracker
+    created = await t.create_request(NewRequest(user_id="u1", prompt="a lighthouse"))
+    await t.start_request(created.id)
+    await t.start_stage(created.id, "validation")
+    await t.complete_stage(created.id, "validation")
+    await t.start_stage(created.id, "video_generation")
+    r = await client.get(f"/api/v1/monitoring/requests/{created.id}", headers=reader)
+    assert r.json()["current_stage"] == "video_generation"
+
+
+async def test_the_notification_after_the_end_is_not_the_current_stage(
+    client: httpx.AsyncClient, reader: Headers, runtime: Runtime
+) -> None:
+    """The notification stage runs after the terminal status; the ended request stays in no stage."""
+    for rid in (await run_to_completion(runtime), await run_to_failure(runtime)):
+        await runtime.tracker.start_stage(rid, "notification")
+        await runtime.tracker.complete_stage(rid, "notification")
+        r = await client.get(f"/api/v1/monitoring/requests/{rid}", headers=reader)
+        assert (r.json()["status"], r.json()["current_stage"]) in {("completed", None), ("failed", None)}
+
+
+async def test_notification_due_while_a_worker_holds_an_ended_request(
+    client: httpx.AsyncClient, reader: Headers, runtime: Runtime
+) -> None:
+    """An ended request held by a worker whose notification has not run says it is due, until it has run."""
+    t = runtime.tracker
+    created = await t.create_request(NewRequest(user_id="u1", prompt="a lighthouse"))
+    work = WorkRepository(runtime.engine)
+    await work.claim("worker-1", 10, 60)
+    await t.start_request(created.id)
+    await t.complete_request(created.id, ["https://cdn.example.com/v.mp4"])
+    url = f"/api/v1/monitoring/requests/{created.id}"
+    assert (await client.get(url, headers=reader)).json()["notification_due"] is True
+    await t.start_stage(created.id, "notification")
+    await t.complete_stage(created.id, "notification")
+    assert (await client.get(url, headers=reader)).json()["notification_due"] is False
+
+
+async def test_no_notification_is_due_without_a_worker(
+    client: httpx.AsyncClient, reader: Headers, runtime: Runtime
+) -> None:
+    """An ended request no worker holds owes no notification: none is coming."""
+    rid = await run_to_completion(runtime)
+    data = (await client.get(f"/api/v1/monitoring/requests/{rid}", headers=reader)).json()
+    assert [s["status"] for s in data["stages"] if s["name"] == "notification"] == ["pending"]
+    assert data["notification_due"] is False
 
 
 async def test_request_detail_by_correlation_id_shows_errors(

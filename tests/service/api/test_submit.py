@@ -158,7 +158,7 @@ async def test_repeated_request_id_returns_the_original(
         "/api/v1/requests", json=body(request_id=rid, user_id="idem"), headers=submitter
     )
     second = await client.post(
-        "/api/v1/requests", json=body(request_id=rid, user_id="idem", prompt="other"), headers=submitter
+        "/api/v1/requests", json=body(request_id=rid, user_id="idem"), headers=submitter
     )
     assert first.status_code == second.status_code == 202
     assert second.json()["id"] == rid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from tests.service.cli.conftest import REELTRACE, Cli
 
@@ -11,7 +12,9 @@ from tests.service.cli.conftest import REELTRACE, Cli
 CONTINUATION = re.compile(r"^│\s+│")
 
 
-def run_piped(cli: Cli, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_piped(
+    cli: Cli, *args: str, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run with stdin, stdout and stderr off any terminal, so rich cannot measure one.
 
     The `cli` fixture sets COLUMNS=200 for readable failures; a pipe has no such width.
@@ -20,6 +23,7 @@ def run_piped(cli: Cli, *args: str, timeout: float = 60) -> subprocess.Completed
     return subprocess.run(
         [REELTRACE, *args],
         env=env,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

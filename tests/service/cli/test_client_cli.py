@@ -15,9 +15,11 @@ from service.cli.client import api_url
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.tracker import NewRequest
+from service.worker.repository import WorkRepository
 from tests.service.api.live import LiveServer, live_server
 from tests.service.cli.conftest import Cli
 from tests.service.cli.piped import run_piped, wrapped_rows
+from tests.service.cli.terminal import TerminalRun, is_dim, plain, stage_bars, start_on_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -69,18 +71,21 @@ async def test_submit_wait_follows_the_request_to_its_end(client_cli: Cli, runti
 
 
 async def test_submit_wait_shows_how_the_notification_ended(client_cli: Cli, runtime: Runtime) -> None:
-    """The notification stage runs after the terminal status (where the stream ends): `--wait`
-    still shows its outcome, not the "pending" it had when the request ended."""
+    """The notification stage runs after the terminal status (where the stream ends): while a
+    worker holds the request, `--wait` shows its outcome, not the "pending" it had at the end."""
     proc = await client_cli.start("submit", "a fox in the snow", "--user-id", "cli-user", "--wait")
     assert proc.stdout is not None
     first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
     match = re.search(r"request ([0-9a-f-]{36})", first)
     assert match, first
     request_id = uuid.UUID(match.group(1))
+    work = WorkRepository(runtime.engine)
+    assert [item.id for item in await work.claim("test-worker", 10, 60)] == [request_id]
     await drive(runtime, request_id)
     await asyncio.sleep(1.0)  # the callback is delivered a moment after the request ended
     await runtime.tracker.start_stage(request_id, "notification")
     await runtime.tracker.complete_stage(request_id, "notification")
+    await work.release("test-worker", [request_id])  # the run is over: its lease goes
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     shown = [line for line in err.decode().splitlines() if "notification" in line][-1]  # its last state
@@ -271,7 +276,7 @@ def test_a_stage_spins_only_while_it_runs() -> None:
     open by a request that ended (rich keeps the last frame on screen)."""
     from rich.progress import Progress
 
-    from service.cli.client import _StageSpinner
+    from service.cli.follow import _StageSpinner
 
     progress = Progress()
     waiting = progress.add_task("video_processing", total=1, start=False)
@@ -290,3 +295,69 @@ def test_a_stage_spins_only_while_it_runs() -> None:
     assert text(shown["waiting"]) == text(shown["left_open"]) == ""
     assert text(shown["running"]) not in ("", "✓")
     assert text(shown["done"]) == "✓"
+
+
+BAR = "━" * 40  # rich's default bar width, drawn full
+
+
+def _request_id(run: TerminalRun) -> uuid.UUID | None:
+    match = re.search(r"request ([0-9a-f-]{36}) \(vvd_", plain(run.text))
+    return uuid.UUID(match.group(1)) if match else None
+
+
+async def _wait_display_while_generating(client_cli: Cli, runtime: Runtime) -> TerminalRun:
+    """`submit --wait` on a terminal, held with validation done, video_generation running and
+    video_processing waiting for a dozen refreshes; then driven to its end."""
+    run, pump = await start_on_terminal(
+        client_cli, "submit", "a fox in the snow", "--user-id", "cli-user", "--wait"
+    )
+    try:
+        await run.until(lambda r: _request_id(r) is not None)
+        request_id = _request_id(run)
+        assert request_id is not None
+        t = runtime.tracker
+        await t.start_request(request_id)
+        await t.start_stage(request_id, "validation")
+        await t.complete_stage(request_id, "validation")
+        await t.start_stage(request_id, "video_generation")
+        await run.until(lambda r: len(stage_bars(r.lines(), "video_generation", "in_progress")) >= 12)
+        await t.complete_stage(request_id, "video_generation")
+        await t.start_stage(request_id, "video_processing")
+        await t.complete_stage(request_id, "video_processing")
+        await t.complete_request(request_id, ["https://cdn.example.com/fox.mp4"])
+    finally:
+        await run.finish(pump)
+    assert run.process.returncode == 0, plain(run.text)
+    return run
+
+
+async def test_submit_wait_pulses_the_running_stage(client_cli: Cli, runtime: Runtime) -> None:
+    """On a terminal, the running stage's bar changes from refresh to refresh (it pulses)."""
+    run = await _wait_display_while_generating(client_cli, runtime)
+    running = stage_bars(run.lines(), "video_generation", "in_progress")
+    assert len(set(running)) > 1, running[:3]
+
+
+async def test_submit_wait_keeps_waiting_stages_still_and_dim(client_cli: Cli, runtime: Runtime) -> None:
+    """A stage waiting its turn is drawn the same on every refresh, and faint."""
+    run = await _wait_display_while_generating(client_cli, runtime)
+    waiting = stage_bars(run.lines(), "video_processing", "pending")
+    assert len(waiting) >= 12
+    assert len(set(waiting)) == 1, sorted(set(waiting))
+    assert is_dim(waiting[0])
+    running = stage_bars(run.lines(), "video_generation", "in_progress")
+    assert not any(is_dim(bar) for bar in running)
+
+
+async def test_submit_wait_fills_finished_stages(client_cli: Cli, runtime: Runtime) -> None:
+    """A finished stage's bar is full and not faint, while others run and at the end."""
+    run = await _wait_display_while_generating(client_cli, runtime)
+    done = stage_bars(run.lines(), "validation", "completed")
+    assert done
+    assert {plain(bar) for bar in done} == {BAR}
+    assert not any(is_dim(bar) for bar in done)
+    last = {
+        stage: stage_bars(run.lines(), stage, "completed")[-1]
+        for stage in ("video_generation", "video_processing")
+    }
+    assert {plain(bar) for bar in last.values()} == {BAR}

@@ -14,9 +14,16 @@ import httpx
 import pytest
 
 from service.auth.keys import KEY_RE
+from service.cli.serve import bootstrap_key_lines
+from service.runtime import Runtime
 from tests.service.cli.conftest import REELTRACE, Cli
 
 pytestmark = pytest.mark.slow
+
+
+def printed_keys(lines: list[str]) -> list[str]:
+    """The keys serve printed, as `export REELTRACE_API_KEY=<key>` lines."""
+    return [line.split("=", 1)[1] for line in lines if line.strip().startswith("export REELTRACE_API_KEY=")]
 
 
 def free_port() -> int:
@@ -47,7 +54,7 @@ async def serve_once(cli: Cli, data_dir: Path) -> list[str]:
                 raw = await process.stdout.readline()
                 assert raw, f"serve ended early: {lines}"
                 lines.append(raw.decode().rstrip())
-        keys = [line for line in lines if KEY_RE.match(line)]
+        keys = printed_keys(lines)
         if keys:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
                 r = await c.get(
@@ -71,8 +78,16 @@ def data_dir() -> Iterator[Path]:
 async def test_first_serve_prints_an_admin_key_once(cli: Cli, data_dir: Path) -> None:
     """The first start prints one admin key (which works); the second start prints none."""
     first = await serve_once(cli, data_dir)
-    keys = [line for line in first if KEY_RE.match(line)]
+    keys = printed_keys(first)
     assert len(keys) == 1, first
+    assert KEY_RE.match(keys[0])
     assert any("admin API key" in line for line in first)
     second = await serve_once(cli, data_dir)
-    assert not [line for line in second if KEY_RE.match(line)], second
+    assert not printed_keys(second), second
+
+
+async def test_on_the_default_address_no_api_url_is_printed(runtime: Runtime) -> None:
+    """On the CLI's default address, the first start prints the key's export and no REELTRACE_API_URL."""
+    lines = await bootstrap_key_lines(runtime)
+    assert [line.strip().split("=")[0] for line in lines if "export" in line] == ["export REELTRACE_API_KEY"]
+    assert await bootstrap_key_lines(runtime) == []  # once only
