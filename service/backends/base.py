@@ -9,10 +9,12 @@ from the stored name alone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from service.corpus.rows import RetrievedChunk
 from service.errors import ReeltraceError
 
 
@@ -157,7 +159,11 @@ class StorageBackend(Protocol):
 class RetrievalBackend(Protocol):
     name: str
 
-    async def retrieve(self, query: str, k: int = 5) -> list[str]: ...
+    async def retrieve(
+        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+    ) -> list[RetrievedChunk]:
+        """The `k` best passages for `query`, best first; fused with vector search given its embedding."""
+        ...
 
 
 @runtime_checkable

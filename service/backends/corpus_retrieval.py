@@ -1,0 +1,20 @@
+"""Retrieval from the corpus in PostgreSQL: full-text ranking, fused with vectors when given one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.corpus.repository import CorpusRepository
+from service.corpus.rows import RetrievedChunk
+
+
+class PostgresRetrieval:
+    name = "postgres"
+
+    def __init__(self, repository: CorpusRepository) -> None:
+        self.repository = repository
+
+    async def retrieve(
+        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+    ) -> list[RetrievedChunk]:
+        return await self.repository.search(query, k, query_embedding)
