@@ -43,29 +43,36 @@ def chunk_document(document: Document, size: int = CHUNK_CHARS, overlap: int = O
 
 def split_text(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS) -> list[str]:
     """`text` in pieces of at most `size` characters plus the overlap carried from the one before."""
-    pieces = [p for p in _units(text, size) if p]
     chunks: list[str] = []
     current = ""
-    for piece in pieces:
-        if current and len(current) + 2 + len(piece) > size:
+    for piece, opens_paragraph in _units(text, size):
+        if current and len(current) + 1 + len(piece) > size:
             chunks.append(current)
             current = _tail(current, overlap)
-        current = f"{current}\n\n{piece}" if current else piece
+        separator = "\n\n" if opens_paragraph else " "
+        current = f"{current}{separator}{piece}" if current else piece
     if current:
         chunks.append(current)
     return chunks
 
 
-def _units(text: str, size: int) -> list[str]:
-    """Paragraphs, each cut into sentences, then words, until every unit fits `size`."""
-    units: list[str] = []
+def _units(text: str, size: int) -> list[tuple[str, bool]]:
+    """Paragraphs, each cut into sentences, then words, until every unit fits `size`; each unit
+    with whether it opens a paragraph (joined by a blank line) or continues one (by a space)."""
+    units: list[tuple[str, bool]] = []
     for paragraph in re.split(r"\n\s*\n", text):
         paragraph = " ".join(paragraph.split())
-        if len(paragraph) <= size:
-            units.append(paragraph)
+        if not paragraph:
             continue
-        for sentence in _SENTENCE_END.split(paragraph):
-            units.extend(_words(sentence, size) if len(sentence) > size else [sentence])
+        if len(paragraph) <= size:
+            units.append((paragraph, True))
+            continue
+        pieces = [
+            piece
+            for sentence in _SENTENCE_END.split(paragraph)
+            for piece in (_words(sentence, size) if len(sentence) > size else [sentence])
+        ]
+        units.extend((piece, i == 0) for i, piece in enumerate(pieces))
     return units
 
 
