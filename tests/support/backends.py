@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from service.backends.base import (
     BackendError,
     GenerationBackend,
@@ -12,8 +14,6 @@ from service.backends.base import (
     OperationStatus,
     TransientBackendError,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from service.backends.factory import Backends, build_backends
 from service.settings import Settings
 

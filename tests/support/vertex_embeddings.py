@@ -34,7 +34,9 @@ def predict_embeddings(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """The answer to an embedding `:predict` call, or a 400 for a malformed one."""
     instances = body.get("instances")
     if not isinstance(instances, list) or not instances or len(instances) > 250:
-        return 400, {"error": {"code": 400, "message": "instances: 1 to 250 expected", "status": "INVALID_ARGUMENT"}}
+        return 400, {
+            "error": {"code": 400, "message": "instances: 1 to 250 expected", "status": "INVALID_ARGUMENT"}
+        }
     dimensions = int((body.get("parameters") or {}).get("outputDimensionality") or DEFAULT_DIMENSIONS)
     predictions = []
     characters = 0
