@@ -14,6 +14,7 @@ from rich.text import Text
 
 from service.cli.api_client import ApiClient, ApiError
 from service.cli.common import console, fail, one_shot_settings, out
+from service.cli.corpus import sources_table
 from service.settings import Settings
 
 TERMINAL = {"completed", "failed", "timeout"}
@@ -325,6 +326,9 @@ def status(request: str = typer.Argument(..., help="Request UUID or correlation 
             stage.get("error_message") or "",
         )
     out.print(stages)
+    retrieved = sources_table(detail)
+    if retrieved is not None:
+        out.print(retrieved)
 
 
 def trace(request: str = typer.Argument(..., help="Request UUID or correlation ID.")) -> None:

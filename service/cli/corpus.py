@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -162,3 +162,20 @@ def remove(
     removed = run(body)
     for row in removed:
         out.print(f"removed {row['id']}: {row['title']} ({row['chunk_count']} chunks)")
+
+
+def sources_table(detail: dict[str, Any]) -> Table | None:
+    """The passages a lesson request retrieved (for `reeltrace status`), or None if it has none."""
+    output = next((s.get("output") for s in detail.get("stages", []) if s["name"] == "rag_retrieval"), None)
+    chunks = [c for c in (output or {}).get("chunks", []) if isinstance(c, dict)]
+    if not chunks:
+        return None
+    table = Table(title=f"retrieved passages ({output.get('method', '-') if output else '-'})")
+    for column in ("#", "score", "title", "licence", "url"):
+        table.add_column(column, overflow="fold")
+    for n, chunk in enumerate(chunks, 1):
+        table.add_row(
+            str(n), f"{chunk.get('score', 0):.4f}", chunk.get("heading") or chunk.get("title") or "-",
+            chunk.get("licence") or "-", chunk.get("url") or "-",
+        )  # fmt: skip
+    return table
