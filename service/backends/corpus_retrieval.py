@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from service.backends.base import InvalidBackendRequest
 from service.corpus.repository import CorpusRepository
 from service.corpus.rows import RetrievedChunk
 
@@ -17,4 +18,10 @@ class PostgresRetrieval:
     async def retrieve(
         self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
     ) -> list[RetrievedChunk]:
+        if query_embedding is not None and not await self.repository.has_embedding_column():
+            raise InvalidBackendRequest(
+                "embeddings are configured but corpus_chunks has no embedding column "
+                "(the server had no pgvector when it was migrated; see the README)",
+                code="no_vector_column",
+            )
         return await self.repository.search(query, k, query_embedding)
