@@ -160,9 +160,15 @@ class RetrievalBackend(Protocol):
     name: str
 
     async def retrieve(
-        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+        self,
+        topic: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[RetrievedChunk]:
-        """The `k` best passages for `query`, best first; fused with vector search given its embedding."""
+        """The `k` best passages on `topic` (ranked with the `objective` too), best first; fused
+        with vector search given the query's embedding."""
         ...
 
 

@@ -16,7 +16,12 @@ class PostgresRetrieval:
         self.repository = repository
 
     async def retrieve(
-        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+        self,
+        topic: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[RetrievedChunk]:
         if query_embedding is not None and not await self.repository.has_embedding_column():
             raise InvalidBackendRequest(
@@ -24,4 +29,4 @@ class PostgresRetrieval:
                 "(the server had no pgvector when it was migrated; see the README)",
                 code="no_vector_column",
             )
-        return await self.repository.search(query, k, query_embedding)
+        return await self.repository.search(topic, k, query_embedding, objective=objective)

@@ -33,7 +33,12 @@ class SimulatedRetrieval(_Simulated):
     name = "simulated"
 
     async def retrieve(
-        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[RetrievedChunk]:
         await self._work(f"retrieve:{query}")
         digest = hashlib.sha256(query.encode()).hexdigest()

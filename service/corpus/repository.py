@@ -94,12 +94,13 @@ class CorpusRepository:
         return int((await self._fetch(sql.COUNT_CHUNKS, {}))[0]["chunks"])
 
     async def search(
-        self, query: str, k: int, embedding: Sequence[float] | None = None
+        self, topic: str, k: int, embedding: Sequence[float] | None = None, *, objective: str | None = None
     ) -> list[RetrievedChunk]:
-        """The `k` best chunks for `query`: full-text ranking, fused with vector ranking given an embedding."""
+        """The `k` best chunks on `topic`, ranked by its words and the `objective`'s, fused with
+        vector ranking given the query's embedding."""
+        params: dict[str, Any] = {"topic": topic, "terms": f"{topic} {objective or ''}", "k": k}
         if embedding is None:
-            rows = await self._fetch(sql.SEARCH_FULLTEXT, {"query": query, "k": k})
+            rows = await self._fetch(sql.SEARCH_FULLTEXT, params)
         else:
-            params = {"query": query, "k": k, "embedding": vector_literal(embedding)}
-            rows = await self._fetch(sql.SEARCH_FUSED, params)
+            rows = await self._fetch(sql.SEARCH_FUSED, params | {"embedding": vector_literal(embedding)})
         return [RetrievedChunk.from_row(row) for row in rows]

@@ -1,8 +1,11 @@
 """The corpus's SQL, named: every statement the corpus runs is here.
 
-Full-text queries OR the query's words (`plainto_tsquery` ANDs them, and a lesson's
-topic plus objective would then rarely match anything whole), so a chunk that matches
-more of them ranks higher by `ts_rank_cd`. The fused query ranks the full-text and the
+A full-text search matches chunks holding any word of the topic and ranks them by
+`ts_rank_cd` over the words of the topic and the objective together: a chunk matching
+more of them ranks higher. The words are OR-ed (`plainto_tsquery` ANDs them, and a
+topic plus an objective would rarely match anything whole); only the topic filters,
+because an objective's general words ("explain", "steps") match a large share of any
+corpus, and ranking every one of those chunks would cost tens of times more. The fused query ranks the full-text and the
 vector (cosine, through the HNSW index) candidates separately and adds their
 reciprocal ranks: score = 1/(RRF_K + fulltext rank) + 1/(RRF_K + vector rank).
 """
@@ -17,7 +20,12 @@ RRF_K = 60
 # hnsw.ef_search (default 40) rows, so more would not be more.
 CANDIDATES = 40
 
-TSQUERY = "to_tsquery('english', replace(plainto_tsquery('english', :query)::text, ' & ', ' | '))"
+
+def _any_word(param: str) -> str:
+    return f"to_tsquery('english', replace(plainto_tsquery('english', :{param})::text, ' & ', ' | '))"
+
+
+QUERIES = f"SELECT {_any_word('topic')} AS filter, {_any_word('terms')} AS ranking"
 
 FIND_DOCUMENT = text("SELECT id, content_hash, embedding_model FROM corpus_documents WHERE key = :key")
 
@@ -88,12 +96,12 @@ _CHUNK_COLUMNS = (
 
 SEARCH_FULLTEXT = text(
     f"""
-    WITH q AS (SELECT {TSQUERY} AS query)
-    SELECT {_CHUNK_COLUMNS}, ts_rank_cd(c.tsv, q.query) AS score,
-        row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id) AS fulltext_rank,
+    WITH q AS ({QUERIES})
+    SELECT {_CHUNK_COLUMNS}, ts_rank_cd(c.tsv, q.ranking) AS score,
+        row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.ranking) DESC, c.id) AS fulltext_rank,
         CAST(NULL AS bigint) AS vector_rank
     FROM q, corpus_chunks c JOIN corpus_documents d ON d.id = c.document_id
-    WHERE c.tsv @@ q.query
+    WHERE c.tsv @@ q.filter
     ORDER BY score DESC, c.id
     LIMIT :k
     """
@@ -101,11 +109,11 @@ SEARCH_FULLTEXT = text(
 
 SEARCH_FUSED = text(
     f"""
-    WITH q AS (SELECT {TSQUERY} AS query),
+    WITH q AS ({QUERIES}),
     fulltext AS (
-        SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.query) DESC, c.id) AS rank
+        SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.ranking) DESC, c.id) AS rank
         FROM q, corpus_chunks c
-        WHERE c.tsv @@ q.query
+        WHERE c.tsv @@ q.filter
         ORDER BY rank
         LIMIT {CANDIDATES}
     ),

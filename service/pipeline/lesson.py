@@ -65,12 +65,13 @@ class LessonBodies:
 
     async def rag_retrieval(self, state: RunState, attempt: int) -> dict[str, Any]:
         query = lesson_query(state)
+        topic, objective = state.param.get("topic") or "", state.param.get("learning_objective")
         vector = await self._query_embedding(state, query)
         retrieval = self.backends.retrieval
         method = "fulltext" if vector is None else "fused"
 
         async def search() -> list[RetrievedChunk]:
-            found = await retrieval.retrieve(query, TOP_K, query_embedding=vector)
+            found = await retrieval.retrieve(topic, TOP_K, objective=objective, query_embedding=vector)
             # The CLIENT span ExternalCalls opened is current here: the outcome goes on it.
             span = trace.get_current_span()
             span.set_attribute("db.response.returned_rows", len(found))
@@ -96,7 +97,8 @@ class LessonBodies:
         )
         if not chunks:
             raise NoPassagesFound(
-                f"no passage in the corpus matches {query[:80]!r}: import sources on it with `reeltrace corpus import`",
+                f"no passage in the corpus matches the topic {topic[:80]!r}: import sources on it "
+                "with `reeltrace corpus import`",
                 code="no_passages",
             )
         await self.tracker.log_event(

@@ -212,12 +212,12 @@ async def run_bench(runtime: Runtime, folder: Path) -> None:
 
     async def fulltext() -> object:
         topic, objective = queries[next(cursor) % QUERIES]
-        return await repository.search(f"{topic} {objective}", 5)
+        return await repository.search(topic, 5, objective=objective)
 
     async def fused() -> object:
         i = next(cursor) % QUERIES
         topic, objective = queries[i]
-        return await repository.search(f"{topic} {objective}", 5, vectors[i])
+        return await repository.search(topic, 5, vectors[i], objective=objective)
 
     print("retrieval of the top 5 (one query at a time):")
     report("full text", await timed(fulltext, QUERIES), 50)

@@ -47,3 +47,13 @@ async def test_passages_carry_their_source_and_licence(runtime: Runtime) -> None
     assert chunk.url.startswith("https://openstax.org/")
     assert chunk.fulltext_rank == 1
     assert chunk.vector_rank is None
+
+
+async def test_the_objective_ranks_but_does_not_filter(runtime: Runtime) -> None:
+    """Words of the objective alone find nothing; with the topic they reorder its passages."""
+    repository = CorpusRepository(runtime.engine)
+    assert await repository.search("medieval castles", 5, objective="photosynthesis chlorophyll") == []
+    plain = await repository.search("photosynthesis", 5)
+    boosted = await repository.search("photosynthesis", 5, objective="grocery store")
+    assert "Grocery Store" in boosted[0].heading
+    assert "Grocery Store" not in plain[0].heading

@@ -85,7 +85,7 @@ async def test_a_topic_with_no_passages_fails_without_inventing_any(
 
     assert read.status == "failed"
     assert read.error_stage == "rag_retrieval"
-    assert "no passage in the corpus matches 'medieval castles'" in (read.error_message or "")
+    assert "no passage in the corpus matches the topic 'medieval castles'" in (read.error_message or "")
     assert read.error_details is not None
     assert read.error_details["code"] == "no_passages"
     stages = {s.name: s for s in read.stages}

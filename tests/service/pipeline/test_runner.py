@@ -255,7 +255,12 @@ class HangingRetrieval:
         self.calls = 0
 
     async def retrieve(
-        self, query: str, k: int = 5, *, query_embedding: Sequence[float] | None = None
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[RetrievedChunk]:
         self.calls += 1
         if self.calls == 1:
