@@ -54,6 +54,7 @@ async def test_the_objective_ranks_but_does_not_filter(runtime: Runtime) -> None
     repository = CorpusRepository(runtime.engine)
     assert await repository.search("medieval castles", 5, objective="photosynthesis chlorophyll") == []
     plain = await repository.search("photosynthesis", 5)
-    boosted = await repository.search("photosynthesis", 5, objective="grocery store")
-    assert "Grocery Store" in boosted[0].heading
-    assert "Grocery Store" not in plain[0].heading
+    boosted = await repository.search("photosynthesis", 5, objective="wavelength of visible light")
+    assert plain[0].title == "Overview of Photosynthesis"
+    assert boosted[0].title == "The Light-Dependent Reactions of Photosynthesis"
+    assert "Light" in boosted[0].heading.split(" — ")[1]
