@@ -139,7 +139,7 @@ async def bench_import(runtime: Runtime, corpus: Corpus, folder: Path) -> None:
     print("import (CorpusImporter, one transaction per document):")
     for label, embedder in (("full text only", None), ("with 768-value vectors", HashingEmbedder())):
         target = folder / label.replace(" ", "-")
-        target.mkdir()
+        target.mkdir(parents=True)
         for i in range(IMPORT_FILES):
             body = "\n\n".join(corpus.chunk(i) for _ in range(8))
             (target / f"doc{i}.md").write_text(f"---\ntitle: Document {i}\nlicence: CC0-1.0\n---\n{body}\n")
