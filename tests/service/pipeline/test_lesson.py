@@ -16,7 +16,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.metrics import get_metrics
 from tests.support.vertex_fake import VertexFake
-from tests.support.workers import events_of, run_to_end, submit
+from tests.support.workers import events_of, run_to_end, running_worker, submit, wait_idle, wait_terminal
 
 PHOTOSYNTHESIS = {"topic": "photosynthesis", "learning_objective": "explain the light-dependent reactions"}
 
@@ -125,3 +125,30 @@ async def test_with_embeddings_the_query_is_embedded_and_rankings_fused(
     queries = [i for r in vertex.requests_to("predict") for i in r.body["instances"]]
     assert {"content": output["query"], "task_type": "RETRIEVAL_QUERY"} in queries
     assert _external_calls("embedding", "success") == before + 1
+
+
+async def test_embedding_failures_are_retried_counted_and_seen_by_the_breaker(
+    runtime: Runtime, settings: Settings, vertex: VertexFake
+) -> None:
+    """Two 503s from the embeddings service: the stage is retried to success, both errors are counted
+    in reeltrace_external_calls_total, and the embedding breaker recorded them."""
+    embedding = settings.model_copy(
+        update={
+            "embeddings_backend": "vertex",
+            "google_cloud_project": "reeltrace-test",
+            "vertex_base_url": vertex.base_url,
+        }
+    )
+    backends = build_backends(embedding, runtime.engine)
+    vertex.fail_next(503, route="predict", times=2)
+    errors = _external_calls("embedding", "error")
+    [rid] = await submit(runtime, pipeline="lesson", parameters=PHOTOSYNTHESIS)
+    async with running_worker(runtime, backends=backends) as (worker, services):
+        await wait_terminal(runtime, [rid])
+        await wait_idle(worker)
+        breaker = services.breakers["embedding"]
+        assert breaker.failure_count == 2
+    read = await runtime.queries.get_request(rid)
+    assert read.status == "completed", read.error_message
+    assert next(s for s in read.stages if s.name == "rag_retrieval").attempts == 3
+    assert _external_calls("embedding", "error") == errors + 2
