@@ -5,9 +5,12 @@ A full-text search matches chunks holding any word of the topic and ranks them b
 more of them ranks higher. The words are OR-ed (`plainto_tsquery` ANDs them, and a
 topic plus an objective would rarely match anything whole); only the topic filters,
 because an objective's general words ("explain", "steps") match a large share of any
-corpus, and ranking every one of those chunks would cost tens of times more. The fused query ranks the full-text and the
-vector (cosine, through the HNSW index) candidates separately and adds their
-reciprocal ranks: score = 1/(RRF_K + fulltext rank) + 1/(RRF_K + vector rank).
+corpus, and ranking every one of those chunks would cost tens of times more.
+
+The fused query ranks the full-text and the vector (cosine, through the HNSW index)
+candidates separately, each sorting only its own top rows (a top-N sort, not a sort
+of every match), and adds their reciprocal ranks:
+score = 1/(RRF_K + full-text rank) + 1/(RRF_K + vector rank).
 """
 
 from __future__ import annotations
@@ -96,27 +99,35 @@ _CHUNK_COLUMNS = (
 
 SEARCH_FULLTEXT = text(
     f"""
-    WITH q AS ({QUERIES})
-    SELECT {_CHUNK_COLUMNS}, ts_rank_cd(c.tsv, q.ranking) AS score,
-        row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.ranking) DESC, c.id) AS fulltext_rank,
+    WITH q AS ({QUERIES}),
+    best AS (
+        SELECT c.id, ts_rank_cd(c.tsv, q.ranking) AS score
+        FROM q, corpus_chunks c
+        WHERE c.tsv @@ q.filter
+        ORDER BY score DESC, c.id
+        LIMIT :k
+    )
+    SELECT {_CHUNK_COLUMNS}, best.score,
+        row_number() OVER (ORDER BY best.score DESC, c.id) AS fulltext_rank,
         CAST(NULL AS bigint) AS vector_rank
-    FROM q, corpus_chunks c JOIN corpus_documents d ON d.id = c.document_id
-    WHERE c.tsv @@ q.filter
-    ORDER BY score DESC, c.id
-    LIMIT :k
+    FROM best
+    JOIN corpus_chunks c ON c.id = best.id
+    JOIN corpus_documents d ON d.id = c.document_id
+    ORDER BY best.score DESC, c.id
     """
 )
 
 SEARCH_FUSED = text(
     f"""
     WITH q AS ({QUERIES}),
-    fulltext AS (
-        SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.ranking) DESC, c.id) AS rank
+    textual AS (
+        SELECT c.id, ts_rank_cd(c.tsv, q.ranking) AS score
         FROM q, corpus_chunks c
         WHERE c.tsv @@ q.filter
-        ORDER BY rank
+        ORDER BY score DESC, c.id
         LIMIT {CANDIDATES}
     ),
+    fulltext AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM textual),
     nearest AS (
         SELECT c.id, c.embedding <=> CAST(:embedding AS vector) AS distance
         FROM corpus_chunks c
