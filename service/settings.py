@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     script_backend: Literal["simulated", "gemini"] = "simulated"
     gemini_model: str = "gemini-2.5-flash"
 
+    # --- lesson retrieval (the OER corpus) -------------------------------------------
+    retrieval_backend: Literal["postgres", "simulated"] = "postgres"
+    embeddings_backend: Literal["none", "vertex"] = "none"
+    embedding_model: str = "text-embedding-005"
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -222,6 +227,8 @@ class Settings(BaseSettings):
     def _check_backends(self) -> Settings:
         if self.generation_backend == "vertex" and not self.google_cloud_project:
             raise ValueError("REELTRACE_GENERATION_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT")
+        if self.embeddings_backend == "vertex" and not self.google_cloud_project:
+            raise ValueError("REELTRACE_EMBEDDINGS_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT")
         if self.storage_backend == "gcs" and not self.gcs_bucket:
             raise ValueError("REELTRACE_STORAGE_BACKEND=gcs needs REELTRACE_GCS_BUCKET")
         if self.env == "production" and self.database_url is None:

@@ -9,10 +9,12 @@ from the stored name alone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from service.corpus.rows import RetrievedChunk
 from service.errors import ReeltraceError
 
 
@@ -157,7 +159,17 @@ class StorageBackend(Protocol):
 class RetrievalBackend(Protocol):
     name: str
 
-    async def retrieve(self, query: str, k: int = 5) -> list[str]: ...
+    async def retrieve(
+        self,
+        topic: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
+    ) -> list[RetrievedChunk]:
+        """The `k` best passages on `topic` (ranked with the `objective` too), best first; fused
+        with vector search given the query's embedding."""
+        ...
 
 
 @runtime_checkable

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from service.backends.base import GenerationBackend, RetrievalBackend, ScriptBackend, StorageBackend
+from service.backends.corpus_retrieval import PostgresRetrieval
 from service.backends.local_storage import LocalStorage
 from service.backends.simulated_content import SimulatedRetrieval, SimulatedScript
 from service.backends.simulated_generation import SimulatedGeneration
 from service.backends.simulation import SimulationProfile
+from service.corpus.embedding import Embedder
+from service.corpus.repository import CorpusRepository
 from service.errors import ConfigurationError
 from service.settings import Settings
 
@@ -19,10 +24,14 @@ class Backends:
     storage: StorageBackend
     retrieval: RetrievalBackend
     script: ScriptBackend
+    embeddings: Embedder | None = None
+    """Unset: retrieval ranks by full text alone."""
 
     async def aclose(self) -> None:
         await self.generation.aclose()
         await self.storage.aclose()
+        if self.embeddings is not None:
+            await self.embeddings.aclose()
         # The script protocol has no aclose; the Gemini one holds an HTTP client.
         close_script = getattr(self.script, "aclose", None)
         if close_script is not None:
@@ -72,11 +81,37 @@ def build_script(settings: Settings) -> ScriptBackend:
     raise ConfigurationError(f"REELTRACE_SCRIPT_BACKEND={settings.script_backend} is not available")
 
 
-def build_backends(settings: Settings) -> Backends:
+def build_embeddings(settings: Settings) -> Embedder | None:
+    if settings.embeddings_backend == "none":
+        return None
+    if settings.embeddings_backend == "vertex":
+        if not settings.google_cloud_project:
+            raise ConfigurationError("REELTRACE_EMBEDDINGS_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT")
+        from service.backends.vertex_embeddings import VertexEmbeddings
+
+        return VertexEmbeddings.from_settings(settings)
+    raise ConfigurationError(f"REELTRACE_EMBEDDINGS_BACKEND={settings.embeddings_backend} is not available")
+
+
+def build_retrieval(settings: Settings, engine: AsyncEngine | None) -> RetrievalBackend:
+    if settings.retrieval_backend == "simulated":
+        return SimulatedRetrieval(SimulationProfile.from_settings(settings))
+    if settings.retrieval_backend == "postgres":
+        if engine is None:
+            raise ConfigurationError(
+                "REELTRACE_RETRIEVAL_BACKEND=postgres searches the corpus in PostgreSQL: it needs the database"
+            )
+        return PostgresRetrieval(CorpusRepository(engine))
+    raise ConfigurationError(f"REELTRACE_RETRIEVAL_BACKEND={settings.retrieval_backend} is not available")
+
+
+def build_backends(settings: Settings, engine: AsyncEngine | None = None) -> Backends:
+    """The configured backends; `engine` is the database the corpus is searched in."""
     storage = build_storage(settings)
     return Backends(
         generation=build_generation(settings, storage),
         storage=storage,
-        retrieval=SimulatedRetrieval(SimulationProfile.from_settings(settings)),
+        retrieval=build_retrieval(settings, engine),
         script=build_script(settings),
+        embeddings=build_embeddings(settings),
     )

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 
 from service.backends.base import TransientBackendError
 from service.backends.simulation import SimulationProfile
+from service.corpus.rows import RetrievedChunk
 
 
 class _Simulated:
@@ -26,12 +28,36 @@ class _Simulated:
 
 
 class SimulatedRetrieval(_Simulated):
+    """Made-up passages, labelled as such: only ever chosen explicitly (REELTRACE_RETRIEVAL_BACKEND=simulated)."""
+
     name = "simulated"
 
-    async def retrieve(self, query: str, k: int = 5) -> list[str]:
+    async def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
+    ) -> list[RetrievedChunk]:
         await self._work(f"retrieve:{query}")
         digest = hashlib.sha256(query.encode()).hexdigest()
-        return [f"[oer:{digest[i * 6 : i * 6 + 6]}] passage {i + 1} about {query[:60]}" for i in range(k)]
+        return [
+            RetrievedChunk(
+                chunk_id=i,
+                document_id=0,
+                position=i,
+                heading="simulated",
+                text=f"[oer:{digest[i * 6 : i * 6 + 6]}] passage {i + 1} about {query[:60]}",
+                title="simulated passage",
+                source="simulated",
+                licence="none (simulated)",
+                url=None,
+                score=1.0 / (i + 1),
+                fulltext_rank=i + 1,
+            )
+            for i in range(k)
+        ]
 
 
 class SimulatedScript(_Simulated):

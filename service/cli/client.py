@@ -10,6 +10,7 @@ from rich.table import Table
 
 from service.cli.api_client import ApiClient, ApiError
 from service.cli.common import console, fail, one_shot_settings, out
+from service.cli.corpus import sources_table
 from service.cli.follow import TERMINAL, follow
 from service.settings import Settings
 
@@ -226,6 +227,9 @@ def status(request: str = typer.Argument(..., help="Request UUID or correlation 
             stage.get("error_message") or "",
         )
     out.print(stages)
+    retrieved = sources_table(detail)
+    if retrieved is not None:
+        out.print(retrieved)
 
 
 def trace(request: str = typer.Argument(..., help="Request UUID or correlation ID.")) -> None:

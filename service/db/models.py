@@ -11,10 +11,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     Float,
@@ -28,7 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.tracking.states import RequestStatus, Severity, StageStatus
@@ -279,5 +281,61 @@ class ApiKey(Base):
         CheckConstraint(
             "scopes <@ ARRAY['submit', 'read', 'admin']::text[] AND cardinality(scopes) > 0",
             name="scopes_known",
+        ),
+    )
+
+
+class CorpusDocument(Base):
+    """One imported OER document: where it comes from, its licence, the hash of what was imported."""
+
+    __tablename__ = "corpus_documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    # Its front-matter `key`, else its URL, else its absolute path: what makes a re-import a replacement.
+    key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    licence: Mapped[str] = mapped_column(Text, nullable=False)
+    url: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    embedding_model: Mapped[str | None] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    imported_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+
+
+class CorpusChunk(Base):
+    """A chunk of a document, with its generated tsvector and (with pgvector) its embedding."""
+
+    __tablename__ = "corpus_chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("corpus_documents.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    heading: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "(setweight(to_tsvector('english'::regconfig, heading), 'A'::\"char\") || "
+            "setweight(to_tsvector('english'::regconfig, text), 'B'::\"char\"))",
+            persisted=True,
+        ),
+        nullable=False,
+    )
+    # Present only where the pgvector extension was available when the corpus was created.
+    embedding: Mapped[Any] = mapped_column(VECTOR(768), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("document_id", "position"),
+        Index("ix_corpus_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_corpus_chunks_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
     )

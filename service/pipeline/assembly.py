@@ -29,7 +29,7 @@ class PipelineServices:
 
 def build_pipeline(runtime: Runtime, backends: Backends | None = None) -> PipelineServices:
     settings = runtime.settings
-    backends = backends or build_backends(settings)
+    backends = backends or build_backends(settings, runtime.engine)
     breakers = BreakerBoard(
         failure_threshold=settings.breaker_failure_threshold, reset_seconds=settings.breaker_reset_seconds
     )

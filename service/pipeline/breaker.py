@@ -20,7 +20,7 @@ from typing import Any
 from service.backends.base import BackendError
 from telemetry.metrics import BREAKER_STATE_VALUES, Metrics, get_metrics
 
-DEPENDENCIES = ("generation", "storage", "notification", "retrieval", "script")
+DEPENDENCIES = ("generation", "storage", "notification", "retrieval", "script", "embedding")
 
 
 class BreakerState(StrEnum):

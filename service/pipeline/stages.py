@@ -30,6 +30,7 @@ from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
 from service.pipeline.gate import outside_gate
+from service.pipeline.lesson import LessonBodies
 from service.pipeline.payload import final_payload
 from service.pipeline.work import RunState
 from service.settings import Settings
@@ -97,12 +98,13 @@ class StageBodies:
         self.tracker = tracker
         self.queries = queries
         self.notifications = notifications
+        self.lesson = LessonBodies(backends, calls, tracker)
 
     def body(self, stage: str) -> StageBody:
         bodies: dict[str, StageBody] = {
             "validation": self.validation,
-            "rag_retrieval": self.rag_retrieval,
-            "script_generation": self.script_generation,
+            "rag_retrieval": self.lesson.rag_retrieval,
+            "script_generation": self.lesson.script_generation,
             "video_generation": self.video_generation,
             "video_processing": self.video_processing,
             "notification": self.notification,
@@ -132,36 +134,6 @@ class StageBodies:
             item.id, "validation_passed", "request parameters are valid", stage="validation"
         )
         return {"checked": ["prompt", "duration_seconds", "aspect_ratio", "resolution", "pipeline"]}
-
-    # --- lesson content --------------------------------------------------------------
-
-    async def rag_retrieval(self, state: RunState, attempt: int) -> dict[str, Any]:
-        query = " ".join(filter(None, [state.param.get("topic"), state.param.get("learning_objective")]))
-        retrieval = self.backends.retrieval
-        chunks = await self.calls.call(
-            state.item.id, "retrieval", "retrieve", lambda: retrieval.retrieve(query, 5),
-            attributes={"gen_ai.operation.name": "retrieval"}, span_name="retrieval",
-        )  # fmt: skip
-        return {"chunks": chunks}
-
-    async def script_generation(self, state: RunState, attempt: int) -> dict[str, Any]:
-        script = self.backends.script
-        chunks = list(state.output("rag_retrieval").get("chunks", []))
-        text = await self.calls.call(
-            state.item.id,
-            "script",
-            "generate_content",
-            lambda: script.write_script(
-                state.param.get("topic", ""), state.param.get("learning_objective"), chunks
-            ),
-            attributes={
-                "gen_ai.operation.name": "generate_content",
-                "gen_ai.provider.name": script.provider,
-                "gen_ai.request.model": script.model,
-            },
-            span_name=f"generate_content {script.model}",
-        )
-        return {"script": text}
 
     # --- generation ----------------------------------------------------------------------
 

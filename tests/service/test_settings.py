@@ -127,3 +127,21 @@ def test_production_with_database_url_is_accepted(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("REELTRACE_ENV", "production")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/reeltrace")
     assert load_settings().env == "production"
+
+
+def test_vertex_embeddings_need_a_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REELTRACE_EMBEDDINGS_BACKEND=vertex without GOOGLE_CLOUD_PROJECT is refused, naming both."""
+    monkeypatch.setenv("REELTRACE_EMBEDDINGS_BACKEND", "vertex")
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(
+        ConfigurationError, match="REELTRACE_EMBEDDINGS_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT"
+    ):
+        load_settings()
+
+
+def test_retrieval_defaults_to_the_corpus_in_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrieval is the real PostgreSQL search unless simulated is chosen; embeddings are off by default."""
+    monkeypatch.delenv("REELTRACE_RETRIEVAL_BACKEND", raising=False)
+    monkeypatch.delenv("REELTRACE_EMBEDDINGS_BACKEND", raising=False)
+    settings = load_settings()
+    assert (settings.retrieval_backend, settings.embeddings_backend) == ("postgres", "none")

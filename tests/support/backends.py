@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from service.backends.base import (
     BackendError,
     GenerationBackend,
@@ -58,9 +60,19 @@ class FlakyGeneration:
 
 
 def flaky_backends(
-    settings: Settings, failures: int = 0, error: BackendError | None = None, fail_after: float = 0.0
+    settings: Settings,
+    failures: int = 0,
+    error: BackendError | None = None,
+    fail_after: float = 0.0,
+    engine: AsyncEngine | None = None,
 ) -> Backends:
-    """The configured backends, with a FlakyGeneration around the generation backend."""
-    backends = build_backends(settings)
+    """The configured backends, with a FlakyGeneration around the generation backend.
+
+    Without the `engine` of a database to search the corpus in, retrieval is the
+    simulated one (chosen here explicitly): these runs test generation, not lessons.
+    """
+    if engine is None:
+        settings = settings.model_copy(update={"retrieval_backend": "simulated"})
+    backends = build_backends(settings, engine)
     flaky = FlakyGeneration(backends.generation, failures, error, fail_after)
     return dataclasses.replace(backends, generation=flaky)

@@ -7,7 +7,8 @@ Routes (all `POST`, under `/v1/projects/{p}/locations/{l}/publishers/google/mode
   `{"name", "done": false}` while running, then `done` with a `response` holding
   `videos[]` (or `raiMediaFilteredCount`/`raiMediaFilteredReasons` and no videos),
   or `done` with an `error` `{code, message}`;
-- `:generateContent` answers one Gemini candidate (`script_text`; `None` blocks the prompt).
+- `:generateContent` answers one Gemini candidate (`script_text`; `None` blocks the prompt);
+- `:predict` answers text embeddings (`tests.support.vertex_embeddings`).
 
 Outcomes are chosen per operation by markers in the prompt (`[fake:fail]`,
 `[fake:filter]`, `[fake:hang]`; `[fake:quota]`, `[fake:unavailable]` and
@@ -36,9 +37,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.vertex_embeddings import predict_embeddings
+
 _MODEL_ROUTE = re.compile(
     r"^/(?P<version>v1|v1beta1)/(?P<resource>projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/publishers/google/models/(?P<model>[^/:]+)):(?P<method>predictLongRunning|fetchPredictOperation|generateContent)$"
+    r"/publishers/google/models/(?P<model>[^/:]+)):(?P<method>predictLongRunning|fetchPredictOperation|generateContent|predict)$"
 )
 
 VIDEO_RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
@@ -202,6 +205,8 @@ class VertexFake:
             return self._start(match["resource"], model, body)
         if method == "fetchPredictOperation":
             return self._fetch(match["resource"], body)
+        if method == "predict":
+            return predict_embeddings(body)
         return 200, self._generate_content()
 
     def _start(self, resource: str, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -8,25 +8,45 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.backends.corpus_retrieval import PostgresRetrieval
 from service.backends.factory import build_backends, build_generation, build_script, build_storage
 from service.backends.gcs import GcsStorage
 from service.backends.gemini_script import GeminiScript
 from service.backends.local_storage import LocalStorage
+from service.backends.simulated_content import SimulatedRetrieval
 from service.backends.vertex import VertexGeneration
+from service.backends.vertex_embeddings import VertexEmbeddings
 from service.errors import ConfigurationError
 from service.settings import Settings
 
 
 async def test_builds_the_google_backends(google_settings: Settings) -> None:
-    """generation=vertex, storage=gcs and script=gemini build the Google backends."""
-    backends = build_backends(google_settings)
+    """generation=vertex, storage=gcs, script=gemini and embeddings=vertex build the Google backends."""
+    settings = google_settings.model_copy(update={"embeddings_backend": "vertex"})
+    backends = build_backends(settings, create_async_engine("postgresql+psycopg://localhost/unused"))
     try:
         assert isinstance(backends.storage, GcsStorage)
         assert isinstance(backends.generation, VertexGeneration)
         assert isinstance(backends.script, GeminiScript)
+        assert isinstance(backends.embeddings, VertexEmbeddings)
     finally:
         await backends.aclose()
+
+
+def test_postgres_retrieval_needs_the_database(tmp_path: Path) -> None:
+    """The default retrieval, built without a database to search, is refused naming the setting."""
+    with pytest.raises(ConfigurationError, match="REELTRACE_RETRIEVAL_BACKEND=postgres"):
+        build_backends(Settings(data_dir=tmp_path))
+
+
+def test_simulated_retrieval_only_when_chosen(tmp_path: Path) -> None:
+    """Retrieval is the corpus in PostgreSQL by default; the simulated one only when set explicitly."""
+    engine = create_async_engine("postgresql+psycopg://localhost/unused")
+    assert isinstance(build_backends(Settings(data_dir=tmp_path), engine).retrieval, PostgresRetrieval)
+    chosen = Settings(data_dir=tmp_path, retrieval_backend="simulated")
+    assert isinstance(build_backends(chosen, engine).retrieval, SimulatedRetrieval)
 
 
 def test_vertex_needs_gcs_storage(google_settings: Settings, tmp_path: Path) -> None:
@@ -54,9 +74,11 @@ def test_embedded_default_does_not_import_google_libraries(tmp_path: Path) -> No
     """Building the default backends imports neither google-genai nor google-cloud-storage."""
     code = (
         "import sys\n"
+        "from sqlalchemy.ext.asyncio import create_async_engine\n"
         "from service.backends.factory import build_backends\n"
         "from service.settings import Settings\n"
-        f"build_backends(Settings(data_dir={str(tmp_path)!r}))\n"
+        "engine = create_async_engine('postgresql+psycopg://localhost/unused')\n"
+        f"build_backends(Settings(data_dir={str(tmp_path)!r}), engine)\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(('google.genai', 'google.cloud.storage')))\n"
         "print(','.join(loaded))\n"
     )

@@ -200,9 +200,11 @@ async def test_simulated_content_steps() -> None:
     profile = SimulationProfile()
     chunks = await SimulatedRetrieval(profile).retrieve("tides and the moon", 3)
     assert len(chunks) == 3
-    assert all("tides and the moon" in c for c in chunks)
+    assert all("tides and the moon" in c.text for c in chunks)
+    assert all(c.source == "simulated" for c in chunks)
     assert await SimulatedRetrieval(profile).retrieve("tides and the moon", 3) == chunks
-    script = await SimulatedScript(profile).write_script("tides", "predict a spring tide", chunks)
+    texts = [c.text for c in chunks]
+    script = await SimulatedScript(profile).write_script("tides", "predict a spring tide", texts)
     assert "tides" in script
     assert "predict a spring tide" in script
 

@@ -8,12 +8,14 @@ import json
 import re
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from service.backends.base import QuotaExceeded
 from service.backends.factory import build_backends
+from service.corpus.rows import RetrievedChunk
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
 from service.pipeline.work import RunState
@@ -146,7 +148,7 @@ async def test_retryable_failure_is_retried_then_succeeds(settings: Settings, ru
 
 async def test_failing_stage_retries_then_fails_request(settings: Settings, database_url: str) -> None:
     """A stage failing every time is tried 1 + max_retries times, then fails the request with its error_stage."""
-    rt = await variant(settings, database_url, sim_failure_rate=1.0)
+    rt = await variant(settings, database_url, sim_failure_rate=1.0, retrieval_backend="simulated")
     try:
         [rid] = await submit(rt, pipeline="lesson", parameters={"topic": "tides"})
         read = (await run_to_end(rt, [rid]))[rid]
@@ -252,11 +254,21 @@ class HangingRetrieval:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def retrieve(self, query: str, k: int = 5) -> list[str]:
+    async def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        objective: str | None = None,
+        query_embedding: Sequence[float] | None = None,
+    ) -> list[RetrievedChunk]:
         self.calls += 1
         if self.calls == 1:
             await asyncio.sleep(3600)
-        return [f"passage about {query}"] * k
+        return [
+            RetrievedChunk(i, 1, i, "Tides", f"passage about {query}", "Tides", "test", "CC0-1.0", None, 1.0)
+            for i in range(k)
+        ]
 
 
 async def test_stage_attempt_is_bounded_by_its_timeout(
@@ -268,7 +280,7 @@ async def test_stage_attempt_is_bounded_by_its_timeout(
     stages = tuple(quick if s.name == "rag_retrieval" else s for s in lesson.stages)
     monkeypatch.setitem(PIPELINES, "lesson", Pipeline("lesson", stages))
     retrieval = HangingRetrieval()
-    backends = dataclasses.replace(build_backends(settings), retrieval=retrieval)
+    backends = dataclasses.replace(build_backends(settings, runtime.engine), retrieval=retrieval)
     [rid] = await submit(runtime, pipeline="lesson", parameters={"topic": "tides"})
     read = (await run_to_end(runtime, [rid], backends=backends))[rid]
 

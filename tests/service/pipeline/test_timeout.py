@@ -43,7 +43,7 @@ async def test_generation_timeout_ends_request_as_timeout(settings: Settings, da
 async def _stored_never_ending_generation(runtime: Runtime, started_ago_seconds: float) -> uuid.UUID:
     """A generating request whose operation (never finishing) was started `started_ago_seconds` ago."""
     [rid] = await submit(runtime)
-    backends = build_backends(runtime.settings.model_copy(update={"sim_timeout_rate": 1.0}))
+    backends = build_backends(runtime.settings.model_copy(update={"sim_timeout_rate": 1.0}), runtime.engine)
     try:
         prefix = backends.storage.prefix_for(rid)
         name = await backends.generation.start(

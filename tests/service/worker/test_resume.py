@@ -43,7 +43,7 @@ async def test_start_made_but_not_recorded_is_not_repeated(runtime: Runtime, set
     await runtime.tracker.log_event(
         rid, "generation_submitting", "starting", stage="video_generation", data={"idempotency_key": key}
     )
-    backends = build_backends(settings)
+    backends = build_backends(settings, runtime.engine)
     try:
         started = await backends.generation.start(
             GenerationRequest(

@@ -107,6 +107,7 @@ async def test_serve_runs_requests_and_shows_its_breakers(
         "notification": "closed",
         "retrieval": "closed",
         "script": "closed",
+        "embedding": "closed",
     }
     generation = next(b for b in breakers if b["dependency"] == "generation")
     assert generation["success_count"] >= 2  # the API reads the breakers the worker uses

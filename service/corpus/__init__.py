@@ -1,0 +1,1 @@
+"""The OER corpus: documents read from files, chunked, stored and searched in PostgreSQL."""
