@@ -28,6 +28,7 @@ from service.backends.base import (
 )
 from service.backends.factory import Backends
 from service.backends.webhook import WebhookNotifier
+from service.pipeline.billing import bill_operation
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
@@ -255,6 +256,8 @@ class StageBodies:
                 log.warning("generation_poll_failed", operation_name=name, error=exc.detail)
                 status = None
             polls += 1
+            if status is not None and status.state != OperationState.RUNNING:
+                await bill_operation(self.tracker, self.queries, gen.model, state, status, attempt, name)
             if status is not None and status.state == OperationState.SUCCEEDED:
                 return {"operation_name": name, "videos": [v.uri for v in status.videos], "polls": polls}
             if status is not None and status.state == OperationState.FAILED:
@@ -355,5 +358,6 @@ class StageBodies:
             "correlation_id": item.correlation_id,
             "status": state.final_status.value if state.final_status else "unknown",
             "video_urls": state.video_urls,
+            "cost_usd": None if state.spend.cost_usd is None else float(state.spend.cost_usd),
             "tracking": "degraded",
         }
