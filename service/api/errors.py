@@ -198,5 +198,5 @@ class RequestIdMiddleware:
                 body = ErrorBody(
                     error="internal_error", detail=f"internal error; see logs with request id {request_id}"
                 )
-                response = JSONResponse(body.model_dump(mode="json"), status_code=500)
+                response = JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=500)
                 await response(scope, receive, send_with_id)
