@@ -14,8 +14,9 @@ from service.settings import Settings
 
 # The API tests' fixtures (the app over HTTP, keys of each scope), shared here.
 from tests.service.api.conftest import admin, app, client, make_key, reader, submitter
+from tests.service.cli.conftest import cli
 
-__all__ = ["admin", "app", "client", "make_key", "reader", "submitter"]
+__all__ = ["admin", "app", "cli", "client", "make_key", "reader", "submitter"]
 
 AppFactory = Callable[..., Awaitable[tuple[httpx.AsyncClient, Runtime]]]
 
