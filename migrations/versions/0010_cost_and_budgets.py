@@ -6,8 +6,8 @@
   `usd_per_second` (the table and unit price it was priced with at submit, so a new
   price table reprices only new requests) and `estimated_cost_usd` (what it is
   expected to cost: its reservation against budgets until it ends).
-- A request that ends with nothing billed cost 0: a trigger sets it, whichever
-  writer ends it (the runner, the watchdog, a psql session).
+- A request that ends with nothing billed (no `cost_recorded` event) cost 0: a
+  trigger sets it, whichever writer ends it (the runner, the watchdog, a psql session).
 - `guild_budgets` holds per-guild daily/monthly limits (`reeltrace budgets set`); a
   NULL limit falls back to the `REELTRACE_BUDGET_GUILD_*` default.
 - `reeltrace_create_request` is revision 0005's function plus the budget check: under
@@ -41,8 +41,11 @@ ZERO_COST_TRIGGER = """
 CREATE FUNCTION reeltrace_zero_cost_when_unbilled() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Nothing billed means nothing spent, whatever the price table says of the model.
-    IF NEW.cost_usd IS NULL AND NEW.billable_seconds = 0 THEN
+    -- Nothing billed (no cost_recorded event) means nothing spent, whatever the price
+    -- table says of the model; anything billed but unpriced stays NULL.
+    IF NEW.cost_usd IS NULL AND NEW.billable_seconds = 0 AND NOT EXISTS (
+        SELECT 1 FROM request_events e WHERE e.request_id = NEW.id AND e.event_type = 'cost_recorded'
+    ) THEN
         NEW.cost_usd := 0;
     END IF;
     RETURN NEW;

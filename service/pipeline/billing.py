@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from service.backends.base import OperationStatus
 from service.cost.pricing import billable_seconds
 from service.pipeline.work import RunState
@@ -41,5 +43,23 @@ async def bill_operation(
         price_version=state.price_version,
         attempt=attempt,
         operation_name=operation_name,
+    )
+    state.spend = await tracker.record_cost(item.id, state.spend, billed)
+
+
+async def bill_call(tracker: RequestTracker, state: RunState, model: str, attempt: int) -> None:
+    """Record a per-call charge (the lesson script's Gemini call), at the current table's price."""
+    item = state.item
+    billed = BilledAttempt(
+        pipeline=item.pipeline,
+        model=model,
+        outcome="succeeded",
+        seconds=Decimal(0),
+        usd_per_second=tracker.pricing.prices.per_call(model),
+        price_version=tracker.pricing.version,
+        attempt=attempt,
+        operation_name=None,
+        stage="script_generation",
+        per_call=True,
     )
     state.spend = await tracker.record_cost(item.id, state.spend, billed)

@@ -28,7 +28,7 @@ from service.backends.base import (
 )
 from service.backends.factory import Backends
 from service.backends.webhook import WebhookNotifier
-from service.pipeline.billing import bill_operation
+from service.pipeline.billing import bill_call, bill_operation
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
@@ -155,6 +155,8 @@ class StageBodies:
             },
             span_name=f"generate_content {script.model}",
         )
+        if script.provider != "simulated":  # a real model call is billed per call
+            await bill_call(self.tracker, state, script.model, attempt)
         return {"script": text}
 
     # --- generation ----------------------------------------------------------------------

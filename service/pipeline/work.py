@@ -106,9 +106,12 @@ class RunState:
     @classmethod
     def from_read(cls, item: WorkItem, read: RequestRead) -> RunState:
         stages = {s.name: StageState.from_read(s) for s in read.stages}
+        # A NULL cost with billed seconds is an unpriced attempt (a NULL cost after an
+        # unpriced per-call charge alone reads as unbilled: its seconds are 0).
         spend = Spend(
             None if read.cost_usd is None else Decimal(str(read.cost_usd)),
             Decimal(str(read.billable_seconds)),
+            billed=read.cost_usd is not None or read.billable_seconds > 0,
         )
         unit = None if read.usd_per_second is None else Decimal(str(read.usd_per_second))
         return cls(

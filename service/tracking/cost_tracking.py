@@ -25,15 +25,17 @@ log = structlog.get_logger("reeltrace.tracker")
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """A request's cost so far: None once an unpriced attempt was billed (or before any)."""
+    """A request's cost so far: None before anything is billed, and for good once an
+    unpriced attempt was."""
 
     cost_usd: Decimal | None = None
     billable_seconds: Decimal = Decimal(0)
+    billed: bool = False
 
     def plus(self, seconds: Decimal, cost: Decimal | None) -> Spend:
-        unpriced_before = self.cost_usd is None and self.billable_seconds > 0
+        unpriced_before = self.cost_usd is None and self.billed
         total = None if cost is None or unpriced_before else (self.cost_usd or Decimal(0)) + cost
-        return Spend(total, self.billable_seconds + seconds)
+        return Spend(total, self.billable_seconds + seconds, billed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +48,19 @@ class BilledAttempt:
     usd_per_second: Decimal | None
     price_version: str | None
     attempt: int
-    operation_name: str
+    operation_name: str | None
+    stage: str = "video_generation"
+    per_call: bool = False
+    """A call priced per call (the lesson script's Gemini call): `usd_per_second` is its price."""
 
 
 class CostTracking(TrackingWriter):
     async def record_cost(self, request_id: uuid.UUID, spent: Spend, billed: BilledAttempt) -> Spend:
         """Add a billed attempt to the request's cost; returns the new totals."""
-        cost = attempt_cost(billed.seconds, billed.usd_per_second)
+        if billed.per_call:
+            cost = billed.usd_per_second
+        else:
+            cost = attempt_cost(billed.seconds, billed.usd_per_second)
         total = spent.plus(billed.seconds, cost)
         priced = cost is not None
         data = {
@@ -61,17 +69,20 @@ class CostTracking(TrackingWriter):
             "attempt": billed.attempt,
             "operation_name": billed.operation_name,
             "billable_seconds": float(billed.seconds),
-            "usd_per_second": None if billed.usd_per_second is None else float(billed.usd_per_second),
+            ("usd_per_call" if billed.per_call else "usd_per_second"): None
+            if billed.usd_per_second is None
+            else float(billed.usd_per_second),
             "attempt_cost_usd": None if cost is None else float(cost),
             "cost_usd": None if total.cost_usd is None else float(total.cost_usd),
             "total_billable_seconds": float(total.billable_seconds),
             "price_version": billed.price_version,
             "priced": priced,
         }
+        what = f"a {billed.model} call" if billed.per_call else f"{billed.seconds:g} s"
         message = (
-            f"{billed.seconds:g} s billed: ${cost:.4f}"
+            f"{what} billed: ${cost:.4f}"
             if priced
-            else f"{billed.seconds:g} s billed, but the price table has no price for {billed.model}"
+            else f"{what} billed, but the price table has no price for {billed.model}"
         )
         write = RecordCost(
             request_id=request_id,
@@ -82,7 +93,7 @@ class CostTracking(TrackingWriter):
                 "cost_recorded",
                 self.clock(),
                 severity=Severity.INFO if priced else Severity.WARNING,
-                stage="video_generation",
+                stage=billed.stage,
                 message=message,
                 data=data,
             ),
