@@ -97,7 +97,7 @@ BEGIN
     IF FOUND THEN
         RETURN;
     END IF;
-    IF rate_limit IS NOT NULL OR budget IS NOT NULL THEN
+    IF rate_limit IS NOT NULL OR budget->>'user_daily' IS NOT NULL OR budget->>'user_monthly' IS NOT NULL THEN
         -- Serialise this user's submissions across every API replica; the counts
         -- below are new statements, so they see every submission committed before.
         PERFORM pg_advisory_xact_lock(hashtextextended('rate:' || (w->>'user_id'), 0));
@@ -112,9 +112,10 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF budget IS NOT NULL THEN
+    IF budget->>'user_daily' IS NOT NULL OR budget->>'user_monthly' IS NOT NULL THEN
         -- Spent (what ended requests cost) plus reserved (what unfinished ones are
         -- expected to cost, or have cost so far if more), for the user, then the guild.
+        -- Without a limit of a kind, nothing is summed.
         SELECT coalesce(sum(x) FILTER (WHERE v.created_at >= day_start), 0), coalesce(sum(x), 0)
         INTO spent_day, spent_month
         FROM video_requests v,
@@ -135,10 +136,14 @@ BEGIN
                 RETURN;
             END IF;
         END LOOP;
-        IF w->>'guild_id' IS NOT NULL THEN
+    END IF;
+    IF budget IS NOT NULL AND w->>'guild_id' IS NOT NULL THEN
+        SELECT b.daily_usd, b.monthly_usd INTO g_daily, g_monthly
+        FROM guild_budgets b WHERE b.guild_id = w->>'guild_id';
+        g_daily := coalesce(g_daily, (budget->>'guild_daily')::numeric);
+        g_monthly := coalesce(g_monthly, (budget->>'guild_monthly')::numeric);
+        IF g_daily IS NOT NULL OR g_monthly IS NOT NULL THEN
             PERFORM pg_advisory_xact_lock(hashtextextended('budget:guild:' || (w->>'guild_id'), 0));
-            SELECT b.daily_usd, b.monthly_usd INTO g_daily, g_monthly
-            FROM guild_budgets b WHERE b.guild_id = w->>'guild_id';
             SELECT coalesce(sum(x) FILTER (WHERE v.created_at >= day_start), 0), coalesce(sum(x), 0)
             INTO spent_day, spent_month
             FROM video_requests v,
@@ -149,8 +154,7 @@ BEGIN
             WHERE v.guild_id = w->>'guild_id' AND v.created_at >= month_start;
             FOR check_scope, check_limit, check_spent IN
                 SELECT * FROM (VALUES
-                    ('guild_daily', coalesce(g_daily, (budget->>'guild_daily')::numeric), spent_day),
-                    ('guild_monthly', coalesce(g_monthly, (budget->>'guild_monthly')::numeric), spent_month)) AS t
+                    ('guild_daily', g_daily, spent_day), ('guild_monthly', g_monthly, spent_month)) AS t
             LOOP
                 IF check_limit IS NOT NULL
                    AND (check_spent + estimate > check_limit OR check_spent >= check_limit) THEN
