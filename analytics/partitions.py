@@ -72,11 +72,20 @@ def day_of(path: Path) -> str:
 
 
 def read_file(path: Path, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
-    """One data file as its table's schema (ParquetFile: no partition inference)."""
-    table = pq.ParquetFile(path).read(columns=columns).replace_schema_metadata(None)
+    """One data file as its table's schema (ParquetFile: no partition inference).
+
+    A file written before a column was added to the table reads that column as nulls.
+    """
+    parquet = pq.ParquetFile(path)
+    present = set(parquet.schema_arrow.names)
+    wanted = [c for c in columns if c in present] if columns is not None else None
+    table = parquet.read(columns=wanted).replace_schema_metadata(None)
+    for name, dtype in spec.columns:
+        if name not in present and (columns is None or name in columns):
+            table = table.append_column(pa.field(name, dtype), pa.nulls(len(table), dtype))
     if columns is None:
-        return table.cast(spec.schema)
-    return table
+        return table.select(spec.names).cast(spec.schema)
+    return table.select(columns)
 
 
 def contains_any(path: Path, column: str, values: pa.Array) -> bool:

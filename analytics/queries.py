@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal, get_args
 
 from analytics import namedsql
@@ -18,6 +19,8 @@ from analytics.reader import UNREADABLE, Snapshot, SnapshotInfo
 SQL_FILE = "analytics.sql"
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[str, ...] = get_args(Bucket)
+CostBy = Literal["guild", "user", "model", "day"]
+COST_BY: tuple[str, ...] = get_args(CostBy)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class GuildBucket:
     total: int
     by_status: dict[str, int]
     avg_completed_duration_ms: float | None
+    cost_usd: Decimal
     top_prompts: list[PromptCount]
 
 
@@ -85,6 +89,7 @@ def guild_stats(snap: Snapshot, guild_id: str, bucket: str = "day", top: int = T
             total=int(row["total"]),
             by_status={s: int(row[s]) for s in STATUSES},
             avg_completed_duration_ms=row["avg_completed_duration_ms"],
+            cost_usd=Decimal(row["cost_usd"]),
             top_prompts=[PromptCount(p["prompt"], int(p["requests"])) for p in row["top_prompts"]],
         )
         for row in result.dicts()
@@ -136,3 +141,10 @@ def outcomes_by_day(snap: Snapshot) -> Rows:
 
 def top_prompts(snap: Snapshot, top: int = TOP_PROMPTS) -> Rows:
     return run(snap, "top_prompts", top=top)
+
+
+def cost_by(snap: Snapshot, by: str = "guild", since: datetime | None = None) -> Rows:
+    """What requests cost, by guild, user, model or UTC day (see `cost_by_guild` in the SQL)."""
+    if by not in COST_BY:
+        raise ValueError(f"by must be one of {', '.join(COST_BY)}, not {by!r}")
+    return run(snap, f"cost_by_{by}", since=since)

@@ -72,10 +72,14 @@ class Snapshot:
                 listing = ", ".join(_sql_string(str(p)) for p in paths)
                 # The day is in the path, not in the file; the queries bucket
                 # created_at themselves, so the partition column is not read.
+                # By name, and with the table's empty schema: files written before a
+                # column was added lack it, and read it as NULL.
+                self.con.register(f"_{spec.name}_empty", spec.empty())
                 try:
                     self.con.execute(
                         f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{listing}], "
-                        "hive_partitioning = false)"
+                        "hive_partitioning = false, union_by_name = true) "
+                        f"UNION ALL BY NAME SELECT * FROM _{spec.name}_empty"
                     )
                 except UNREADABLE as exc:
                     self.con.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
+USD = pa.decimal128(14, 6)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ VIDEO_REQUESTS = TableSpec(
         ("completed_at", TS),
         ("duration_ms", pa.int64()),
         ("updated_at", TS),
+        # Cost (exact decimals, as PostgreSQL's numeric): null while unknown or unpriced.
+        ("cost_usd", USD),
+        ("billable_seconds", pa.decimal128(12, 3)),
+        ("estimated_cost_usd", USD),
+        ("price_version", pa.string()),
     ),
     key="id",
     request_key="id",
@@ -84,6 +90,7 @@ VIDEO_REQUESTS = TableSpec(
         "current_stage",
         "error_message",
         "error_stage",
+        "price_version",
     ),
 )
 

@@ -76,6 +76,27 @@ class RateLimited(ReeltraceError):
         self.retry_after = retry_after
 
 
+class BudgetExceeded(ReeltraceError):
+    """A submission would take a user or guild past its daily or monthly budget.
+
+    402 rather than 429: waiting a little does not help (the budget resets at the
+    day's or month's end, or when an operator raises it), and clients that retry on
+    429 would keep hammering a limit that is not about rate.
+    """
+
+    status_code = 402
+    error = "budget_exceeded"
+
+    def __init__(
+        self, detail: str, *, scope: str, spent_usd: float, limit_usd: float, resets_at: str
+    ) -> None:
+        super().__init__(detail, scope=scope, spent_usd=spent_usd, limit_usd=limit_usd, resets_at=resets_at)
+        self.scope = scope
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd
+        self.resets_at = resets_at
+
+
 class SnapshotUnavailable(ReeltraceError):
     """No analytics snapshot has been published yet, or it cannot be read."""
 

@@ -13,6 +13,8 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.cost.prices import load_prices
+from service.cost.pricing import Pricing
 from service.db import migrate
 from service.db.embedded import stop_embedded
 from service.db.engine import create_engine, resolve_database
@@ -64,6 +66,7 @@ class Runtime:
             source_service=source_service,
             max_retries=settings.max_retries,
             generation_timeout=settings.generation_timeout_seconds,
+            pricing=Pricing(load_prices(settings.prices_file), settings.veo_model),
         )
         queries = RequestQueries(
             engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     )
     stream_ping_seconds: float = Field(default=15.0, gt=0, description="SSE keep-alive interval.")
 
+    # --- cost and budgets (USD; unset: no limit) -------------------------------------
+    prices_file: Path | None = Field(
+        default=None, description="A price table (TOML) replacing the one shipped in the package."
+    )
+    budget_guild_daily_usd: float | None = Field(default=None, ge=0)
+    budget_guild_monthly_usd: float | None = Field(default=None, ge=0)
+    budget_user_daily_usd: float | None = Field(default=None, ge=0)
+    budget_user_monthly_usd: float | None = Field(default=None, ge=0)
+
     # --- API client (`reeltrace submit`, `reeltrace status`) ------------------------
     # Unset: where `reeltrace serve` listens with these settings (see service.cli.client).
     api_url: str | None = None

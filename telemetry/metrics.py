@@ -12,6 +12,10 @@ Counters
     reeltrace_tracking_write_failures_total{operation}
     reeltrace_webhook_attempts_total{outcome}                  outcome: delivered|retrying|gave_up
     reeltrace_generation_uncertain_starts_total{action}        action: retried|failed
+    reeltrace_generation_cost_usd_total{pipeline,model,outcome}        USD of billed generation attempts
+    reeltrace_generation_billable_seconds_total{pipeline,model,outcome}
+                                                   outcome: succeeded|failed|filtered
+    reeltrace_generation_unpriced_total{pipeline,model}                billed attempts the price table cannot price
 Histograms (with trace_id exemplars)
     reeltrace_request_duration_seconds{pipeline,status,aspect_ratio}   started -> terminal
     reeltrace_request_queue_seconds{pipeline}                          created -> started
@@ -44,6 +48,9 @@ DURATION_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
     90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0,
 )  # fmt: skip
+
+# How a billed generation attempt ended, as the cost counters label it.
+GENERATION_OUTCOMES = ("succeeded", "failed", "filtered")
 
 # How a stage attempt ended, as the stage-duration histogram labels it.
 STAGE_OUTCOMES = ("completed", "retried", "failed")
@@ -157,6 +164,25 @@ class Metrics:
             "Tracking writes waiting in the local journal for replay.",
             registry=registry,
         )
+        # Models come from configuration (REELTRACE_VEO_MODEL), never from requests.
+        self.generation_cost = Counter(
+            "reeltrace_generation_cost_usd",
+            "USD billed for generation attempts, priced from the price table.",
+            ["pipeline", "model", "outcome"],
+            registry=registry,
+        )
+        self.generation_billable_seconds = Counter(
+            "reeltrace_generation_billable_seconds",
+            "Output seconds billed for generation attempts.",
+            ["pipeline", "model", "outcome"],
+            registry=registry,
+        )
+        self.generation_unpriced = Counter(
+            "reeltrace_generation_unpriced",
+            "Billed generation attempts whose model the price table does not price.",
+            ["pipeline", "model"],
+            registry=registry,
+        )
         # reeltrace_oldest_request_age_seconds has no series until a worker's watchdog
         # measures it: an API-only process would otherwise report a permanent, false 0.
         self.tracking_journal_pending.set(0)
@@ -185,6 +211,14 @@ class Metrics:
                 self.requests_finished.labels(pipeline=pipeline, status=status)
                 for ratio in ratios:
                     self.request_duration.labels(pipeline=pipeline, status=status, aspect_ratio=ratio)
+
+    def declare_costs(self, pipelines: Iterable[str], model: str) -> None:
+        """Create the cost series of the configured model at 0 (see declare_pipelines)."""
+        for pipeline in pipelines:
+            self.generation_unpriced.labels(pipeline=pipeline, model=model)
+            for outcome in GENERATION_OUTCOMES:
+                self.generation_cost.labels(pipeline=pipeline, model=model, outcome=outcome)
+                self.generation_billable_seconds.labels(pipeline=pipeline, model=model, outcome=outcome)
 
     def declare_stages(self, pipeline: str, stages: Iterable[str]) -> None:
         """Create a pipeline's stage series at 0, where its stages run (see declare_pipelines)."""

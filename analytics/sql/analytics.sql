@@ -7,15 +7,15 @@
 -- one space and trimming it.
 
 -- name: guild_stats
--- Per bucket: counts by status, the average completed duration and the top $top
--- prompts (a list of {prompt, requests}). The guild's rows are read once; prompts
+-- Per bucket: counts by status, the average completed duration, what the requests
+-- cost (see cost_by_guild) and the top $top prompts (a list of {prompt, requests}). The guild's rows are read once; prompts
 -- are counted raw first, so each distinct prompt is normalised only once.
 -- The UTC day comes from epoch arithmetic: time-zone-aware date functions (ICU)
 -- cost several times more per row, for the same result on UTC timestamps.
 WITH guild AS MATERIALIZED (
     SELECT CAST(date_trunc($bucket, DATE '1970-01-01' + CAST(epoch_us(created_at) // 86400000000 AS INTEGER))
                 AS DATE) AS bucket_start,
-           status, duration_ms, prompt
+           status, duration_ms, prompt, cost_usd
     FROM video_requests
     WHERE guild_id = $guild_id
 ), counts AS (
@@ -26,7 +26,8 @@ WITH guild AS MATERIALIZED (
            count(*) FILTER (WHERE status = 'completed') AS completed,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status = 'timeout') AS timeout,
-           avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_completed_duration_ms
+           avg(duration_ms) FILTER (WHERE status = 'completed') AS avg_completed_duration_ms,
+           coalesce(sum(cost_usd), 0) AS cost_usd
     FROM guild
     GROUP BY bucket_start
 ), raw AS (
@@ -187,3 +188,63 @@ FROM raw
 GROUP BY 1
 ORDER BY requests DESC, prompt
 LIMIT $top;
+
+-- Cost: what requests cost, one definition everywhere (the API, the CLI, Prometheus'
+-- reeltrace_generation_cost_usd_total and PostgreSQL agree on it): the sum of the
+-- requests' cost_usd, which is every billed generation attempt at the unit price the
+-- request got at submit. `unpriced` counts requests billed for a model the price
+-- table had no price for (their cost is NULL, so not in cost_usd). Requests are
+-- counted by their creation time ($since: NULL for all).
+
+-- name: cost_by_guild
+SELECT coalesce(guild_id, '-') AS guild_id,
+       count(*) AS requests,
+       coalesce(sum(cost_usd), 0) AS cost_usd,
+       sum(billable_seconds) AS billable_seconds,
+       count(*) FILTER (WHERE cost_usd IS NULL AND billable_seconds > 0) AS unpriced
+FROM video_requests
+WHERE $since IS NULL OR created_at >= $since
+GROUP BY 1
+ORDER BY cost_usd DESC, 1;
+
+-- name: cost_by_user
+SELECT user_id,
+       count(*) AS requests,
+       coalesce(sum(cost_usd), 0) AS cost_usd,
+       sum(billable_seconds) AS billable_seconds,
+       count(*) FILTER (WHERE cost_usd IS NULL AND billable_seconds > 0) AS unpriced
+FROM video_requests
+WHERE $since IS NULL OR created_at >= $since
+GROUP BY 1
+ORDER BY cost_usd DESC, 1;
+
+-- name: cost_by_day
+SELECT CAST(date_trunc('day', created_at) AS DATE) AS day,
+       count(*) AS requests,
+       coalesce(sum(cost_usd), 0) AS cost_usd,
+       sum(billable_seconds) AS billable_seconds,
+       count(*) FILTER (WHERE cost_usd IS NULL AND billable_seconds > 0) AS unpriced
+FROM video_requests
+WHERE $since IS NULL OR created_at >= $since
+GROUP BY 1
+ORDER BY 1;
+
+-- name: cost_by_model
+-- The model is on each billed attempt's cost_recorded event (the request keeps only
+-- its totals); requests here are those with a billed attempt, by the attempt's time.
+WITH attempts AS (
+    SELECT request_id,
+           json_extract_string(data, '$.model') AS model,
+           CAST(json_extract_string(data, '$.attempt_cost_usd') AS DECIMAL(14, 6)) AS cost,
+           CAST(json_extract_string(data, '$.billable_seconds') AS DECIMAL(12, 3)) AS seconds
+    FROM request_events
+    WHERE event_type = 'cost_recorded' AND ($since IS NULL OR created_at >= $since)
+)
+SELECT model,
+       count(DISTINCT request_id) AS requests,
+       coalesce(sum(cost), 0) AS cost_usd,
+       sum(seconds) AS billable_seconds,
+       count(DISTINCT request_id) FILTER (WHERE cost IS NULL) AS unpriced
+FROM attempts
+GROUP BY 1
+ORDER BY cost_usd DESC, 1;

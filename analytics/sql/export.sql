@@ -45,7 +45,7 @@ COPY (
     SELECT id, correlation_id, pipeline, user_id, guild_id, channel_id, prompt, duration_seconds,
            aspect_ratio, resolution, generate_audio, status, current_stage, progress_percentage,
            error_message, error_stage, retry_count, trace_id, created_at, started_at, completed_at,
-           duration_ms, updated_at
+           duration_ms, updated_at, cost_usd, billable_seconds, estimated_cost_usd, price_version
     FROM video_requests
     WHERE updated_at >= %(window_start)s
       AND (%(ctid_lo)s::tid IS NULL OR ctid >= %(ctid_lo)s::tid)

@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.schemas import PATTERN_MESSAGES, ErrorBody, FieldError
-from service.errors import RateLimited, ReeltraceError, ValidationFailed
+from service.api.schemas import PATTERN_MESSAGES, BudgetRefusal, ErrorBody, FieldError
+from service.errors import BudgetExceeded, RateLimited, ReeltraceError, ValidationFailed
 from telemetry.correlation import log_context
 
 log = structlog.get_logger("reeltrace.api")
@@ -32,9 +32,13 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def error_response(
-    status: int, error: str, detail: str | list[FieldError], headers: dict[str, str] | None = None
+    status: int,
+    error: str,
+    detail: str | list[FieldError],
+    headers: dict[str, str] | None = None,
+    budget: BudgetRefusal | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=error, detail=detail).model_dump(mode="json", exclude_none=True)
+    body = ErrorBody(error=error, detail=detail, budget=budget).model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -57,7 +61,12 @@ async def handle_reeltrace_error(request: Request, exc: ReeltraceError) -> JSONR
         if name in request.query_params:
             name = f"query.{name}"
         detail = [FieldError(field=name, message=exc.detail, type="value_error")]
-    return error_response(exc.status_code, exc.error, detail, headers)
+    budget = None
+    if isinstance(exc, BudgetExceeded):
+        budget = BudgetRefusal(
+            scope=exc.scope, spent_usd=exc.spent_usd, limit_usd=exc.limit_usd, resets_at=exc.resets_at
+        )
+    return error_response(exc.status_code, exc.error, detail, headers, budget)
 
 
 def _field_error(err: Mapping[str, Any]) -> FieldError:
@@ -189,5 +198,5 @@ class RequestIdMiddleware:
                 body = ErrorBody(
                     error="internal_error", detail=f"internal error; see logs with request id {request_id}"
                 )
-                response = JSONResponse(body.model_dump(mode="json"), status_code=500)
+                response = JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=500)
                 await response(scope, receive, send_with_id)

@@ -53,6 +53,9 @@ class GuildBucketRead(BaseModel):
     total: int
     by_status: dict[str, int]
     avg_completed_duration_ms: float | None
+    cost_usd: float = Field(
+        description="What the bucket's requests cost (USD, every billed attempt; unpriced ones excluded)."
+    )
     top_prompts: list[PromptCountRead]
 
 
@@ -83,7 +86,7 @@ async def guild_stats(
         Literal["day", "week", "month"], Query(description="The time bucket the figures are grouped by.")
     ] = "day",
 ) -> GuildStatsRead:
-    """Per time bucket: requests by status, average completed duration and the top-10 prompts.
+    """Per time bucket: requests by status, average completed duration, spend and the top-10 prompts.
 
     Answered by DuckDB from the latest exported snapshot, not from PostgreSQL; the
     `snapshot` object says how recent that is.
@@ -106,6 +109,7 @@ async def guild_stats(
                 total=b.total,
                 by_status=b.by_status,
                 avg_completed_duration_ms=b.avg_completed_duration_ms,
+                cost_usd=float(b.cost_usd),
                 top_prompts=[PromptCountRead(prompt=p.prompt, requests=p.requests) for p in b.top_prompts],
             )
             for b in stats.buckets

@@ -8,6 +8,7 @@ from service.api import responses
 from service.api.deps import RuntimeDep, SettingsDep, SubmitAccess
 from service.api.links import request_links
 from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
+from service.cost.budgets import BudgetDefaults
 from service.errors import ReeltraceError
 from service.tracking.idempotency import differing_fields
 from service.tracking.tracker import NewRequest
@@ -25,7 +26,7 @@ class RequestIdConflict(ReeltraceError):
     "/requests",
     status_code=202,
     response_model=RequestAccepted,
-    responses=responses.errors(*responses.AUTH, 409, 413, 415, 422, 429),
+    responses=responses.errors(*responses.AUTH, 402, 409, 413, 415, 422, 429),
 )
 async def submit_request(
     body: RequestCreate,
@@ -38,7 +39,9 @@ async def submit_request(
     """Submit a video request; it is queued as `pending` and run by a worker.
 
     Needs the `submit` scope. Past the per-user rate limit (`REELTRACE_RATE_LIMIT`)
-    the answer is 429 with `Retry-After`, and nothing is stored. Sending a
+    the answer is 429 with `Retry-After`, and nothing is stored. A request whose
+    estimated cost would take its user or guild past a daily or monthly budget is
+    refused with 402 (`budget`: scope, spent, limit, reset time). Sending a
     `request_id` again with the same body returns the request it created (202,
     `created: false`), without counting against the limit; with other values it is
     a 409 naming the fields that differ. If PostgreSQL is unreachable the request
@@ -59,7 +62,11 @@ async def submit_request(
     )
     trace_id, traceparent = current_trace_ids()
     created = await runtime.tracker.create_request(
-        new, trace_id=trace_id, traceparent=traceparent, rate_limit=settings.rate
+        new,
+        trace_id=trace_id,
+        traceparent=traceparent,
+        rate_limit=settings.rate,
+        budget=BudgetDefaults.from_settings(settings),
     )
     if created.journaled:
         runner = getattr(request.app.state, "degraded_runner", None)

@@ -8,6 +8,7 @@ from service.api.schemas import ErrorBody
 
 _DESCRIPTIONS = {
     401: "No API key, or an invalid or revoked one.",
+    402: "Over a daily or monthly budget; `budget` says which, what was spent, the limit and its reset.",
     403: "The API key lacks the scope this route needs.",
     404: "No such request.",
     409: "The request ID is already used by another user's request.",

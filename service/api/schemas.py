@@ -180,8 +180,18 @@ class FieldError(BaseModel):
     type: str | None = None
 
 
+class BudgetRefusal(BaseModel):
+    """Which budget a refused submission would have gone over."""
+
+    scope: str = Field(description="user_daily, user_monthly, guild_daily or guild_monthly")
+    spent_usd: float = Field(description="Spent plus reserved by unfinished requests, this period.")
+    limit_usd: float
+    resets_at: str = Field(description="When the period ends (UTC, ISO 8601).")
+
+
 class ErrorBody(BaseModel):
     """Every 4xx and 5xx answer has this shape."""
 
     error: str = Field(description="A stable, machine-readable code such as `rate_limited`.")
     detail: str | list[FieldError]
+    budget: BudgetRefusal | None = Field(default=None, description="With 402 only.")

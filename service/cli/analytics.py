@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 stats_app = typer.Typer(
     name="stats",
-    help="Guild, prompt and latency analytics over the latest snapshot (DuckDB).",
+    help="Guild, prompt, latency and cost analytics over the latest snapshot (DuckDB).",
     no_args_is_help=True,
 )
 
@@ -257,6 +258,30 @@ def stats_users(
     out.print(_rows_table(f"top {top} users", activity.top))
 
 
+class CostBy(StrEnum):
+    guild = "guild"
+    user = "user"
+    model = "model"
+    day = "day"
+
+
+@stats_app.command("cost")
+def stats_cost(
+    by: Annotated[
+        CostBy, typer.Option("--by", help="Group by guild, user, model or UTC day.")
+    ] = CostBy.guild,
+    days: int | None = typer.Option(None, min=1, help="Only requests created in the last DAYS days."),
+    snapshots: SnapshotsOption = None,
+) -> None:
+    """What requests cost (USD, every billed attempt), with billed seconds and unpriced requests."""
+    since = None if days is None else datetime.now(UTC) - timedelta(days=days)
+    from analytics import queries
+
+    with _snapshot(snapshots) as snap:
+        rows = queries.cost_by(snap, by.value, since)
+    out.print(_rows_table(f"cost by {by.value} (USD)", rows))
+
+
 # --- formatting --------------------------------------------------------------------
 
 
@@ -276,7 +301,7 @@ def _rows_table(title: str, rows: Rows, ms_columns: set[str] | None = None) -> T
 
 
 def _numeric(rows: Rows, name: str) -> bool:
-    return any(isinstance(v, int | float) and not isinstance(v, bool) for v in rows.column(name))
+    return any(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in rows.column(name))
 
 
 PROMPT_WIDTH = 80
@@ -298,6 +323,9 @@ def _cell(value: Any, ms: bool = False) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.2f}"
+    if isinstance(value, Decimal):  # money and billed seconds: exact, at least 2 places
+        whole, _, cents = f"{value:,.6f}".partition(".")
+        return f"{whole}.{cents.rstrip('0').ljust(2, '0')}"
     if isinstance(value, datetime):
         return _fmt(value)
     if isinstance(value, date):

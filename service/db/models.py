@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pgvector.sqlalchemy import VECTOR
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     Text,
     UniqueConstraint,
@@ -44,6 +46,7 @@ NAMING = {
 }
 
 TS = DateTime(timezone=True)
+USD = Numeric(14, 6)
 
 
 def _enum(enum_cls: type[Any], name: str) -> Enum:
@@ -97,6 +100,15 @@ class VideoRequest(Base):
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column(TS)
     claims: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    # Cost (migration 0010): NULL while unknown, or for good when a billed model has
+    # no price; the estimate is the request's reservation against budgets until it ends.
+    cost_usd: Mapped[Decimal | None] = mapped_column(USD)
+    billable_seconds: Mapped[Decimal] = mapped_column(
+        Numeric(12, 3), nullable=False, server_default=text("0")
+    )
+    estimated_cost_usd: Mapped[Decimal | None] = mapped_column(USD)
+    usd_per_second: Mapped[Decimal | None] = mapped_column(USD)
+    price_version: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint(r"correlation_id ~ '^vvd_[0-9]{13}_[0-9a-f]{8}$'", name="correlation_id_format"),
@@ -339,3 +351,16 @@ class CorpusChunk(Base):
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
     )
+
+
+class GuildBudget(Base):
+    """A guild's own daily/monthly limits (USD); NULL falls back to the setting."""
+
+    __tablename__ = "guild_budgets"
+
+    guild_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    daily_usd: Mapped[Decimal | None] = mapped_column(USD)
+    monthly_usd: Mapped[Decimal | None] = mapped_column(USD)
+    updated_at: Mapped[datetime] = mapped_column(TS, nullable=False, server_default=text("now()"))
+
+    __table_args__ = (CheckConstraint("daily_usd >= 0 AND monthly_usd >= 0", name="limits_nonnegative"),)

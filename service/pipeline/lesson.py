@@ -20,6 +20,7 @@ from opentelemetry import trace
 from service.backends.base import BackendError
 from service.backends.factory import Backends
 from service.corpus.rows import RetrievedChunk
+from service.pipeline.billing import bill_call
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.work import RunState
 from service.tracking.tracker import RequestTracker
@@ -129,6 +130,8 @@ class LessonBodies:
             },
             span_name=f"generate_content {script.model}",
         )
+        if script.provider != "simulated":  # a real model call is billed per call
+            await bill_call(self.tracker, state, script.model, attempt)
         return {"script": text, "citations": _citations(found)}
 
 

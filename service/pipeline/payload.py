@@ -36,5 +36,6 @@ async def final_payload(queries: RequestQueries, state: RunState) -> dict[str, A
         "correlation_id": item.correlation_id,
         "status": state.final_status.value if state.final_status else "unknown",
         "video_urls": state.video_urls,
+        "cost_usd": None if state.spend.cost_usd is None else float(state.spend.cost_usd),
         "tracking": "degraded",
     }

@@ -26,6 +26,7 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.backends.factory import Backends
+from service.pipeline.billing import bill_operation
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.calls import ExternalCalls
 from service.pipeline.definitions import ASPECT_RATIOS
@@ -253,6 +254,8 @@ class StageBodies:
                 log.warning("generation_poll_failed", operation_name=name, error=exc.detail)
                 status = None
             polls += 1
+            if status is not None and status.state != OperationState.RUNNING:
+                await bill_operation(self.tracker, self.queries, gen.model, state, status, attempt, name)
             if status is not None and status.state == OperationState.SUCCEEDED:
                 return {"operation_name": name, "videos": [v.uri for v in status.videos], "polls": polls}
             if status is not None and status.state == OperationState.FAILED:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from service.tracking.cost_tracking import Spend
 from service.tracking.schemas import RequestRead, StageRead
 from service.tracking.states import RequestStatus, StageStatus
 
@@ -90,6 +92,11 @@ class RunState:
     unsettled_key: str | None = None
     """Idempotency key of this run's last generation start if it failed without a clear
     refusal: the operation may exist, so a retry starts with the same key."""
+    spend: Spend = field(default_factory=Spend)
+    """The request's cost so far (every billed attempt)."""
+    usd_per_second: Decimal | None = None
+    price_version: str | None = None
+    """The price the request was given at submit (None: priced now, from the current table)."""
 
     @classmethod
     def fresh(cls, item: WorkItem, stage_names: list[str], max_retries: dict[str, int]) -> RunState:
@@ -99,7 +106,18 @@ class RunState:
     @classmethod
     def from_read(cls, item: WorkItem, read: RequestRead) -> RunState:
         stages = {s.name: StageState.from_read(s) for s in read.stages}
-        return cls(item, stages, read.operation_name, read.gcs_prefix)
+        # A NULL cost with billed seconds is an unpriced attempt (a NULL cost after an
+        # unpriced per-call charge alone reads as unbilled: its seconds are 0).
+        spend = Spend(
+            None if read.cost_usd is None else Decimal(str(read.cost_usd)),
+            Decimal(str(read.billable_seconds)),
+            billed=read.cost_usd is not None or read.billable_seconds > 0,
+        )
+        unit = None if read.usd_per_second is None else Decimal(str(read.usd_per_second))
+        return cls(
+            item, stages, read.operation_name, read.gcs_prefix,
+            spend=spend, usd_per_second=unit, price_version=read.price_version,
+        )  # fmt: skip
 
     def output(self, stage: str) -> dict[str, Any]:
         """A stage's output ({} if the stage is absent from this pipeline or has none)."""

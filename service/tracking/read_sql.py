@@ -17,6 +17,7 @@ DETAIL_COLUMNS = (
     + """,
     r.duration_seconds, r.aspect_ratio, r.resolution, r.generate_audio, r.parameters, r.operation_name,
     r.gcs_prefix, r.video_urls, r.error_details, r.retry_count, r.updated_at,
+    r.cost_usd, r.billable_seconds, r.estimated_cost_usd, r.usd_per_second, r.price_version,
     extract(epoch FROM (r.started_at - r.created_at))::double precision AS queueing_seconds,
     -- An ended request whose notification stage is still to run by a worker: the run
     -- that ended it holds the lease until that stage is done (a run that died leaves an

@@ -22,8 +22,15 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.cost.budgets import BudgetDefaults, describe
 from service.db.statements import Timing, fetch_all
-from service.errors import InvalidStatusTransition, RateLimited, RequestNotFound, TrackingUnavailable
+from service.errors import (
+    BudgetExceeded,
+    InvalidStatusTransition,
+    RateLimited,
+    RequestNotFound,
+    TrackingUnavailable,
+)
 from service.settings import RateLimit
 from service.tracking import sql
 from service.tracking.states import TERMINAL, RequestStatus, StageStatus, allowed_sources
@@ -31,6 +38,7 @@ from service.tracking.writes import (
     CreateRequest,
     EventWrite,
     LogEvent,
+    RecordCost,
     RecordOperation,
     StageChange,
     Transition,
@@ -38,7 +46,7 @@ from service.tracking.writes import (
 
 STATUS_GUARD_SQLSTATE = "RT001"
 
-AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | LogEvent
+AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent
 
 
 def _json(value: Any) -> str | None:
@@ -165,14 +173,23 @@ class TrackingRepository:
         # Every write is a single statement, atomic on its own.
         return await fetch_rows(self.engine, statement, params)
 
-    async def create(self, write: CreateRequest, rate_limit: RateLimit | None = None) -> CreateResult:
+    async def create(
+        self, write: CreateRequest, rate_limit: RateLimit | None = None, budget: BudgetDefaults | None = None
+    ) -> CreateResult:
         """Insert the request, its stages and its event; a repeated UUID returns the original.
 
         With `rate_limit`, raises RateLimited (storing nothing) when the user's window
-        is used up; a repeated UUID never counts against it.
+        is used up; with `budget`, raises BudgetExceeded (storing nothing) when the
+        request's estimate would take its user or guild past a budget (the guild's
+        own limits in `guild_budgets` replace the defaults). A repeated UUID never
+        counts against either.
         """
+        document = write.model_dump_json()
+        if budget is not None:
+            # Not part of the write: a create replayed from the journal is not checked.
+            document = json.dumps({**json.loads(document), "budget": budget.as_json()})
         params = {
-            "w": write.model_dump_json(),
+            "w": document,
             "rate_limit": rate_limit.limit if rate_limit else None,
             "rate_window": rate_limit.window_seconds if rate_limit else None,
         }
@@ -183,6 +200,22 @@ class TrackingRepository:
             raise RateLimited(
                 f"rate limit of {rate_limit.limit} requests per {rate_limit.window_seconds} s reached",
                 retry_after=retry_after,
+            )
+        if row["over_budget"] is not None:
+            scope = row["over_budget"]
+            spent, limit = float(row["budget_spent"]), float(row["budget_limit"])
+            resets = row["budget_resets"].isoformat().replace("+00:00", "Z")
+            whose = f"guild {write.guild_id}" if scope.startswith("guild") else f"user {write.user_id}"
+            estimate = (
+                f"{write.estimated_cost_usd:.2f}" if write.estimated_cost_usd is not None else "unknown"
+            )
+            raise BudgetExceeded(
+                f"{whose}: {describe(scope)} of ${limit:.2f} reached (${spent:.2f} spent or reserved,"
+                f" this request ~${estimate}); it resets at {resets}",
+                scope=scope,
+                spent_usd=spent,
+                limit_usd=limit,
+                resets_at=resets,
             )
         return CreateResult(
             row["id"], row["correlation_id"], RequestStatus(row["status"]), row["created_at"], row["created"]
@@ -262,6 +295,16 @@ class TrackingRepository:
             retry_count=row["retry_count"],
         )
 
+    async def record_cost(self, write: RecordCost) -> None:
+        params = {
+            "request_id": write.request_id,
+            "cost_usd": None if write.cost_usd is None else str(write.cost_usd),
+            "billable_seconds": str(write.billable_seconds),
+            **_event_params(write.event),
+        }
+        if not await self._run(sql.RECORD_COST, params):
+            raise RequestNotFound(f"request {write.request_id} not found")
+
     async def log_event(self, write: LogEvent) -> None:
         params = {"request_id": write.event.request_id, **_event_params(write.event)}
         if not await self._run(sql.LOG_EVENT, params):
@@ -283,6 +326,8 @@ class TrackingRepository:
                 await self.record_operation(write)
             case StageChange():
                 return await self.stage_change(write)
+            case RecordCost():
+                await self.record_cost(write)
             case LogEvent():
                 await self.log_event(write)
         return None

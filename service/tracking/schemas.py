@@ -65,6 +65,17 @@ class RequestRead(RequestSummary):
         default=False,
         description="The request has ended and a worker is still to run its notification stage.",
     )
+    cost_usd: float | None = Field(
+        default=None,
+        description="What the request cost, every billed generation attempt included; null while "
+        "unknown, or when a billed model has no price.",
+    )
+    billable_seconds: float = Field(default=0.0, description="Output seconds billed, all attempts.")
+    estimated_cost_usd: float | None = Field(
+        default=None, description="The estimate reserved against budgets at submit."
+    )
+    usd_per_second: float | None = Field(default=None, description="The unit price at submit.")
+    price_version: str | None = Field(default=None, description="The price table that priced it.")
     stages: list[StageRead]
 
 

@@ -27,9 +27,10 @@ def _event(source: str, id_column: str = "id", condition: str = "") -> str:
     return _EVENT.format(source=source, id_column=id_column, condition=condition)
 
 
-# The whole create, the per-user rate limit included, is one call: the function
-# (migration 0003) takes the user's advisory lock, counts the window in a fresh
-# snapshot, and inserts the request, its stage rows and its event.
+# The whole create, the per-user rate limit and the budgets included, is one call:
+# the function (migrations 0003, 0010) takes the user's (and the guild's) advisory
+# lock, counts the window and the spend in fresh snapshots, and inserts the request,
+# its stage rows and its event.
 CREATE_REQUEST: TextClause = text(
     "SELECT * FROM reeltrace_create_request(CAST(:w AS jsonb), :rate_limit, :rate_window)"
 )
@@ -132,6 +133,18 @@ WITH st AS (
 SELECT st.stage_name, st.stage_order, st.status, st.attempts, st.started_at, st.completed_at,
        st.duration_ms, req.progress_percentage, req.retry_count
 FROM st JOIN req ON req.id = st.request_id
+"""
+)
+
+RECORD_COST: TextClause = text(
+    f"""
+WITH upd AS (
+    UPDATE video_requests SET cost_usd = CAST(:cost_usd AS numeric),
+                              billable_seconds = CAST(:billable_seconds AS numeric)
+    WHERE id = :request_id
+    RETURNING id
+), event AS ({_event("upd")})
+SELECT id FROM upd
 """
 )
 

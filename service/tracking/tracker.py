@@ -15,9 +15,11 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from service.cost.budgets import BudgetDefaults
 from service.errors import InvalidStatusTransition
 from service.pipeline.definitions import get_pipeline
 from service.settings import RateLimit
+from service.tracking.cost_tracking import CostTracking
 from service.tracking.repository import TransitionResult
 from service.tracking.requests import CreatedRequest, NewRequest, timeout_message
 from service.tracking.sanitize import sanitize_error
@@ -40,7 +42,7 @@ __all__ = [
 log = structlog.get_logger("reeltrace.tracker")
 
 
-class RequestTracker(StageTracking):
+class RequestTracker(StageTracking, CostTracking):
     """Records requests, stages and events in PostgreSQL, or journals them."""
 
     # --- requests ------------------------------------------------------------------
@@ -52,17 +54,26 @@ class RequestTracker(StageTracking):
         trace_id: str | None = None,
         traceparent: str | None = None,
         rate_limit: RateLimit | None = None,
+        budget: BudgetDefaults | None = None,
     ) -> CreatedRequest:
         """Insert a pending request with its stage rows; a repeated UUID returns the original.
 
         With `rate_limit`, raises RateLimited (storing nothing) when the user has used
         the window up. If PostgreSQL is unreachable the limit cannot be counted and the
-        request is let through: the spec puts the user's request first.
+        request is let through: the spec puts the user's request first. With `budget`,
+        raises BudgetExceeded (storing nothing) when the request's estimated cost would
+        take its user or guild past a budget; unreachable PostgreSQL lets it through too.
         """
         pipeline = get_pipeline(new.pipeline)
         now = self.clock()
         request_id = new.id or uuid.uuid4()
         correlation_id = new_correlation_id(int(now.timestamp() * 1000))
+        quote = self.pricing.quote(
+            new.duration_seconds,
+            new.resolution,
+            new.generate_audio,
+            int(new.parameters.get("sample_count", 1)),
+        )
         params = {
             "duration_seconds": new.duration_seconds,
             "aspect_ratio": new.aspect_ratio,
@@ -86,12 +97,22 @@ class RequestTracker(StageTracking):
             traceparent=traceparent,
             created_at=now,
             stages=pipeline.stage_specs(self.max_retries),
+            estimated_cost_usd=quote.estimated_cost_usd,
+            usd_per_second=quote.usd_per_second,
+            price_version=quote.version,
             event=self._event(
                 request_id,
                 "request_created",
                 now,
                 message=f"{pipeline.name} request created",
-                data={"pipeline": pipeline.name, "stages": pipeline.stage_names},
+                data={
+                    "pipeline": pipeline.name,
+                    "stages": pipeline.stage_names,
+                    "estimated_cost_usd": None
+                    if quote.estimated_cost_usd is None
+                    else float(quote.estimated_cost_usd),
+                    "price_version": quote.version,
+                },
             ),
         )
         context = {
@@ -120,7 +141,7 @@ class RequestTracker(StageTracking):
         with request_context(request_id=request_id, correlation_id=correlation_id, pipeline=pipeline.name):
             result = await self._write(
                 write,
-                lambda: self.repository.create(write, rate_limit),
+                lambda: self.repository.create(write, rate_limit, budget),
                 "create",
                 journal_as=leased,
                 **context,

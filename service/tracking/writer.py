@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from service.cost.prices import load_prices
+from service.cost.pricing import Pricing
 from service.errors import TrackingUnavailable
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.journal import Journal, ReplayReport
@@ -27,6 +29,10 @@ from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
 from telemetry.metrics import Metrics, get_metrics
 
 log = structlog.get_logger("reeltrace.tracker")
+
+# The model of the settings' default (REELTRACE_VEO_MODEL), for trackers built without
+# pricing (tests, tools); the runtime passes the configured one.
+DEFAULT_VEO_MODEL = "veo-3.1-fast-generate-001"
 
 
 class TrackingWriter:
@@ -42,6 +48,7 @@ class TrackingWriter:
         generation_timeout: float = 300.0,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
+        pricing: Pricing | None = None,
     ) -> None:
         self.repository = repository
         self.journal = journal
@@ -54,6 +61,8 @@ class TrackingWriter:
             PIPELINES, [status.value for status in RequestStatus if status.is_terminal], ASPECT_RATIOS
         )
         self.clock = clock
+        self.pricing = pricing or Pricing(load_prices(), DEFAULT_VEO_MODEL)
+        self.metrics.declare_costs(PIPELINES, self.pricing.model)
 
     # --- plumbing ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +64,11 @@ class CreateRequest(_Write):
     # once replayed, workers leave it alone until this lease expires.
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    # The price at submit (None: the model has no price); a later price table does
+    # not reprice this request.
+    estimated_cost_usd: Decimal | None = None
+    usd_per_second: Decimal | None = None
+    price_version: str | None = None
 
 
 class Transition(_Write):
@@ -102,11 +108,22 @@ class StageChange(_Write):
     event: EventWrite
 
 
+class RecordCost(_Write):
+    """A generation attempt was billed: the request's totals so far (absolute values)."""
+
+    op: Literal["cost"] = "cost"
+    request_id: uuid.UUID
+    cost_usd: Decimal | None
+    billable_seconds: Decimal
+    event: EventWrite
+
+
 class LogEvent(_Write):
     op: Literal["event"] = "event"
     event: EventWrite
 
 
 TrackingWrite = Annotated[
-    CreateRequest | Transition | RecordOperation | StageChange | LogEvent, Field(discriminator="op")
+    CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent,
+    Field(discriminator="op"),
 ]

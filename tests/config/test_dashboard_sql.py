@@ -97,8 +97,8 @@ def _rendered(query: str, correlation_id: str) -> str:
 
 
 def test_there_are_sql_queries() -> None:
-    """The live and lookup dashboards read PostgreSQL (so the checks below check something)."""
-    assert {uid for uid, _, _ in QUERIES} == {"reeltrace-live", "reeltrace-request-lookup"}
+    """The live, lookup and spend dashboards read PostgreSQL (so the checks below check something)."""
+    assert {uid for uid, _, _ in QUERIES} == {"reeltrace-live", "reeltrace-request-lookup", "reeltrace-spend"}
 
 
 @pytest.mark.parametrize(("uid", "what", "query"), QUERIES, ids=[f"{u}:{w}" for u, w, _ in QUERIES])

@@ -93,8 +93,8 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
 
 
 def test_every_multiwindow_alert_has_a_page_and_a_ticket() -> None:
-    """Both SLO burn-rate alerts come in a page and a ticket severity."""
-    for slo in ("Availability", "Latency"):
+    """The SLO and spend burn-rate alerts come in a page and a ticket severity."""
+    for slo in ("Availability", "Latency", "Spend"):
         severities = {
             r["labels"]["severity"] for r in alert_rules() if r["alert"] == f"Reeltrace{slo}BudgetBurn"
         }

@@ -11,6 +11,7 @@ from service.backends.base import (
     BackendError,
     GenerationBackend,
     GenerationRequest,
+    OperationState,
     OperationStatus,
     TransientBackendError,
 )
@@ -76,3 +77,28 @@ def flaky_backends(
     backends = build_backends(settings, engine)
     flaky = FlakyGeneration(backends.generation, failures, error, fail_after)
     return dataclasses.replace(backends, generation=flaky)
+
+
+class OperationFailsOnce(FlakyGeneration):
+    """The first operation it polls to the end finishes failed with a retryable code
+    (Vertex's UNAVAILABLE, 14), as Veo reports an operation that ran and then broke;
+    later operations finish as the real backend says."""
+
+    def __init__(self, inner: GenerationBackend) -> None:
+        super().__init__(inner)
+        self.failed_operation: str | None = None
+
+    async def poll(self, operation_name: str) -> OperationStatus:
+        status = await super().poll(operation_name)
+        if status.state == OperationState.RUNNING:
+            return status
+        if self.failed_operation in (None, operation_name):
+            self.failed_operation = operation_name
+            return OperationStatus.failed(14, "The service is currently unavailable.", retryable=True)
+        return status
+
+
+def failing_once_backends(settings: Settings) -> Backends:
+    """The configured backends, whose first generation operation fails after running."""
+    backends = build_backends(settings)
+    return dataclasses.replace(backends, generation=OperationFailsOnce(backends.generation))

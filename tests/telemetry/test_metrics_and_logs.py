@@ -121,6 +121,13 @@ CATALOGUE: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "external_call_duration": ("reeltrace_external_call_duration_seconds", "histogram", ("dependency",)),
     "webhook_attempts": ("reeltrace_webhook_attempts", "counter", ("outcome",)),
     "uncertain_starts": ("reeltrace_generation_uncertain_starts", "counter", ("action",)),
+    "generation_cost": ("reeltrace_generation_cost_usd", "counter", ("pipeline", "model", "outcome")),
+    "generation_billable_seconds": (
+        "reeltrace_generation_billable_seconds",
+        "counter",
+        ("pipeline", "model", "outcome"),
+    ),
+    "generation_unpriced": ("reeltrace_generation_unpriced", "counter", ("pipeline", "model")),
     "tracking_write_failures": ("reeltrace_tracking_write_failures", "counter", ("operation",)),
     "tracking_journal_pending": ("reeltrace_tracking_journal_pending", "gauge", ()),
 }

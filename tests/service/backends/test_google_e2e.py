@@ -142,3 +142,12 @@ def test_filtered_request_fails_with_the_filter_reasons(service: Service) -> Non
     assert request["status"] == "failed", request
     assert request["video_urls"] == []
     assert FILTER_REASONS[0][:40] in (request["error_message"] or "")
+
+
+def test_veo_generations_are_billed_per_output_second(service: Service) -> None:
+    """Veo's answers bill like the simulated backend's: a completed 8 s video and a filtered one cost 8 s each."""
+    completed = wait_terminal(service, submit(service, "e2e-cost", "a lighthouse at dawn"))
+    filtered = wait_terminal(service, submit(service, "e2e-cost", "[fake:filter] a crowded stadium"))
+    for request in (completed, filtered):
+        assert request["billable_seconds"] == 8, request
+        assert request["cost_usd"] == pytest.approx(8 * 0.10), request

@@ -1,0 +1,1 @@
+"""What generations cost: the price table, billing of attempts, and budgets at submit."""
