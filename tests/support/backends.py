@@ -99,6 +99,8 @@ class OperationFailsOnce(FlakyGeneration):
 
 
 def failing_once_backends(settings: Settings) -> Backends:
-    """The configured backends, whose first generation operation fails after running."""
-    backends = build_backends(settings)
+    """The configured backends, whose first generation operation fails after running
+    (retrieval simulated, chosen explicitly: these runs bill generation, not lessons)."""
+    settings = settings.model_copy(update={"retrieval_backend": "simulated"})
+    backends = build_backends(settings, None)
     return dataclasses.replace(backends, generation=OperationFailsOnce(backends.generation))
