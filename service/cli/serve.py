@@ -27,7 +27,6 @@ from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
 from telemetry.tracing import (
     configure_tracing,
-    instrument_database,
     instrument_httpx,
     shutdown_tracing,
 )
@@ -146,7 +145,6 @@ def serve(
         local_runs = None
         tasks: list[asyncio.Task[None]] = []
         try:
-            instrument_database()  # after the migrations, which need no spans
             where = (
                 f"embedded PostgreSQL in {settings.data_dir.resolve() / 'pgdata'}"
                 if runtime.embedded
@@ -229,7 +227,6 @@ def worker(
         services = None
         tasks: list[asyncio.Task[None]] = []
         try:
-            instrument_database()
             # Built first, so the first scrape already sees every stage series at zero.
             services = build_pipeline(runtime)
             if port:
