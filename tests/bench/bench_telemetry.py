@@ -14,9 +14,10 @@ process's own accounting) and PostgreSQL's (the server's processes, see
 per lifecycle. For the "on" mode it prints the statements per lifecycle from
 `pg_stat_statements`: sent by the worker, and run inside PostgreSQL.
 
-To show where the cost lies, two variants of "on" run in the same rounds
+To show where the cost lies, three variants of "on" run in the same rounds
 (BENCH_BREAKDOWN=0 skips them): "on, writes as spans" (each tracking write a span of
-its own instead of an event on the current span) and "on, 10% sampled"
+its own instead of an event on the current span), "on, uvloop" (the worker on uvloop's
+event loop rather than asyncio's) and "on, 10% sampled"
 (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, ratio 0.1: a request's trace is kept
 whole or not at all).
 """
@@ -44,6 +45,7 @@ MODES: dict[str, tuple[str, dict[str, str]]] = {
 }
 if os.environ.get("BENCH_BREAKDOWN") != "0":
     MODES["on-spans"] = ("on, writes as spans", {})
+    MODES["on-uvloop"] = ("on, uvloop", {})
     MODES["on-sampled"] = (
         "on, 10% sampled",
         {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
@@ -144,7 +146,14 @@ def child(mode: str, url: str, data_dir: str, endpoint: str, postmaster_pid: str
     os.environ.update(MODES[mode][1])
     if mode.startswith("on"):
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    print("RESULT " + json.dumps(asyncio.run(run_mode(mode, url, Path(data_dir), int(postmaster_pid)))))
+    loop_factory = None
+    if mode == "on-uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(run_mode(mode, url, Path(data_dir), int(postmaster_pid)))
+    print("RESULT " + json.dumps(result))
 
 
 def test_bench_telemetry_overhead() -> None:
