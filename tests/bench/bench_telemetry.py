@@ -184,8 +184,14 @@ def test_bench_telemetry_overhead() -> None:
                     url = cluster.url(cluster.new_database())
                     migrate.upgrade(url)
                     enable_statements(url)
+                    # BENCH_PROFILE=<dir>: each run under py-spy (samples holding the GIL), as
+                    # collapsed stacks in <dir>/<mode>.txt, to see where its CPU goes.
+                    profile = os.environ.get("BENCH_PROFILE")
+                    spy = ["py-spy", "record", "--gil", "--rate", "250", "--format", "raw", "-o"]
+                    spy = [*spy, str(Path(profile) / f"{mode}.txt"), "--"] if profile else []
                     out = subprocess.run(
                         [
+                            *spy,
                             sys.executable,
                             __file__,
                             mode,
@@ -199,7 +205,8 @@ def test_bench_telemetry_overhead() -> None:
                         check=True,
                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
                     )
-                    result = json.loads(out.stdout.split("RESULT ")[-1])
+                    [line] = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+                    result = json.loads(line.removeprefix("RESULT "))
                     rates[mode].append(result["rate"])
                     cpus[mode].append(result["cpu"])
                     pg_cpus[mode].append(result["pg_cpu"])
