@@ -303,7 +303,27 @@ def _round_reeltrace(
         )
     try:
         _wait_ready(port, proc, log)
+        # BENCH_PROFILE=<dir>: the server under py-spy meanwhile (samples holding the GIL),
+        # as collapsed stacks in <dir>/<tag>.txt, to see where its CPU goes.
+        profile = os.environ.get("BENCH_PROFILE")
+        spy = None
+        if profile:
+            command = [
+                "py-spy",
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--gil",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+            ]
+            command += ["--duration", str(int(WARMUP + SECONDS)), "-o", str(Path(profile) / f"{tag}.txt")]
+            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result: dict[str, Any] = dict(_drive(port, key, tag, proc.pid))
+        if spy is not None:
+            spy.wait(60)
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         result["metric_created"] = sum(
             float(line.rsplit(" ", 1)[1])
