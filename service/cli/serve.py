@@ -251,6 +251,6 @@ def worker(
             shutdown_tracing()
 
     # uvloop's event loop: with it a worker spends less CPU per lifecycle (bench_telemetry,
-    # "on, uvloop": 5-9 % here). `serve` keeps asyncio's: its time goes to FastAPI,
+    # "on, uvloop": 7 % and 16 % in two runs). `serve` keeps asyncio's: its time goes to FastAPI,
     # pydantic and psycopg rather than the loop, and uvloop was not measured to help it.
     run(body, loop_factory=uvloop.new_event_loop)
