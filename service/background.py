@@ -41,7 +41,7 @@ async def every(seconds: float, fn: Callable[[], Awaitable[object]], stop: async
 
 async def replay_journal_once(runtime: Runtime) -> None:
     """The replayer's tick: apply the journal if it holds writes."""
-    if runtime.journal.has_pending():
+    if runtime.journal.refresh():  # the files: another process's writes count too
         await runtime.tracker.backfill()
     else:
         # The processes of a data dir share one journal, and whichever replays it also

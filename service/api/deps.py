@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from service.auth.keys import OPEN_ACCESS, KeyVerifier, Principal, Scope
 from service.errors import Forbidden, Unauthorized
@@ -15,12 +15,6 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
 from service.web.session import cookie_principal
-
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="ApiKey",
-    description="An API key (`rt_...`), sent as `Authorization: Bearer <key>`.",
-)
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a
@@ -45,38 +39,58 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+def bearer_key(request: Request) -> str | None:
+    """The key sent as `Authorization: Bearer <key>`, or None (no header, another scheme)."""
+    scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
+    return key if scheme.lower() == "bearer" and key else None
+
+
+async def authenticate(request: Request) -> Principal:
     """The caller's principal; 401 without a valid key (unless keys are not required)."""
     settings: Settings = request.app.state.settings
     if not settings.api_keys_required:
         return OPEN_ACCESS
-    if credentials is None:
+    key = bearer_key(request)
+    if key is None:
         # The monitoring page's browser session (read only), else a missing key.
         session = await cookie_principal(request)
         if session is not None:
             return session
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     verifier: KeyVerifier = request.app.state.keys
-    principal = await verifier.verify(credentials.credentials)
+    principal = await verifier.verify(key)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     return principal
 
 
-@cache
-def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets the call through only with `scope` (admin implies all)."""
+class ScopedAccess(HTTPBearer):
+    """A route's whole authentication, as one dependency: the principal, if it holds `scope`.
 
-    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.allows(scope):
-            raise Forbidden(f"this API key lacks the `{scope.value}` scope")
+    One dependency rather than a chain (bearer scheme, then key, then scope): FastAPI
+    resolves each link on every call. Being an `HTTPBearer`, it still documents the
+    `ApiKey` scheme in OpenAPI.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(
+            auto_error=False,
+            scheme_name="ApiKey",
+            description="An API key (`rt_...`), sent as `Authorization: Bearer <key>`.",
+        )
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        principal = await authenticate(request)
+        if not principal.allows(self.scope):
+            raise Forbidden(f"this API key lacks the `{self.scope.value}` scope")
         return principal
 
-    check.__name__ = f"require_{scope.value}"
-    return check
+
+@cache
+def require_scope(scope: Scope) -> ScopedAccess:
+    """The dependency that lets a call through only with `scope` (admin implies all)."""
+    return ScopedAccess(scope)
 
 
 SubmitAccess = Annotated[Principal, Depends(require_scope(Scope.SUBMIT))]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from service.api import responses
-from service.api.deps import RuntimeDep, SettingsDep, SubmitAccess
+from service.api.deps import SubmitAccess
 from service.api.links import request_links
 from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
 from service.cost.budgets import BudgetDefaults
 from service.errors import ReeltraceError
+from service.runtime import Runtime
+from service.settings import Settings
 from service.tracking.idempotency import differing_fields
 from service.tracking.tracker import NewRequest
 from telemetry.tracing import current_trace_ids
@@ -28,14 +30,7 @@ class RequestIdConflict(ReeltraceError):
     response_model=RequestAccepted,
     responses=responses.errors(*responses.AUTH, 402, 409, 413, 415, 422, 429),
 )
-async def submit_request(
-    body: RequestCreate,
-    request: Request,
-    response: Response,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    principal: SubmitAccess,
-) -> RequestAccepted:
+async def submit_request(body: RequestCreate, request: Request, principal: SubmitAccess) -> Response:
     """Submit a video request; it is queued as `pending` and run by a worker.
 
     Needs the `submit` scope. Past the per-user rate limit (`REELTRACE_RATE_LIMIT`)
@@ -47,6 +42,9 @@ async def submit_request(
     a 409 naming the fields that differ. If PostgreSQL is unreachable the request
     still runs (`degraded: true`) and is recorded once the database is back.
     """
+    # Read here rather than as dependencies: the submit path's one dependency is auth.
+    runtime: Runtime = request.app.state.runtime
+    settings: Settings = request.app.state.settings
     new = NewRequest(
         id=body.request_id,
         user_id=body.user_id,
@@ -90,8 +88,7 @@ async def submit_request(
             )
         trace_id = existing.trace_id
     links = request_links(settings, created.id, trace_id)
-    response.headers["Location"] = links.self_
-    return RequestAccepted(
+    accepted = RequestAccepted(
         id=created.id,
         correlation_id=created.correlation_id,
         status=created.status,
@@ -100,3 +97,10 @@ async def submit_request(
         degraded=created.journaled,
         links=links,
     )
+    # Serialized once, as FastAPI would (by alias, compact) but without validating the
+    # model it was just built from again; `response_model` still documents it.
+    response = Response(
+        accepted.model_dump_json(by_alias=True), status_code=202, media_type="application/json"
+    )
+    response.headers["Location"] = links.self_
+    return response

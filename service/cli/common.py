@@ -110,10 +110,17 @@ def database_settings() -> Settings:
     return settings
 
 
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command body; domain errors end it with a message, not a traceback."""
+def run(
+    coro_fn: Callable[[], Awaitable[T]],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run an async command body; domain errors end it with a message, not a traceback.
+
+    `loop_factory` picks another event loop (the worker's uvloop)."""
     try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro_fn())  # type: ignore[arg-type]
     except ReeltraceError as exc:
         raise fail(exc.detail or type(exc).__name__) from None
     except KeyboardInterrupt:

@@ -9,7 +9,10 @@ limits, connect timeouts and fast failure while PostgreSQL is down are unchanged
 the statement runs on the psycopg connection itself.
 
 A statement is SQLAlchemy `text()` compiled once for the engine's dialect (binds
-become `%(name)s`), so the SQL stays written in one style throughout. Driver errors
+become `%(name)s`), so the SQL stays written in one style throughout. Each is a
+CLIENT span named by its summary (`telemetry.database.query_span`), unless the
+caller records the work itself (`traced=False`: a tracking write is recorded as
+what it did, `tracking.stage_completed`, not as the SQL it ran). Driver errors
 surface as psycopg's own exceptions; callers translate them (see
 `service.tracking.repository.translate_errors`).
 """
@@ -30,6 +33,8 @@ from sqlalchemy import Dialect, TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+from telemetry.database import query_span
 
 
 def compiled_sql(engine: AsyncEngine, statement: TextClause) -> str:
@@ -78,18 +83,33 @@ async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
 
 
 async def fetch_all(
-    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any], *, timing: Timing | None = None
+    engine: AsyncEngine,
+    statement: TextClause,
+    params: Mapping[str, Any],
+    *,
+    timing: Timing | None = None,
+    traced: bool = True,
 ) -> list[dict[str, Any]]:
     """Run one statement in autocommit on a pooled connection; its rows as dicts.
 
     With `timing`, records how long the statement waited for a connection and how long
-    it then ran (filled in only when it succeeds).
+    it then ran (filled in only when it succeeds). With `traced`, the statement is a
+    span named by its summary.
 
     The connection goes back to the pool in its usual (transactional) mode. One that
     broke, or whose statement was interrupted (cancelled), is discarded instead: its
     state is unknown, and the pool replaces it on demand.
     """
     sql = compiled_sql(engine, statement)
+    if not traced:
+        return await _fetch_all(engine, sql, params, timing)
+    with query_span(sql):
+        return await _fetch_all(engine, sql, params, timing)
+
+
+async def _fetch_all(
+    engine: AsyncEngine, sql: str, params: Mapping[str, Any], timing: Timing | None
+) -> list[dict[str, Any]]:
     asked = time.perf_counter()
     fairy = await _checkout(engine)
     driver: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]

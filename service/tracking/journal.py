@@ -70,6 +70,7 @@ class Journal:
         self.rejected_path = path.with_name("rejected.jsonl")
         self._lock_path = path.with_suffix(".lock")
         self._replay_lock_path = path.with_suffix(".replay.lock")
+        self._pending: bool | None = None  # unknown until first asked
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -117,9 +118,21 @@ class Journal:
             self._append_lines(self.path, [line])
             if new_file:
                 _fsync_dir(self.directory)
+        self._pending = True
 
     def has_pending(self) -> bool:
-        """True if writes are waiting; cheap enough to ask before every write."""
+        """True if writes are waiting; asked before every write, it reads no file while
+        none are known to wait (see the module's docstring)."""
+        if self._pending is False:
+            return False
+        return self.refresh()
+
+    def refresh(self) -> bool:
+        """Whether writes wait, read from the files: sees the writes other processes journaled."""
+        self._pending = self._on_disk()
+        return self._pending
+
+    def _on_disk(self) -> bool:
         try:
             return self.path.stat().st_size > 0 or self.replaying_path.exists()
         except FileNotFoundError:
@@ -164,11 +177,13 @@ class Journal:
             os.replace(tmp, self.path)
             self.replaying_path.unlink(missing_ok=True)
             _fsync_dir(self.directory)
+            self._pending = True
 
     def _finish(self) -> None:
         with self._locked():
             self.replaying_path.unlink(missing_ok=True)
             _fsync_dir(self.directory)
+            self._pending = self._on_disk()  # writes appended during the replay still wait
 
     def _reject(self, line: str, reason: str) -> None:
         record = {"rejected_at": datetime.now(UTC).isoformat(), "reason": reason, "write": json.loads(line)}

@@ -111,7 +111,12 @@ async def translate_errors() -> AsyncIterator[None]:
 
 
 async def fetch_rows(
-    engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any], *, timing: Timing | None = None
+    engine: AsyncEngine,
+    statement: TextClause,
+    params: Mapping[str, Any],
+    *,
+    timing: Timing | None = None,
+    traced: bool = True,
 ) -> list[dict[str, Any]]:
     """One statement in autocommit on a pooled connection (`fetch_all`), errors translated.
 
@@ -119,7 +124,7 @@ async def fetch_rows(
     (or ROLLBACK) round trips one would add.
     """
     async with translate_errors():
-        return await fetch_all(engine, statement, params, timing=timing)
+        return await fetch_all(engine, statement, params, timing=timing, traced=traced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +175,9 @@ class TrackingRepository:
         self.engine = engine
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        # Every write is a single statement, atomic on its own.
-        return await fetch_rows(self.engine, statement, params)
+        # Every write is a single statement, atomic on its own. It is not a span: the
+        # writer records it by what it did (telemetry.database.record_write).
+        return await fetch_rows(self.engine, statement, params, traced=False)
 
     async def create(
         self, write: CreateRequest, rate_limit: RateLimit | None = None, budget: BudgetDefaults | None = None

@@ -130,14 +130,19 @@ class RequestTracker(StageTracking, CostTracking):
         trace.get_current_span().set_attributes(
             {"correlation_id": correlation_id, "request.id": str(request_id), "pipeline": pipeline.name}
         )
-        # If journaled, the request runs in this process meanwhile; the lease keeps
-        # workers off it once the create is replayed, until the run must have ended.
-        leased = write.model_copy(
-            update={
-                "lease_owner": f"local:{self.source_host}:{os.getpid()}",
-                "lease_expires_at": now + timedelta(seconds=pipeline.budget_seconds(self.generation_timeout)),
-            }
-        )
+
+        def leased() -> CreateRequest:
+            # If journaled, the request runs in this process meanwhile; the lease keeps
+            # workers off it once the create is replayed, until the run must have ended.
+            # Built only then: a submission while PostgreSQL is up never needs it.
+            return write.model_copy(
+                update={
+                    "lease_owner": f"local:{self.source_host}:{os.getpid()}",
+                    "lease_expires_at": now
+                    + timedelta(seconds=pipeline.budget_seconds(self.generation_timeout)),
+                }
+            )
+
         with request_context(request_id=request_id, correlation_id=correlation_id, pipeline=pipeline.name):
             result = await self._write(
                 write,

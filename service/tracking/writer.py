@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -19,13 +20,14 @@ import structlog
 
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
-from service.errors import TrackingUnavailable
+from service.errors import ReeltraceError, TrackingUnavailable
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.repository import TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
 from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
+from telemetry.database import record_write
 from telemetry.metrics import Metrics, get_metrics
 
 log = structlog.get_logger("reeltrace.tracker")
@@ -33,6 +35,15 @@ log = structlog.get_logger("reeltrace.tracker")
 # The model of the settings' default (REELTRACE_VEO_MODEL), for trackers built without
 # pricing (tests, tools); the runtime passes the configured one.
 DEFAULT_VEO_MODEL = "veo-3.1-fast-generate-001"
+
+# The table each kind of write changes (its event row always lands in request_events).
+_TABLES = {
+    "create": "video_requests",
+    "transition": "video_requests",
+    "operation": "video_requests",
+    "stage": "request_stages",
+    "event": "request_events",
+}
 
 
 class TrackingWriter:
@@ -98,34 +109,54 @@ class TrackingWriter:
         write: TrackingWrite,
         apply: Callable[[], Any],
         operation: str,
-        journal_as: TrackingWrite | None = None,
+        journal_as: Callable[[], TrackingWrite] | None = None,
         **context: Any,
     ) -> Any | None:
-        """Apply a write, or journal it (as `journal_as` if given) when PostgreSQL is unreachable.
+        """Apply a write, or journal it (as `journal_as()` makes it, if given) when PostgreSQL
+        is unreachable. None means journaled.
 
-        None means journaled.
+        The trace records the write as `tracking.<event type>` (telemetry.database).
         """
+        name, table, started = f"tracking.{write.event.event_type}", _TABLES[write.op], time.time_ns()
         if self.journal.has_pending():
             # Earlier writes wait in the journal; this one must land after them.
-            await self._journal(journal_as or write, operation)
+            await self._journal(journal_as() if journal_as else write, operation)
+            record_write(name, table, started, journaled=True)
             log.warning(
                 "tracking_write_queued", operation=operation, reason="journal has pending writes", **context
             )
             return None
         try:
-            return await apply()
-        except TrackingUnavailable as exc:
-            self.metrics.tracking_write_failures.labels(operation=operation).inc()
-            log.error(
-                "tracking_write_failed",
-                operation=operation,
-                error=str(exc),
-                cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
-                journaled=True,
-                **context,
-            )
-            await self._journal(journal_as or write, operation)
+            result = await apply()
+        except ReeltraceError as exc:
+            if not isinstance(exc, TrackingUnavailable):
+                record_write(name, table, started, error=type(exc).__name__)
+                raise
+            await self._journal_failed(write, exc, operation, journal_as, **context)
+            record_write(name, table, started, journaled=True)
             return None
+        record_write(name, table, started)
+        return result
+
+    async def _journal_failed(
+        self,
+        write: TrackingWrite,
+        exc: TrackingUnavailable,
+        operation: str,
+        journal_as: Callable[[], TrackingWrite] | None,
+        **context: Any,
+    ) -> None:
+        """PostgreSQL could not be reached: count, log and journal the write."""
+        self.metrics.tracking_write_failures.labels(operation=operation).inc()
+        log.error(
+            "tracking_write_failed",
+            operation=operation,
+            error=str(exc),
+            cause=type(exc.__cause__).__name__ if exc.__cause__ else None,
+            journaled=True,
+            **context,
+        )
+        await self._journal(journal_as() if journal_as else write, operation)
 
     # --- events ----------------------------------------------------------------------
 

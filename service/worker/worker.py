@@ -141,7 +141,9 @@ class Worker:
         open (a run that finished during an outage): claimed before the replay, such a
         request would run again, repeating its stages and its callback.
         """
-        pending = self.runtime.journal.has_pending()
+        # Read from the files, not the in-memory state: the writes may be another
+        # process's (the API's, journaled while this worker saw PostgreSQL up).
+        pending = self.runtime.journal.refresh()
         if pending and not self._deferring:
             log.warning(
                 "claims_deferred", worker_id=self.worker_id, reason="tracking journal has pending writes"

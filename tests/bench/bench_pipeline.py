@@ -5,11 +5,15 @@ Run: `python -m pytest tests/bench/bench_pipeline.py -s` (not part of the suite)
 
 1. lifecycles per second through the whole `veo` pipeline (validation, generation,
    processing, notification skipped) with zero simulated latency, one in-process
-   worker, timed from the first request started to the last one completed;
-2. database writes per lifecycle, counted two ways: statements the worker sent
+   worker with all telemetry on (every request traced, spans exported over OTLP/HTTP
+   to a local receiver, JSON logs at info), timed from the first request started to
+   the last one completed; the CPU per lifecycle of the worker's process and of
+   PostgreSQL (`tests/bench/pgstats.py`), and the OTLP bytes per lifecycle;
+2. database writes per lifecycle, counted three ways: statements the worker sent
    (counted at psycopg's cursor, so statements sent through SQLAlchemy and those sent
    on the pooled connection directly both count: one tracking write is one
-   statement and one round trip), and rows PostgreSQL inserted or updated
+   statement and one round trip), `pg_stat_statements` (statements sent, and those
+   run inside PostgreSQL on their behalf), and rows PostgreSQL inserted or updated
    (`pg_stat_user_tables` n_tup_ins / n_tup_upd deltas);
 3. the RSS of one `reeltrace worker` process holding 1,000 simulated generations in
    flight (polling every 10 s, the default), and its CPU use meanwhile.
@@ -43,7 +47,10 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.tracker import NewRequest
 from service.worker.worker import Worker
+from telemetry import tracing
 from telemetry.logging import configure_logging
+from tests.bench.pgstats import enable_statements, postgres_cpu_seconds, reset_statements, statement_counts
+from tests.support.otlp_receiver import OtlpReceiver, otlp_receiver
 from tests.support.pg import PgCluster
 from tests.support.workers import wait_for
 
@@ -108,7 +115,7 @@ async def run_worker_until_done(runtime: Runtime, observer: Runtime) -> float:
         await services.aclose()
 
 
-async def throughput(settings: Settings, url: str) -> None:
+async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver: OtlpReceiver) -> None:
     runtime = Runtime.build(settings, url, source_service="bench")
     observer = Runtime.build(settings, url, source_service="bench-observer")
     try:
@@ -141,11 +148,15 @@ async def throughput(settings: Settings, url: str) -> None:
             return await original_execute(cursor, query, *args, **kwargs)
 
         psycopg.AsyncCursor.execute = counted_execute  # type: ignore[method-assign]
+        await asyncio.to_thread(reset_statements, url)
         try:
             counting[0] = True
+            otlp_before = receiver.bytes_received
             cpu_started = time.process_time()
+            pg_started = postgres_cpu_seconds(postmaster_pid)
             wall = await run_worker_until_done(runtime, observer)
             cpu = time.process_time() - cpu_started
+            pg_cpu = postgres_cpu_seconds(postmaster_pid) - pg_started
             counting[0] = False
         finally:
             psycopg.AsyncCursor.execute = original_execute  # type: ignore[method-assign]
@@ -159,12 +170,17 @@ async def throughput(settings: Settings, url: str) -> None:
                     )
                 )
             ).one()
+        # The benchmark's own polling and reads are left out.
+        counted = statement_counts(url, excluding=("count(*) FROM video_requests", "min(started_at)"))
         await runtime.engine.dispose()
         await asyncio.sleep(1.5)
         rows_after = await table_writes(runtime)
     finally:
         await observer.close()
         await runtime.close()
+    if tracing._provider is not None:
+        tracing._provider.force_flush()  # the spans of the run, exported
+    otlp_bytes = receiver.bytes_received - otlp_before
 
     journaled = runtime.journal.pending_count()
     span = (last - first).total_seconds()
@@ -173,8 +189,10 @@ async def throughput(settings: Settings, url: str) -> None:
     print(f"   {done / span:8.1f} lifecycles/s  (first started -> last completed: {span:.2f} s)")
     print(f"   {done / wall:8.1f} lifecycles/s  (worker start -> worker idle, all included: {wall:.2f} s)")
     print(
-        f"   worker process CPU: {cpu / done * 1000:.1f} ms per lifecycle (steadier than wall time on a shared machine)"
+        f"   CPU per lifecycle: worker process {cpu / done * 1000:.2f} ms + PostgreSQL {pg_cpu / done * 1000:.2f} ms"
+        " (steadier than wall time on a shared machine)"
     )
+    print(f"   OTLP exported: {otlp_bytes / done / 1024:.1f} KiB per lifecycle")
     print(f"   tracking writes that fell back to the journal: {journaled}")
     per = {k: v / done for k, v in statements.items()}
     print("\n2. database writes per lifecycle (create excluded; it is the API's, 1 statement):")
@@ -183,6 +201,7 @@ async def throughput(settings: Settings, url: str) -> None:
         f" + {per.get('queue', 0):.2f} lease writes (claim/heartbeat/release, batched)"
         f" + {per.get('read', 0):.1f} reads"
     )
+    print(counted.summary(done))
     touched = {t: n / done for t, n in rows.items() if n}
     print(
         f"   rows inserted/updated in PostgreSQL: {sum(touched.values()):.1f} = "
@@ -258,7 +277,14 @@ def test_bench_pipeline() -> None:
     """Prints the figures; asserts nothing about time (benchmarks are not tests of speed)."""
     configure_logging("info", "json", stream=open(os.devnull, "w"))  # noqa: SIM115
     root = Path(tempfile.mkdtemp(prefix="reeltrace-bench-"))
-    cluster = PgCluster(root, durable=True)
+    cluster = PgCluster(root, durable=True, stat_statements=True)
+    receiver_context = otlp_receiver()
+    receiver = receiver_context.__enter__()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+    os.environ.pop("OTEL_SDK_DISABLED", None)
+    tracing.configure_tracing("reeltrace-bench")
+    if hasattr(tracing, "instrument_database"):  # a build that traces SQL at the driver
+        tracing.instrument_database()
     try:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
@@ -266,6 +292,7 @@ def test_bench_pipeline() -> None:
         )
         url = cluster.url(cluster.new_database(from_template=False))
         migrate.upgrade(url)
+        enable_statements(url)
         settings = Settings(
             database_url=url,
             data_dir=root / "data",
@@ -274,11 +301,14 @@ def test_bench_pipeline() -> None:
             poll_interval_seconds=0.01,
             worker_poll_seconds=0.05,
         )
-        asyncio.run(throughput(settings, url))
+        asyncio.run(throughput(settings, url, cluster.postmaster_pid, receiver))
         url2 = cluster.url(cluster.new_database(from_template=False))
         migrate.upgrade(url2)
         asyncio.run(resident_worker(settings.model_copy(update={"database_url": url2}), url2, root))
     finally:
+        tracing.shutdown_tracing()
+        receiver_context.__exit__(None, None, None)
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         cluster.server.cleanup()
         shutil.rmtree(root, ignore_errors=True)
 

@@ -48,6 +48,8 @@ class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
+    # Request bodies as sent (before any gzip is undone): what an export costs on the wire.
+    bytes_received: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     endpoint: str = ""
 
@@ -92,6 +94,8 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with receiver.lock:
+                receiver.bytes_received += len(body)
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             receiver.paths.append(self.path)

@@ -35,19 +35,29 @@ class PgCluster:
 
     _counter = itertools.count()
 
-    def __init__(self, root: Path, *, durable: bool = False) -> None:
-        """`durable=True` keeps PostgreSQL's default fsync/commit settings (benchmarks)."""
+    def __init__(self, root: Path, *, durable: bool = False, stat_statements: bool = False) -> None:
+        """`durable=True` keeps PostgreSQL's default fsync/commit settings (benchmarks);
+        `stat_statements=True` loads pg_stat_statements, counting nested statements too
+        (those a function or a foreign-key check runs), for benchmarks to read.
+        """
         self.pgdata = root / "pgdata"
         self.server: Any = embedded_server(self.pgdata, cleanup_mode="delete")
-        wanted = {"max_connections": FAST_SETTINGS["max_connections"]} if durable else FAST_SETTINGS
+        wanted = {"max_connections": FAST_SETTINGS["max_connections"]} if durable else dict(FAST_SETTINGS)
+        if stat_statements:
+            wanted |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
         with psycopg.connect(self.admin_uri, autocommit=True) as conn:
             for key, value in wanted.items():
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value))
                 )
-        # max_connections needs a restart; the others a reload.
+        # max_connections and shared_preload_libraries need a restart; the others a reload.
         self.stop()
         self.start()
+
+    @property
+    def postmaster_pid(self) -> int:
+        """The server's main process (its first line of postmaster.pid)."""
+        return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
 
     @property
     def admin_uri(self) -> str:

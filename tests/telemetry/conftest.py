@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from service.api.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
-from telemetry.tracing import configure_tracing, instrument_database
+from telemetry.tracing import configure_tracing
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -25,7 +25,6 @@ _EXPORTER = InMemorySpanExporter()
 def _tracing() -> InMemorySpanExporter:
     provider = configure_tracing("reeltrace-test", exporter=_EXPORTER, batch=False)
     assert provider is not None, "OTEL_SDK_DISABLED must not be set for these tests"
-    instrument_database()
     return _EXPORTER
 
 

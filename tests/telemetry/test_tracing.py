@@ -104,8 +104,6 @@ async def test_generation_call_is_a_client_span_with_gen_ai_attributes(
     stage = next(s for s in trace if s.name == "stage video_generation")
     assert start.parent is not None
     assert start.parent.span_id == stage.context.span_id  # type: ignore[union-attr]
-    database_spans = [s for s in trace if s.attributes and s.attributes.get("db.system") == "postgresql"]
-    assert database_spans, "the psycopg instrumentation traces the tracking statements"
 
 
 async def test_failure_marks_spans_as_errors_with_the_exception(

@@ -6,10 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 
+from service.api import requests as submit_routes
 from service.api.app import create_app
-from service.auth.keys import revoke_key
+from service.api.deps import require_scope
+from service.auth.keys import Scope, revoke_key
 from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime
 from service.settings import Settings
@@ -120,3 +123,16 @@ async def test_key_use_is_recorded(client: httpx.AsyncClient, reader: Headers, r
     await client.get("/api/v1/monitoring/dashboard", headers=reader)
     records = await ApiKeyRepository(runtime.engine).list_all()
     assert [r.last_used_at is not None for r in records] == [True]
+
+
+def test_a_protected_route_has_one_dependency_for_its_whole_authentication(settings: Settings) -> None:
+    """Submitting resolves one dependency (key, then scope), which itself depends on nothing,
+    and OpenAPI still documents the route's ApiKey bearer scheme."""
+    app = create_app(settings)
+    [route] = [r for r in submit_routes.router.routes if isinstance(r, APIRoute)]
+    [auth] = route.dependant.dependencies
+    assert auth.call is require_scope(Scope.SUBMIT)
+    assert auth.dependencies == []
+    schema = app.openapi()
+    assert schema["paths"]["/api/v1/requests"]["post"]["security"] == [{"ApiKey": []}]
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"

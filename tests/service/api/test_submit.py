@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from sqlalchemy import text
 
 from service.api.app import create_app
+from service.api.schemas import RequestAccepted
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
@@ -263,3 +265,20 @@ async def test_trace_link_uses_jaeger_url(settings: Settings, runtime: Runtime, 
     assert r.json()["links"]["trace"] == f"http://jaeger:16686/trace/{trace_id}"
     assert detail.json()["trace_id"] == trace_id
     assert detail.json()["links"]["trace"] == r.json()["links"]["trace"]
+
+
+async def test_the_answer_is_the_model_serialized_by_alias_with_its_headers_in_order(
+    client: httpx.AsyncClient, submitter: Headers
+) -> None:
+    """The 202 body is RequestAccepted as FastAPI's own serializer writes it (by alias,
+    compact), with Content-Length, Content-Type, Location and X-Request-ID in that order."""
+    r = await client.post("/api/v1/requests", json=body(), headers=submitter)
+    model = RequestAccepted.model_validate(r.json())
+    assert r.content == TypeAdapter(RequestAccepted).dump_json(model, by_alias=True)
+    assert [name for name, _ in r.headers.multi_items()] == [
+        "content-length",
+        "content-type",
+        "location",
+        "x-request-id",
+    ]
+    assert r.headers["content-type"] == "application/json"

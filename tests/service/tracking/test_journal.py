@@ -44,3 +44,34 @@ async def test_a_second_replay_leaves_the_journal_to_the_one_running(tmp_path: P
     [other] = nested
     assert getattr(other, "busy", None) is True
     assert not Journal(path).has_pending()
+
+
+def test_whether_writes_wait_is_known_in_memory_until_refreshed(tmp_path: Path) -> None:
+    """`has_pending` answers from memory once it knows the journal empty (no file read per
+    write); `refresh` reads the files and sees what another process journaled."""
+    path = tmp_path / "journal" / "tracking.jsonl"
+    ours, theirs = Journal(path), Journal(path)
+    assert not ours.has_pending()
+    theirs.append(note(1))
+    assert theirs.has_pending()
+    assert not ours.has_pending()
+    assert ours.refresh()
+    assert ours.has_pending()
+
+
+async def test_a_journal_drained_by_another_process_is_seen_drained(tmp_path: Path) -> None:
+    """A process that journaled writes sees the journal empty once another process replayed it."""
+    path = tmp_path / "journal" / "tracking.jsonl"
+    ours = Journal(path)
+    ours.append(note(1))
+    assert ours.has_pending()
+
+    async def not_yet(write: TrackingWrite) -> bool:
+        return False
+
+    async def apply(write: TrackingWrite) -> None:
+        return None
+
+    report = await Journal(path).replay(apply, not_yet)
+    assert report.applied == 1
+    assert not ours.has_pending()
