@@ -43,6 +43,7 @@ _TABLES = {
     "operation": "video_requests",
     "stage": "request_stages",
     "event": "request_events",
+    "cost": "video_requests",
 }
 
 
