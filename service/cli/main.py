@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import analytics, client, database, keys, serve
+from service.cli import analytics, client, database, keys, rollups, serve
 
 app = typer.Typer(
     name="reeltrace",
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (serve, database, keys, client, analytics):
+for module in (serve, database, keys, client, analytics, rollups):
     module.register(app)
 
 
