@@ -291,7 +291,7 @@ def upgrade() -> None:
         sa.Column("requests", sa.BigInteger(), nullable=False),
         sa.Column("timed_requests", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollups_bucket_seconds")),
+        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollups_bucket_seconds_known")),
         sa.PrimaryKeyConstraint(
             "bucket_seconds", "bucket_start", "pipeline", "status", name=op.f("pk_request_rollups")
         ),
@@ -304,7 +304,7 @@ def upgrade() -> None:
         sa.Column("sketch_index", sa.SmallInteger(), nullable=False),
         sa.Column("requests", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
-            "bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollup_sketches_bucket_seconds")
+            "bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollup_sketches_bucket_seconds_known")
         ),
         sa.PrimaryKeyConstraint(
             "bucket_seconds",
@@ -321,7 +321,7 @@ def upgrade() -> None:
         sa.Column("stage_name", sa.Text(), nullable=False),
         sa.Column("stages", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_stage_rollups_bucket_seconds")),
+        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_stage_rollups_bucket_seconds_known")),
         sa.PrimaryKeyConstraint(
             "bucket_seconds", "bucket_start", "pipeline", "stage_name", name=op.f("pk_stage_rollups")
         ),
