@@ -5,19 +5,25 @@ from __future__ import annotations
 import socket
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from service.db import migrate as migrations
 from tests.service.cli.conftest import Cli
 
 pytestmark = pytest.mark.slow
 
+# Named from the scripts, so a new migration does not rewrite these tests.
+HEAD = str(migrations.head_revision())
+_down = ScriptDirectory.from_config(migrations.alembic_config("postgresql://localhost/x")).get_revision(HEAD)
+PREVIOUS = str(_down.down_revision if _down is not None else None)
+
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--down"], "--down needs --revision"),
-        (["--revision", "0005"], "--revision 0005 is below the current revision 0006"),
-        (["--revision", "base"], "--revision base is below the current revision 0006"),
+        (["--revision", PREVIOUS], f"--revision {PREVIOUS} is below the current revision {HEAD}"),
+        (["--revision", "base"], f"--revision base is below the current revision {HEAD}"),
         (["--revision", "nope"], "--revision nope: Can't locate revision identified by 'nope'"),
     ],
 )
@@ -30,22 +36,22 @@ def test_migrate_refuses_what_would_silently_do_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
-    assert migrations.current_revision(database_url) == "0006"
+    assert migrations.current_revision(database_url) == HEAD
 
 
 def test_migrate_down_and_up_again(cli: Cli, database_url: str) -> None:
-    """`--down --revision 0005` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
-    down = cli.run("migrate", "--down", "--revision", "0005")
+    """`--down --revision <previous>` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
+    down = cli.run("migrate", "--down", "--revision", PREVIOUS)
     assert down.returncode == 0, down.stderr
-    assert "is at revision 0005" in down.stdout
-    up_by_down = cli.run("migrate", "--down", "--revision", "0006")
+    assert f"is at revision {PREVIOUS}" in down.stdout
+    up_by_down = cli.run("migrate", "--down", "--revision", HEAD)
     assert up_by_down.returncode == 2
-    assert "--revision 0006: Destination 0006 is not a valid downgrade target" in up_by_down.stderr
+    assert f"--revision {HEAD}: Destination {HEAD} is not a valid downgrade target" in up_by_down.stderr
     assert "Traceback" not in up_by_down.stderr
     up = cli.run("migrate")
     assert up.returncode == 0, up.stderr
-    assert "is at revision 0006" in up.stdout
-    assert migrations.current_revision(database_url) == "0006"
+    assert f"is at revision {HEAD}" in up.stdout
+    assert migrations.current_revision(database_url) == HEAD
 
 
 def test_cleanup_without_retention_is_not_an_error(cli: Cli) -> None:
