@@ -291,7 +291,9 @@ def upgrade() -> None:
         sa.Column("requests", sa.BigInteger(), nullable=False),
         sa.Column("timed_requests", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollups_bucket_seconds_known")),
+        sa.CheckConstraint(
+            "bucket_seconds IN (60, 3600)", name=op.f("ck_request_rollups_bucket_seconds_known")
+        ),
         sa.PrimaryKeyConstraint(
             "bucket_seconds", "bucket_start", "pipeline", "status", name=op.f("pk_request_rollups")
         ),
@@ -321,7 +323,9 @@ def upgrade() -> None:
         sa.Column("stage_name", sa.Text(), nullable=False),
         sa.Column("stages", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("bucket_seconds IN (60, 3600)", name=op.f("ck_stage_rollups_bucket_seconds_known")),
+        sa.CheckConstraint(
+            "bucket_seconds IN (60, 3600)", name=op.f("ck_stage_rollups_bucket_seconds_known")
+        ),
         sa.PrimaryKeyConstraint(
             "bucket_seconds", "bucket_start", "pipeline", "stage_name", name=op.f("pk_stage_rollups")
         ),
