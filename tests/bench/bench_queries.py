@@ -238,11 +238,23 @@ FROM (
 """
 
 
+SECONDARY_INDEXES = """
+SELECT i.indexname, i.indexdef FROM pg_indexes i
+WHERE i.tablename = 'video_requests'
+  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conname = i.indexname)
+"""
+
+
 async def load_busy_day(runtime: Runtime) -> None:
     """Bulk rows with the triggers off (as a restore would), then the rollups rebuilt from them."""
     from service.tracking.rollups import rebuild
 
     started = time.perf_counter()
+    # Secondary indexes are built once after the load, far faster than kept row by row.
+    async with runtime.engine.begin() as conn:
+        indexes = (await conn.execute(text(SECONDARY_INDEXES))).all()
+        for name, _ in indexes:
+            await conn.execute(text(f"DROP INDEX {name}"))
     for first in range(1, BUSY_TOTAL + 1, BUSY_CHUNK):
         last = min(BUSY_TOTAL, first + BUSY_CHUNK - 1)
         async with runtime.engine.begin() as conn:
@@ -258,6 +270,10 @@ async def load_busy_day(runtime: Runtime) -> None:
                 },
             )
         print(f"  loaded {last:,} of {BUSY_TOTAL:,} ({time.perf_counter() - started:.0f} s)", flush=True)
+    async with runtime.engine.begin() as conn:
+        for _, definition in indexes:
+            await conn.execute(text(definition))
+    print(f"  indexes rebuilt ({time.perf_counter() - started:.0f} s)", flush=True)
     rebuilt_at = time.perf_counter()
     report = await rebuild(runtime.engine)
     print(
