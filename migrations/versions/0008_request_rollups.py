@@ -189,13 +189,15 @@ SELECT w.s, date_bin(make_interval(secs => w.s), r.created_at, TIMESTAMPTZ '2000
        r.pipeline, r.status, count(*), count(r.duration_ms), coalesce(sum(r.duration_ms), 0)
 FROM video_requests r CROSS JOIN (VALUES (60), (3600)) AS w(s)
 WHERE r.status IN ('completed', 'failed', 'timeout')
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4;
 INSERT INTO request_rollup_sketches (bucket_seconds, status, bucket_start, pipeline, sketch_index, requests)
 SELECT w.s, r.status, date_bin(make_interval(secs => w.s), r.created_at, TIMESTAMPTZ '2000-01-01 00:00+00'),
        r.pipeline, reeltrace_sketch_index(r.duration_ms), count(*)
 FROM video_requests r CROSS JOIN (VALUES (60), (3600)) AS w(s)
 WHERE r.status IN ('completed', 'failed', 'timeout') AND r.duration_ms IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5;
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5;
 INSERT INTO stage_rollups (bucket_seconds, bucket_start, pipeline, stage_name, stages, duration_sum_ms)
 SELECT w.s, date_bin(make_interval(secs => w.s), r.created_at, TIMESTAMPTZ '2000-01-01 00:00+00'),
        r.pipeline, s.stage_name, count(*), sum(s.duration_ms)
@@ -203,7 +205,8 @@ FROM video_requests r
 JOIN request_stages s ON s.request_id = r.id
 CROSS JOIN (VALUES (60), (3600)) AS w(s)
 WHERE r.status IN ('completed', 'failed', 'timeout') AND s.status = 'completed' AND s.duration_ms IS NOT NULL
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4;
 """
 
 # The summary view Grafana may read, now from the hourly rollups (P95 within 1 %) and

@@ -222,8 +222,7 @@ class RequestQueries:
         if exact:
             row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
         else:
-            now = datetime.now(UTC)
-            window = Window.of(now - timedelta(hours=window_hours), FAR_FUTURE, now=now)
+            window = Window.of(datetime.now(UTC) - timedelta(hours=window_hours), FAR_FUTURE)
             params = {**window.params(), "pipeline": None}
             row = (await self._fetch("dashboard", rollup_sql.DASHBOARD, params))[0]
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
@@ -273,7 +272,8 @@ class RequestQueries:
             rows = await self._fetch("hourly_metrics_exact", read_sql.HOURLY, params)
             stage_rows = await self._fetch("hourly_stage_metrics_exact", read_sql.HOURLY_STAGES, params)
         else:
-            params.update(Window.of(since, until).params())
+            # Without `until` the window is open-ended: the current hour is read whole.
+            params.update(Window.of(since, until if given_until else FAR_FUTURE).params())
             rows = await self._fetch("hourly_metrics", rollup_sql.HOURLY, params)
             stage_rows = await self._fetch("hourly_stage_metrics", rollup_sql.HOURLY_STAGES, params)
         per_stage: dict[datetime, dict[str, float]] = {}

@@ -56,14 +56,13 @@ class Window:
     until: datetime
 
     @classmethod
-    def of(cls, since: datetime, until: datetime, *, now: datetime | None = None) -> Window:
-        # Rollups end where the rows still move: past `now` the rows are read directly.
-        end = min(until, now or datetime.now(UTC))
-        end = max(end, since)
-        m1, m2 = ceil_to(since, MINUTE), floor_to(end, MINUTE)
+    def of(cls, since: datetime, until: datetime) -> Window:
+        # No bucket holds rows from after it ends, so an open end (FAR_FUTURE) reads the
+        # current hour from its hourly bucket: only the window's start has edges to read.
+        m1, m2 = ceil_to(since, MINUTE), floor_to(until, MINUTE)
         if m1 >= m2:
             return cls(since, until, until, until, until, until)
-        h1, h2 = ceil_to(since, HOUR), floor_to(end, HOUR)
+        h1, h2 = ceil_to(since, HOUR), floor_to(until, HOUR)
         if h1 >= h2:
             h1 = h2 = m2
         return cls(since, m1, h1, h2, m2, until)

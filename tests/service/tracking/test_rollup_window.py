@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.tracking.rollups import HOUR, MINUTE, ORIGIN, Window, ceil_to, floor_to, retention_horizon
+from service.tracking.rollups import (
+    FAR_FUTURE,
+    HOUR,
+    MINUTE,
+    ORIGIN,
+    Window,
+    ceil_to,
+    floor_to,
+    retention_horizon,
+)
 
 # hypothesis takes naive bounds and attaches the time zone itself.
 moments = st.datetimes(
@@ -20,7 +29,7 @@ moments = st.datetimes(
 @given(since=moments, length=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2)))
 def test_pieces_cover_the_window_once_in_order(since: datetime, length: timedelta) -> None:
     """since <= m1 <= h1 <= h2 <= m2 <= until: rows, minutes, hours, minutes, rows tile the window."""
-    w = Window.of(since, since + length, now=datetime(2026, 1, 5, tzinfo=UTC))
+    w = Window.of(since, since + length)
     assert w.since <= w.m1 <= w.h1 <= w.h2 <= w.m2 <= w.until
     assert (w.since, w.until) == (since, since + length)
 
@@ -28,7 +37,7 @@ def test_pieces_cover_the_window_once_in_order(since: datetime, length: timedelt
 @given(since=moments, length=st.timedeltas(min_value=timedelta(minutes=2), max_value=timedelta(days=2)))
 def test_rollup_pieces_are_whole_buckets(since: datetime, length: timedelta) -> None:
     """Minute pieces start and end on whole minutes, hour pieces on whole hours."""
-    w = Window.of(since, since + length, now=datetime(2026, 1, 5, tzinfo=UTC))
+    w = Window.of(since, since + length)
     for bound in (w.m1, w.h1, w.h2, w.m2):
         assert floor_to(bound, MINUTE) == bound
     if w.h1 < w.h2:
@@ -36,12 +45,12 @@ def test_rollup_pieces_are_whole_buckets(since: datetime, length: timedelta) -> 
     assert w.m1 - w.since < MINUTE
 
 
-def test_the_rows_take_over_where_now_is() -> None:
-    """Past `now` nothing is read from the rollups: the open end is read from the rows."""
-    now = datetime(2026, 1, 2, 10, 30, 15, tzinfo=UTC)
-    w = Window.of(now - timedelta(hours=24), datetime(9999, 1, 1, tzinfo=UTC), now=now)
-    assert w.m2 == datetime(2026, 1, 2, 10, 30, tzinfo=UTC)
-    assert w.h2 == datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+def test_an_open_end_is_read_in_whole_hours() -> None:
+    """With no end (FAR_FUTURE) only the window's start has edges: every later hour is read whole."""
+    since = datetime(2026, 1, 1, 10, 30, 15, tzinfo=UTC)
+    w = Window.of(since, FAR_FUTURE)
+    assert (w.m1, w.h1) == (datetime(2026, 1, 1, 10, 31, tzinfo=UTC), datetime(2026, 1, 1, 11, 0, tzinfo=UTC))
+    assert w.h2 == w.m2 == w.until == FAR_FUTURE
 
 
 def test_buckets_are_utc_minutes_and_hours() -> None:
