@@ -177,7 +177,14 @@ async def scenario(
         for tracker in (runtime.tracker, outage.tracker):
             tracker.clock = lambda: datetime.now(UTC)
         await runtime.tracker.backfill()  # the journal's lifecycles land, in order
+        assert not runtime.journal.has_pending()
         await Worker(runtime, services.runner, worker_id="parity-watchdog").watchdog()
+        async with runtime.engine.connect() as conn:
+            stuck = await conn.execute(
+                text("SELECT count(*) FROM video_requests WHERE status = 'pending' AND created_at <= :old"),
+                {"old": anchor - WATCHDOG_AGE},
+            )
+            assert stuck.scalar() == 0  # the watchdog ended every request past its budget
         spans_at = [
             (anchor - timedelta(seconds=a), anchor - timedelta(seconds=a) + timedelta(seconds=b))
             for a, b in spans
