@@ -1,6 +1,6 @@
 """The SQL of the rollup reads (dashboard, hourly metrics) and of the rollup rebuild.
 
-A window [since, until) is read in pieces (bounds from `rollup_window.Window`):
+A window [since, until) is read in pieces (bounds from `rollups.Window`):
 whole hours [h1, h2) from the hourly rollups, whole minutes [m1, h1) and [h2, m2) from
 the minute rollups, and the edges under a minute, [since, m1) and [m2, until), from
 the rows themselves, so every count is exact. Open requests (pending, generating)
