@@ -1,9 +1,8 @@
 """The SQL of the rollup reads (dashboard, hourly metrics) and of the rollup rebuild.
 
-A window [since, until) is read in pieces (bounds from `rollups.Window`):
-whole hours [h1, h2) from the hourly rollups, whole minutes [m1, h1) and [h2, m2) from
-the minute rollups, and the edges under a minute, [since, m1) and [m2, until), from
-the rows themselves, so every count is exact. Open requests (pending, generating)
+A window [since, until) is read in signed pieces (`rollups.Window`): whole hours
+from the hourly rollups, whole minutes at the edges from the minute rollups, and the
+parts under a minute from the rows themselves, so every count is exact. Open requests (pending, generating)
 are counted from the rows through the partial index that holds only them.
 """
 
@@ -29,26 +28,28 @@ def _pieces(
     rollup_where: str = "true",
     rows_from: str = "video_requests v",
 ) -> str:
-    """UNION ALL of the window's pieces: hourly and minute rollups, then the rows at the edges."""
+    """UNION ALL of the window's pieces: hourly and minute rollups, then the rows at the
+    edges. `{sign}` in the column lists is the piece's sign (the start may be taken away)."""
     pipeline_r = _PIPELINE.format(col="pipeline")
     pipeline_v = _PIPELINE.format(col="v.pipeline")
+    lead = "CAST(:lead_sign AS integer)"
     return f"""
-    SELECT {rollup_cols} FROM {rollup}
+    SELECT {rollup_cols.format(sign="1")} FROM {rollup}
      WHERE bucket_seconds = 3600 AND bucket_start >= :h1 AND bucket_start < :h2
        AND {rollup_where} AND {pipeline_r}
     UNION ALL
-    SELECT {rollup_cols} FROM {rollup}
-     WHERE bucket_seconds = 60 AND bucket_start >= :m1 AND bucket_start < :h1
+    SELECT {rollup_cols.format(sign=lead)} FROM {rollup}
+     WHERE bucket_seconds = 60 AND bucket_start >= :lead_m1 AND bucket_start < :lead_m2
        AND {rollup_where} AND {pipeline_r}
     UNION ALL
-    SELECT {rollup_cols} FROM {rollup}
+    SELECT {rollup_cols.format(sign="1")} FROM {rollup}
      WHERE bucket_seconds = 60 AND bucket_start >= :h2 AND bucket_start < :m2
        AND {rollup_where} AND {pipeline_r}
     UNION ALL
-    SELECT {row_cols} FROM {rows_from}
-     WHERE v.created_at >= :since AND v.created_at < :m1 AND {row_where} AND {pipeline_v}
+    SELECT {row_cols.format(sign=lead)} FROM {rows_from}
+     WHERE v.created_at >= :lead_r1 AND v.created_at < :lead_r2 AND {row_where} AND {pipeline_v}
     UNION ALL
-    SELECT {row_cols} FROM {rows_from}
+    SELECT {row_cols.format(sign="1")} FROM {rows_from}
      WHERE v.created_at >= :m2 AND v.created_at < :until AND {row_where} AND {pipeline_v}
 """
 
@@ -56,8 +57,10 @@ def _pieces(
 def _finished(group: str, group_rows: str) -> str:
     return _pieces(
         "request_rollups",
-        f"{group} status, requests AS n, timed_requests AS timed, duration_sum_ms AS ms",
-        f"{group_rows} v.status, 1, (v.duration_ms IS NOT NULL)::int, coalesce(v.duration_ms, 0)",
+        f"{group} status, {{sign}} * requests AS n, {{sign}} * timed_requests AS timed,"
+        " {sign} * duration_sum_ms AS ms",
+        f"{group_rows} v.status, {{sign}}, {{sign}} * (v.duration_ms IS NOT NULL)::int,"
+        " {sign} * coalesce(v.duration_ms, 0)",
         f"v.status IN {TERMINAL}",
     )
 
@@ -65,8 +68,8 @@ def _finished(group: str, group_rows: str) -> str:
 def _sketch(group: str, group_rows: str) -> str:
     return _pieces(
         "request_rollup_sketches",
-        f"{group} sketch_index, requests AS n",
-        f"{group_rows} reeltrace_sketch_index(v.duration_ms), 1",
+        f"{group} sketch_index, {{sign}} * requests AS n",
+        f"{group_rows} reeltrace_sketch_index(v.duration_ms), {{sign}}",
         "v.status = 'completed' AND v.duration_ms IS NOT NULL",
         rollup_where="status = 'completed'",
     )
@@ -162,8 +165,9 @@ FROM (
     {
         _pieces(
             "stage_rollups",
-            _hour("bucket_start") + " AS hour, stage_name, stages AS n, duration_sum_ms AS ms",
-            _hour("v.created_at") + ", s.stage_name, 1, s.duration_ms",
+            _hour("bucket_start")
+            + " AS hour, stage_name, {sign} * stages AS n, {sign} * duration_sum_ms AS ms",
+            _hour("v.created_at") + ", s.stage_name, {sign}, {sign} * s.duration_ms",
             f"v.status IN {TERMINAL}",
             rows_from=_WITH_STAGES,
         )

@@ -45,37 +45,65 @@ def ceil_to(at: datetime, step: timedelta) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """[since, until) in pieces: rows in [since, m1) and [m2, until), minute rollups in
-    [m1, h1) and [h2, m2), hourly rollups in [h1, h2)."""
+    """[since, until) as signed pieces, each read from the rollups or the rows.
+
+    Hourly rollups in [h1, h2); at the start, minute rollups in [lead_m1, lead_m2) and
+    rows in [lead_r1, lead_r2), added (`lead_sign` 1) or, when the start is early in its
+    hour, taken away from that whole hour (-1), whichever reads fewer minutes; at the
+    end, minute rollups in [h2, m2) and rows in [m2, until), added.
+    """
 
     since: datetime
-    m1: datetime
+    until: datetime
     h1: datetime
     h2: datetime
+    lead_m1: datetime
+    lead_m2: datetime
+    lead_r1: datetime
+    lead_r2: datetime
+    lead_sign: int
     m2: datetime
-    until: datetime
 
     @classmethod
     def of(cls, since: datetime, until: datetime) -> Window:
         # No bucket holds rows from after it ends, so an open end (FAR_FUTURE) reads the
         # current hour from its hourly bucket: only the window's start has edges to read.
         m1, m2 = ceil_to(since, MINUTE), floor_to(until, MINUTE)
-        if m1 >= m2:
-            return cls(since, until, until, until, until, until)
+        if m1 >= m2:  # under a minute's worth of whole minutes: the rows alone
+            return cls(since, until, until, until, until, until, since, until, 1, until)
         h1, h2 = ceil_to(since, HOUR), floor_to(until, HOUR)
-        if h1 >= h2:
-            h1 = h2 = m2
-        return cls(since, m1, h1, h2, m2, until)
+        if h1 >= h2:  # no whole hour: minutes and rows
+            return cls(since, until, m2, m2, m1, m2, since, m1, 1, m2)
+        start = floor_to(since, HOUR)
+        if since - start < HOUR / 2 and start != since:
+            # Early in its hour: the whole hour, less the minutes and rows before `since`.
+            cut = floor_to(since, MINUTE)
+            return cls(since, until, start, h2, start, cut, cut, since, -1, m2)
+        return cls(since, until, h1, h2, m1, h1, since, m1, 1, m2)
 
-    def params(self) -> dict[str, datetime]:
+    def params(self) -> dict[str, object]:
         return {
             "since": self.since,
-            "m1": self.m1,
+            "until": self.until,
             "h1": self.h1,
             "h2": self.h2,
+            "lead_m1": self.lead_m1,
+            "lead_m2": self.lead_m2,
+            "lead_r1": self.lead_r1,
+            "lead_r2": self.lead_r2,
+            "lead_sign": self.lead_sign,
             "m2": self.m2,
-            "until": self.until,
         }
+
+    def pieces(self) -> list[tuple[str, datetime, datetime, int]]:
+        """(source, start, end, sign) of each piece: what the SQL reads, for tests and docs."""
+        return [
+            ("hours", self.h1, self.h2, 1),
+            ("minutes", self.lead_m1, self.lead_m2, self.lead_sign),
+            ("rows", self.lead_r1, self.lead_r2, self.lead_sign),
+            ("minutes", self.h2, self.m2, 1),
+            ("rows", self.m2, self.until, 1),
+        ]
 
 
 def retention_horizon(retention_days: int | None, *, now: datetime | None = None) -> datetime | None:

@@ -24,33 +24,80 @@ moments = st.datetimes(
     max_value=datetime(2026, 1, 3),  # noqa: DTZ001
     timezones=st.just(UTC),
 )
+lengths = st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2))
 
 
-@given(since=moments, length=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2)))
-def test_pieces_cover_the_window_once_in_order(since: datetime, length: timedelta) -> None:
-    """since <= m1 <= h1 <= h2 <= m2 <= until: rows, minutes, hours, minutes, rows tile the window."""
-    w = Window.of(since, since + length)
-    assert w.since <= w.m1 <= w.h1 <= w.h2 <= w.m2 <= w.until
-    assert (w.since, w.until) == (since, since + length)
+def coverage(window: Window, at: datetime) -> int:
+    """How many times the signed pieces count a row created at `at`."""
+    return sum(sign for _, start, end, sign in window.pieces() if start <= at < end)
 
 
-@given(since=moments, length=st.timedeltas(min_value=timedelta(minutes=2), max_value=timedelta(days=2)))
-def test_rollup_pieces_are_whole_buckets(since: datetime, length: timedelta) -> None:
-    """Minute pieces start and end on whole minutes, hour pieces on whole hours."""
-    w = Window.of(since, since + length)
-    for bound in (w.m1, w.h1, w.h2, w.m2):
-        assert floor_to(bound, MINUTE) == bound
-    if w.h1 < w.h2:
-        assert (floor_to(w.h1, HOUR), floor_to(w.h2, HOUR)) == (w.h1, w.h2)
-    assert w.m1 - w.since < MINUTE
+@given(
+    since=moments,
+    length=lengths,
+    offset=st.timedeltas(min_value=timedelta(hours=-3), max_value=timedelta(days=3)),
+)
+def test_signed_pieces_count_every_moment_of_the_window_once(
+    since: datetime, length: timedelta, offset: timedelta
+) -> None:
+    """A row is counted once if created in [since, until), never otherwise."""
+    window = Window.of(since, since + length)
+    at = since + offset
+    assert coverage(window, at) == (1 if since <= at < since + length else 0)
+
+
+@given(since=moments, length=lengths)
+def test_window_edges_are_counted_exactly(since: datetime, length: timedelta) -> None:
+    """The first and last microsecond of the window count once; the ones just outside, never."""
+    window = Window.of(since, since + length)
+    micro = timedelta(microseconds=1)
+    assert [coverage(window, t) for t in (since - micro, since, since + length - micro, since + length)] == [
+        0,
+        1,
+        1,
+        0,
+    ]
+
+
+@given(since=moments, length=lengths)
+def test_rollup_pieces_are_whole_buckets_and_row_pieces_short(since: datetime, length: timedelta) -> None:
+    """Minute pieces are whole minutes, hour pieces whole hours, and row pieces span under two minutes."""
+    window = Window.of(since, since + length)
+    for source, start, end, _ in window.pieces():
+        if start >= end:
+            continue
+        step = HOUR if source == "hours" else MINUTE if source == "minutes" else None
+        if step is None:
+            assert end - start < 2 * MINUTE
+        else:
+            assert (floor_to(start, step), floor_to(end, step)) == (start, end)
+
+
+@given(since=moments)
+def test_the_start_reads_at_most_half_an_hour_of_minutes(since: datetime) -> None:
+    """The start's minutes are added up to the next hour or taken away from the previous one, whichever is fewer."""
+    window = Window.of(since, FAR_FUTURE)
+    assert window.lead_m2 - window.lead_m1 <= HOUR / 2
 
 
 def test_an_open_end_is_read_in_whole_hours() -> None:
     """With no end (FAR_FUTURE) only the window's start has edges: every later hour is read whole."""
-    since = datetime(2026, 1, 1, 10, 30, 15, tzinfo=UTC)
-    w = Window.of(since, FAR_FUTURE)
-    assert (w.m1, w.h1) == (datetime(2026, 1, 1, 10, 31, tzinfo=UTC), datetime(2026, 1, 1, 11, 0, tzinfo=UTC))
-    assert w.h2 == w.m2 == w.until == FAR_FUTURE
+    window = Window.of(datetime(2026, 1, 1, 10, 40, 15, tzinfo=UTC), FAR_FUTURE)
+    assert (window.h1, window.h2, window.m2) == (
+        datetime(2026, 1, 1, 11, 0, tzinfo=UTC),
+        FAR_FUTURE,
+        FAR_FUTURE,
+    )
+
+
+def test_an_early_start_is_taken_away_from_its_hour() -> None:
+    """At 10:10:15 the 10:00 hour is read whole, less 10:00-10:10 (minutes) and 10:10-10:10:15 (rows)."""
+    window = Window.of(datetime(2026, 1, 1, 10, 10, 15, tzinfo=UTC), FAR_FUTURE)
+    assert window.pieces()[:3] == [
+        ("hours", datetime(2026, 1, 1, 10, 0, tzinfo=UTC), FAR_FUTURE, 1),
+        ("minutes", datetime(2026, 1, 1, 10, 0, tzinfo=UTC), datetime(2026, 1, 1, 10, 10, tzinfo=UTC), -1),
+        ("rows", datetime(2026, 1, 1, 10, 10, tzinfo=UTC), datetime(2026, 1, 1, 10, 10, 15, tzinfo=UTC), -1),
+    ]
 
 
 def test_buckets_are_utc_minutes_and_hours() -> None:
