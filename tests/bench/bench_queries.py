@@ -317,6 +317,39 @@ async def terminal_write_cost(runtime: Runtime, with_trigger: bool) -> list[floa
     return samples
 
 
+TERMINAL_BATCH = 5000
+GENERATING_BATCH = """
+INSERT INTO video_requests (id, correlation_id, user_id, prompt, status, created_at, started_at)
+SELECT gen_random_uuid(), 'vvd_1600000000000_' || lpad(to_hex(i), 8, '0'), :user_id, 'terminal',
+       'generating', now() - random() * interval '24 hours', now() - interval '3 minutes'
+FROM generate_series(:first, :first + :n - 1) AS i
+"""
+FINISH_BATCH = """
+UPDATE video_requests SET status = 'completed', completed_at = now(),
+       duration_ms = (20000 + random() * 160000)::bigint
+WHERE user_id = :user_id AND status = 'generating'
+"""
+
+
+async def terminal_update_cost(runtime: Runtime, with_trigger: bool, first: int) -> float:
+    """Microseconds per row of one UPDATE making TERMINAL_BATCH requests terminal: the database's
+    own cost of the terminal write, without the round trip and commit that dwarf it."""
+    user_id = f"terminal_{first}"
+    switch = "ENABLE" if with_trigger else "DISABLE"
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text(GENERATING_BATCH), {"user_id": user_id, "first": first, "n": TERMINAL_BATCH})
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(f"ALTER TABLE video_requests {switch} TRIGGER video_requests_rollups"))
+    async with runtime.engine.begin() as conn:
+        began = time.perf_counter()
+        await conn.execute(text(FINISH_BATCH), {"user_id": user_id})
+        elapsed = time.perf_counter() - began
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE video_requests ENABLE TRIGGER video_requests_rollups"))
+    return elapsed / TERMINAL_BATCH * 1e6
+
+
 async def run_busy_day(runtime: Runtime) -> None:
     await load_busy_day(runtime)
     q = runtime.queries
@@ -339,6 +372,10 @@ async def run_busy_day(runtime: Runtime) -> None:
         f"  without rollup trigger  p50 {pct(without, 0.5):6.2f} ms   p99 {pct(without, 0.99):6.2f} ms\n"
         f"  with rollup trigger     p50 {pct(with_rollups, 0.5):6.2f} ms   p99 {pct(with_rollups, 0.99):6.2f} ms"
     )
+    print(f"terminal UPDATE in the database ({TERMINAL_BATCH} rows in one statement, per row):")
+    bare = await terminal_update_cost(runtime, with_trigger=False, first=1)
+    rolled = await terminal_update_cost(runtime, with_trigger=True, first=1 + TERMINAL_BATCH)
+    print(f"  without rollup trigger  {bare:7.1f} us\n  with rollup trigger     {rolled:7.1f} us")
 
 
 def test_bench_busy_day() -> None:
