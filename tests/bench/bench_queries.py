@@ -322,7 +322,7 @@ GENERATING_BATCH = """
 INSERT INTO video_requests (id, correlation_id, user_id, prompt, status, created_at, started_at)
 SELECT gen_random_uuid(), 'vvd_1600000000000_' || lpad(to_hex(i), 8, '0'), :user_id, 'terminal',
        'generating', now() - random() * interval '24 hours', now() - interval '3 minutes'
-FROM generate_series(:first, :first + :n - 1) AS i
+FROM generate_series(CAST(:first AS integer), CAST(:first AS integer) + CAST(:n AS integer) - 1) AS i
 """
 FINISH_BATCH = """
 UPDATE video_requests SET status = 'completed', completed_at = now(),
