@@ -172,3 +172,22 @@ async def test_retention_prunes_the_minutes_and_keeps_the_hours(runtime: Runtime
     assert await rows(
         runtime, "SELECT count(*) FROM video_requests WHERE status = :s", s=RequestStatus.COMPLETED.value
     ) == [(1,)]
+
+
+async def test_summary_view_counts_from_the_rollups_equal_the_rows(runtime: Runtime) -> None:
+    """request_metrics_summary, now read from the rollups, counts each hour's outcomes as the rows do."""
+    await finished(runtime, ago=timedelta(minutes=5))
+    await finished(runtime, ago=timedelta(hours=2, minutes=5), duration_ms=90_000)
+    await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="waiting"))
+    summary = await rows(
+        runtime,
+        "SELECT hour, pipeline, total_requests, completed, active FROM request_metrics_summary ORDER BY 1",
+    )
+    exact = await rows(
+        runtime,
+        "SELECT date_bin(interval '1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00+00'), pipeline, count(*),"
+        " count(*) FILTER (WHERE status = 'completed'),"
+        " count(*) FILTER (WHERE status IN ('pending', 'generating'))"
+        " FROM video_requests GROUP BY 1, 2 ORDER BY 1",
+    )
+    assert summary == exact
