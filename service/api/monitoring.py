@@ -92,14 +92,30 @@ async def list_requests(
     return await runtime.queries.list_requests(filters, limit=limit, offset=offset, cursor=cursor)
 
 
+Exact = Annotated[
+    bool,
+    Query(
+        description="Compute the percentiles exactly from the window's rows (a scan of the window) "
+        "instead of estimating them from the rollups (within 1 %)."
+    ),
+]
+
+
 @router.get("/dashboard", response_model=DashboardRead, responses=responses.READ)
 async def dashboard(
     runtime: RuntimeDep,
     window_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+    exact: Exact = False,
 ) -> DashboardRead:
     """The last 24 hours (or `window_hours`): counts by status, P50/P95/P99 of completed
-    durations, failure rate in percent and the number of active requests."""
-    return await runtime.queries.dashboard(window_hours=window_hours)
+    durations, failure rate in percent and the number of active requests.
+
+    Counts, the failure rate, the average and the active requests are exact. The
+    percentiles are estimated from per-minute and per-hour rollups kept as requests
+    finish: each is within 1 % of the exact value (`completed_latency.estimated` and
+    `relative_error` say so). With `exact=true` they are computed from the rows.
+    """
+    return await runtime.queries.dashboard(window_hours=window_hours, exact=exact)
 
 
 @router.get("/metrics", response_model=list[HourlyBucket], responses=responses.READ)
@@ -108,9 +124,17 @@ async def hourly_metrics(
     since: Annotated[IsoDateTime | None, Query(description="Start (default: 24 h before `until`).")] = None,
     until: Annotated[IsoDateTime | None, Query(description="End (default: now).")] = None,
     pipeline: Pipeline | None = None,
+    exact: Exact = False,
 ) -> list[HourlyBucket]:
-    """Hourly buckets: counts, failure rate, average and P95 durations, per-stage averages."""
-    return await runtime.queries.hourly_metrics(since=since, until=until, pipeline=pipeline)
+    """Hourly buckets (whole UTC hours): counts, failure rate, average and P95 durations,
+    per-stage averages.
+
+    Counts, the failure rate and the averages are exact. P95 is estimated from the
+    rollups, within 1 % of the exact value (`p95_estimated`, `p95_relative_error`);
+    with `exact=true` it is computed from the rows. Per-stage averages count the
+    stages of finished requests as they stood when their request ended.
+    """
+    return await runtime.queries.hourly_metrics(since=since, until=until, pipeline=pipeline, exact=exact)
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import analytics, budgets, client, corpus, database, keys, notebook, serve, webhooks
+from service.cli import analytics, budgets, client, corpus, database, keys, notebook, rollups, serve, webhooks
 
 app = typer.Typer(
     name="reeltrace",
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (serve, database, keys, budgets, client, analytics, corpus, notebook, webhooks):
+for module in (serve, database, keys, budgets, client, analytics, corpus, notebook, rollups, webhooks):
     module.register(app)
 
 

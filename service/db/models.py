@@ -275,6 +275,55 @@ class WebhookDelivery(Base):
     )
 
 
+class RequestRollup(Base):
+    """Finished requests per bucket (a minute or an hour of created_at), pipeline and status.
+
+    Kept by a trigger on video_requests (migration 0008); outlives the rows.
+    """
+
+    __tablename__ = "request_rollups"
+
+    bucket_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(TS, primary_key=True)
+    pipeline: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus, "request_status"), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    timed_requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    duration_sum_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (CheckConstraint("bucket_seconds IN (60, 3600)", name="bucket_seconds_known"),)
+
+
+class RequestRollupSketch(Base):
+    """Finished requests per bucket, pipeline, status and DDSketch index of their duration."""
+
+    __tablename__ = "request_rollup_sketches"
+
+    bucket_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus, "request_status"), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(TS, primary_key=True)
+    pipeline: Mapped[str] = mapped_column(Text, primary_key=True)
+    sketch_index: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (CheckConstraint("bucket_seconds IN (60, 3600)", name="bucket_seconds_known"),)
+
+
+class StageRollup(Base):
+    """Completed stages of finished requests per bucket, pipeline and stage name."""
+
+    __tablename__ = "stage_rollups"
+
+    bucket_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(TS, primary_key=True)
+    pipeline: Mapped[str] = mapped_column(Text, primary_key=True)
+    stage_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    stages: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    duration_sum_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (CheckConstraint("bucket_seconds IN (60, 3600)", name="bucket_seconds_known"),)
+
+
 class ApiKey(Base):
     """API keys, stored as SHA-256 hashes of the secret."""
 

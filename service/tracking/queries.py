@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.statements import Timing
 from service.errors import RequestNotFound, ValidationFailed
-from service.tracking import read_sql
+from service.tracking import read_sql, rollup_sql
 from service.tracking.repository import fetch_rows
+from service.tracking.rollups import FAR_FUTURE, RELATIVE_ERROR, Window
 from service.tracking.schemas import (
     DashboardRead,
     EventRead,
@@ -209,21 +210,36 @@ class RequestQueries:
         rows = await self._fetch("latest_event", read_sql.LATEST_EVENT, params)
         return EventRead.model_validate(rows[0]) if rows else None
 
-    async def dashboard(self, *, window_hours: int = 24) -> DashboardRead:
-        """Counts by status, completed-latency percentiles and failure rate over a window."""
+    async def dashboard(self, *, window_hours: int = 24, exact: bool = False) -> DashboardRead:
+        """Counts by status, completed-latency percentiles and failure rate over a window.
+
+        Counts, the average and the failure rate are exact either way. The percentiles
+        come from the rollups' sketch (within RELATIVE_ERROR of the exact value) unless
+        `exact`, which computes them from the window's rows (a scan of the window).
+        """
         if not 1 <= window_hours <= 24 * 90:
             raise ValidationFailed("window_hours must be between 1 and 2160 (90 days)", field="window_hours")
-        row = (await self._fetch("dashboard", read_sql.dashboard(window_hours), {}))[0]
+        if exact:
+            row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
+        else:
+            window = Window.of(datetime.now(UTC) - timedelta(hours=window_hours), FAR_FUTURE)
+            params = {**window.params(), "pipeline": None}
+            row = (await self._fetch("dashboard", rollup_sql.DASHBOARD, params))[0]
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
         terminal = counts["completed"] + counts["failed"] + counts["timeout"]
         pcts = row["percentiles"] or [None, None, None]
         return DashboardRead(
             window_hours=window_hours,
             since=row["since"],
-            total_requests=int(row["total"]),
+            total_requests=sum(counts.values()),
             counts_by_status=counts,
             completed_latency=LatencyPercentiles(
-                p50_ms=pcts[0], p95_ms=pcts[1], p99_ms=pcts[2], avg_ms=row["avg_ms"]
+                p50_ms=pcts[0],
+                p95_ms=pcts[1],
+                p99_ms=pcts[2],
+                avg_ms=row["avg_ms"],
+                estimated=not exact,
+                relative_error=None if exact else RELATIVE_ERROR,
             ),
             failure_rate_pct=(
                 round(100.0 * (counts["failed"] + counts["timeout"]) / terminal, 2) if terminal else None
@@ -237,8 +253,13 @@ class RequestQueries:
         since: datetime | None = None,
         until: datetime | None = None,
         pipeline: str | None = None,
+        exact: bool = False,
     ) -> list[HourlyBucket]:
-        """Hourly buckets of counts, failure rate and durations (stages included)."""
+        """Hourly buckets of counts, failure rate and durations (stages included).
+
+        Counts and averages are exact either way; P95 comes from the rollups' sketch
+        (within RELATIVE_ERROR) unless `exact`, which reads the window's rows.
+        """
         given_until = until is not None
         until = until or datetime.now(UTC)
         since = since or until - timedelta(hours=24)
@@ -246,14 +267,27 @@ class RequestQueries:
             # Without `until` the window ends now: say so, or the message names a value never sent.
             bound = "until" if given_until else "now (until is not given)"
             raise ValidationFailed(f"since must be before {bound}", field="since")
-        params = {"since": since, "until": until, "pipeline": pipeline}
-        rows = await self._fetch("hourly_metrics", read_sql.HOURLY, params)
-        stage_rows = await self._fetch("hourly_stage_metrics", read_sql.HOURLY_STAGES, params)
+        params: dict[str, Any] = {"since": since, "until": until, "pipeline": pipeline}
+        if exact:
+            rows = await self._fetch("hourly_metrics_exact", read_sql.HOURLY, params)
+            stage_rows = await self._fetch("hourly_stage_metrics_exact", read_sql.HOURLY_STAGES, params)
+        else:
+            # Without `until` the window is open-ended: the current hour is read whole.
+            params.update(Window.of(since, until if given_until else FAR_FUTURE).params())
+            rows = await self._fetch("hourly_metrics", rollup_sql.HOURLY, params)
+            stage_rows = await self._fetch("hourly_stage_metrics", rollup_sql.HOURLY_STAGES, params)
         per_stage: dict[datetime, dict[str, float]] = {}
         for s in stage_rows:
             per_stage.setdefault(s["hour"], {})[s["stage_name"]] = s["avg_duration_ms"]
         return [
-            HourlyBucket.model_validate({**row, "stage_avg_duration_ms": per_stage.get(row["hour"], {})})
+            HourlyBucket.model_validate(
+                {
+                    **row,
+                    "stage_avg_duration_ms": per_stage.get(row["hour"], {}),
+                    "p95_estimated": not exact,
+                    "p95_relative_error": None if exact else RELATIVE_ERROR,
+                }
+            )
             for row in rows
         ]
 

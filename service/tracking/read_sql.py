@@ -117,9 +117,10 @@ WHERE created_at >= now() - make_interval(hours => {int(window_hours)})
     )
 
 
+# Hours are whole UTC hours (date_bin, not the session's time zone), as the rollups' are.
 HOURLY: TextClause = text(
     """
-SELECT date_trunc('hour', created_at) AS hour,
+SELECT date_bin(interval '1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS hour,
        count(*) AS total_requests,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -141,7 +142,7 @@ ORDER BY 1
 
 HOURLY_STAGES: TextClause = text(
     """
-SELECT date_trunc('hour', r.created_at) AS hour, s.stage_name,
+SELECT date_bin(interval '1 hour', r.created_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS hour, s.stage_name,
        avg(s.duration_ms)::double precision AS avg_duration_ms
 FROM video_requests r
 JOIN request_stages s ON s.request_id = r.id

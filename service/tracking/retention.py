@@ -3,6 +3,10 @@
 Stages and events go with their request (ON DELETE CASCADE). A request that is still
 pending or generating is never deleted, however old. Deletions leave tombstones
 marked `retention`, so exported snapshots keep those rows as history.
+
+The rollups outlive the rows: the hourly ones are kept, so the dashboards and the
+hourly metrics still show the past; the minute-level ones before the cutoff, which
+only serve the edges of windows over rows that exist, are pruned with them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.tracking.repository import translate_errors
+from service.tracking.rollups import prune_minutes
 
 log = structlog.get_logger("reeltrace.retention")
 
@@ -54,6 +59,8 @@ async def delete_expired(
                 deleted += count
                 if count < batch_size:
                     break
+            async with engine.begin() as conn:
+                await prune_minutes(conn, cutoff)
         finally:
             await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
             await lock_conn.commit()

@@ -106,7 +106,16 @@ class LatencyPercentiles(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    avg_ms: float | None
+    avg_ms: float | None = Field(description="Exact, from the rollups' sums or the rows.")
+    estimated: bool = Field(
+        default=False,
+        description="True when P50/P95/P99 come from the rollups' duration sketch, false when exact.",
+    )
+    relative_error: float | None = Field(
+        default=None,
+        description="Bound on the estimated percentiles' error relative to the exact value "
+        "(0.01: within 1 %); null when exact.",
+    )
 
 
 class DashboardRead(BaseModel):
@@ -130,3 +139,10 @@ class HourlyBucket(BaseModel):
     avg_duration_ms: float | None
     p95_duration_ms: float | None
     stage_avg_duration_ms: dict[str, float] = Field(default_factory=dict)
+    p95_estimated: bool = Field(
+        default=False, description="True when p95_duration_ms comes from the rollups' sketch."
+    )
+    p95_relative_error: float | None = Field(
+        default=None,
+        description="Bound on p95_duration_ms's error relative to the exact value; null when exact.",
+    )

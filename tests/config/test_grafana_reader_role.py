@@ -24,6 +24,9 @@ READABLE = (
     "request_tombstones",
     "active_requests_dashboard",
     "request_metrics_summary",
+    "request_rollups",
+    "request_rollup_sketches",
+    "stage_rollups",
 )
 
 

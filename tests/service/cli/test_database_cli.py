@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from service.db import migrate as migrations
 from service.runtime import Runtime
@@ -18,15 +19,17 @@ from tests.service.tracking.test_retention import aged, count
 
 pytestmark = pytest.mark.slow
 
-# Whatever revision is the head: these tests pin the command's behaviour, not the count.
-HEAD = migrations.head_revision()
+# Named from the scripts, so a new migration does not rewrite these tests.
+HEAD = str(migrations.head_revision())
+_down = ScriptDirectory.from_config(migrations.alembic_config("postgresql://localhost/x")).get_revision(HEAD)
+PREVIOUS = str(_down.down_revision if _down is not None else None)
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--down"], "--down needs --revision"),
-        (["--revision", "0005"], f"--revision 0005 is below the current revision {HEAD}"),
+        (["--revision", PREVIOUS], f"--revision {PREVIOUS} is below the current revision {HEAD}"),
         (["--revision", "base"], f"--revision base is below the current revision {HEAD}"),
         (["--revision", "nope"], "--revision nope: Can't locate revision identified by 'nope'"),
     ],
@@ -44,11 +47,11 @@ def test_migrate_refuses_what_would_silently_do_nothing(
 
 
 def test_migrate_down_and_up_again(cli: Cli, database_url: str) -> None:
-    """`--down --revision 0005` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
-    down = cli.run("migrate", "--down", "--revision", "0005")
+    """`--down --revision <previous>` goes down one step; a downgrade "up" is refused; `migrate` returns to head."""
+    down = cli.run("migrate", "--down", "--revision", PREVIOUS)
     assert down.returncode == 0, down.stderr
-    assert "is at revision 0005" in down.stdout
-    up_by_down = cli.run("migrate", "--down", "--revision", str(HEAD))
+    assert f"is at revision {PREVIOUS}" in down.stdout
+    up_by_down = cli.run("migrate", "--down", "--revision", HEAD)
     assert up_by_down.returncode == 2
     assert f"--revision {HEAD}: Destination {HEAD} is not a valid downgrade target" in up_by_down.stderr
     assert "Traceback" not in up_by_down.stderr
