@@ -1,4 +1,4 @@
-"""The overview's charts, as matplotlib figures: latency, outcomes over time, top prompts.
+"""The overview's charts, as matplotlib figures: latency, outcomes over time, top prompts, spend.
 
 Shared by the marimo notebook and the HTML page (`reeltrace notebook --html`), so both
 draw the same thing. Figures are built without pyplot: no global state, no window,
@@ -103,4 +103,20 @@ def prompts_figure(prompts: Rows) -> Figure:
     ax.barh(labels, prompts.column("requests")[::-1])
     ax.set_xlabel("requests")
     ax.set_title("Top prompts (lower-cased, whitespace collapsed)")
+    return fig
+
+
+def spend_figure(spend: Rows) -> Figure:
+    """What requests cost per day (every billed attempt; the same definition as `stats cost`)."""
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax = fig.subplots()
+    days = spend.column("day")
+    costs = [float(c) for c in spend.column("cost_usd")]
+    ax.bar(days, costs, width=0.8, align="edge", color="tab:purple")
+    ax.set_ylabel("USD per day")
+    ax.set_title(f"Spend per day (by day of creation, UTC): {sum(costs):,.2f} USD in all")
+    if days:
+        locator = AutoDateLocator(minticks=3, maxticks=12)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     return fig

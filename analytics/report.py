@@ -42,6 +42,7 @@ class Overview:
     percentiles: Rows
     outcomes: Rows
     prompts: Rows
+    spend: Rows
     guild: str | None
     guild_stats: GuildStats | None
 
@@ -85,6 +86,7 @@ def load_overview(snapshot_dir: Path, guild: str | None = None) -> Overview:
             percentiles=queries.global_latency(snap),
             outcomes=queries.outcomes_by_day(snap),
             prompts=queries.top_prompts(snap, top=10),
+            spend=queries.cost_by(snap, "day"),
             guild=chosen,
             guild_stats=None if chosen is None else queries.guild_stats(snap, chosen, "week"),
         )
@@ -98,6 +100,7 @@ def figures(overview: Overview) -> dict[str, Figure]:
         "latency_distribution": charts.latency_figure(overview.latency, overview.percentiles),
         "outcomes_over_time": charts.outcomes_figure(overview.outcomes),
         "top_prompts": charts.prompts_figure(overview.prompts),
+        "spend_per_day": charts.spend_figure(overview.spend),
     }
 
 

@@ -83,19 +83,8 @@ def _(mo, overview):
 
 
 @app.cell
-def _(open_snapshot, out_dir, plt, queries, snapshot_dir):
-    # Spend per day: what requests cost (every billed attempt; see `stats cost`).
-    with open_snapshot(snapshot_dir) as _snap:
-        spend = queries.cost_by(_snap, "day")
-    fig_spend, ax_spend = plt.subplots(figsize=(9, 4))
-    ax_spend.bar(spend.column("day"), [float(c) for c in spend.column("cost_usd")], width=1.0)
-    ax_spend.set_ylabel("USD per day")
-    ax_spend.set_title(f"Spend per day (by day of creation, UTC): {sum(spend.column('cost_usd')):,.2f} USD in all")
-    fig_spend.autofmt_xdate()
-    fig_spend.tight_layout()
-    if out_dir is not None:
-        fig_spend.savefig(out_dir / "spend_per_day.png", dpi=100)
-    fig_spend
+def _(charts):
+    charts["spend_per_day"]
     return
 
 

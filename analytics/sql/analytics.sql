@@ -194,7 +194,7 @@ LIMIT $top;
 -- requests' cost_usd, which is every billed generation attempt at the unit price the
 -- request got at submit. `unpriced` counts requests billed for a model the price
 -- table had no price for (their cost is NULL, so not in cost_usd). Requests are
--- counted by their creation time ($since: NULL for all).
+-- counted by their creation time (a NULL `since` parameter counts all).
 
 -- name: cost_by_guild
 SELECT coalesce(guild_id, '-') AS guild_id,

@@ -160,6 +160,16 @@ FROM (
     FROM request_stages s JOIN video_requests r ON r.id = s.request_id
     WHERE s.completed_at IS NOT NULL AND r.created_at >= %(t0)s AND r.created_at < %(t1)s
     UNION ALL
+    -- A finished generation is billed per output second (the model on the event, as the
+    -- worker records it).
+    SELECT s.request_id, 'cost_recorded', 'info', s.stage_name, 'generation billed',
+           jsonb_build_object('model', 'veo-3.1-fast-generate-001', 'billable_seconds', r.duration_seconds,
+                              'attempt_cost_usd', r.duration_seconds * 0.15),
+           s.completed_at
+    FROM request_stages s JOIN video_requests r ON r.id = s.request_id
+    WHERE s.stage_name = 'video_generation' AND s.status = 'completed'
+      AND r.created_at >= %(t0)s AND r.created_at < %(t1)s
+    UNION ALL
     SELECT s.request_id, 'retry', 'warning', s.stage_name, 'retrying after a transient error',
            jsonb_build_object('attempt', a), s.started_at + a * interval '1 second'
     FROM request_stages s JOIN video_requests r ON r.id = s.request_id

@@ -81,12 +81,21 @@ async def test_setting_the_same_terminal_status_again_counts_nothing_more(runtim
 
 
 async def test_a_terminal_row_without_duration_is_counted_but_not_timed(runtime: Runtime) -> None:
-    """A hand-made transition that leaves duration_ms null counts the request and keeps it out of the sketch."""
+    """A terminal row whose duration_ms is cleared by hand stays counted and leaves the sums and the sketch.
+
+    (A hand-made status change gets its duration filled by the database; clearing it
+    afterwards is the one way a terminal row is left without one.)
+    """
     created = await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
     await runtime.tracker.start_request(created.id)
     async with runtime.engine.begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET status = 'failed' WHERE id = :id"), {"id": created.id}
+        )
+    assert await sketch_total(runtime) == 1
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE video_requests SET duration_ms = NULL WHERE id = :id"), {"id": created.id}
         )
     assert await hourly_totals(runtime) == [("failed", 1, 0, 0)]
     assert await sketch_total(runtime) == 0
