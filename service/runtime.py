@@ -64,6 +64,7 @@ class Runtime:
             source_service=source_service,
             max_retries=settings.max_retries,
             generation_timeout=settings.generation_timeout_seconds,
+            lease_seconds=settings.lease_seconds,
         )
         queries = RequestQueries(
             engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms

@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from service.backends.base import BackendError
-from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.gate import RunGate
 from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
@@ -150,6 +150,10 @@ class PipelineRunner:
                 # Someone else (the watchdog, an operator) ended the request meanwhile.
                 log.warning("run_preempted", reason="request status changed under the run")
                 return None
+            except ClaimLost:
+                # Another run owns the request now: stop here, writing and calling nothing.
+                log.warning("run_preempted", reason="claim taken over by another run")
+                return None
 
     async def _run(self, item: WorkItem, pipeline: Pipeline) -> RequestStatus:
         state = await self._load(item, pipeline)
@@ -224,7 +228,7 @@ class PipelineRunner:
         await self.tracker.start_stage(state.item.id, stage.name, max(state.stages[stage.name].attempts, 1))
         try:
             await self.bodies.notification(state, 1)
-        except TrackingUnavailable:
+        except (TrackingUnavailable, ClaimLost):
             raise  # the run is interrupted: a resumed run enqueues the same delivery again
         except Exception:
             # Not the receiver's failure (that is the delivery's outcome): a bug, logged;
@@ -237,6 +241,10 @@ class PipelineRunner:
         item = state.item
         row = state.stages[stage.name]
         prior = row.attempts
+        if await self._cut_off(state, stage.name):
+            # The attempt a previous run left in progress runs again under its own number:
+            # a takeover is a resume, not a retry (retry_count and the budget stay).
+            prior -= 1
         # Attempts made before a crash count against the budget, but a resumed
         # stage always gets at least one attempt.
         budget = max(1, row.max_retries + 1 - prior)
@@ -271,7 +279,7 @@ class PipelineRunner:
                     number = prior + attempt.retry_state.attempt_number
                     output = await self._attempt(state, stage, number, last_attempt, links)
                     links = []
-        except TrackingUnavailable:
+        except (TrackingUnavailable, ClaimLost):
             raise  # the run is interrupted, not the stage failed: it resumes elsewhere
         except Exception as exc:
             raise StageFailed(stage.name, exc) from exc
@@ -279,13 +287,22 @@ class PipelineRunner:
         row.status = StageStatus.COMPLETED
         row.attempts = number
 
+    async def _cut_off(self, state: RunState, stage: str) -> bool:
+        """True if the stage's last attempt was left in progress by a run that stopped
+        (its worker died, stalled or was stopped), rather than failed and awaiting a retry."""
+        row = state.stages[stage]
+        if not state.tracked or row.status != StageStatus.IN_PROGRESS or row.attempts == 0:
+            return False
+        retry = await self.queries.latest_event(state.item.id, "retry", stage)
+        return retry is None or retry.data.get("attempt") != row.attempts
+
     async def _attempt(
         self, state: RunState, stage: StageDefinition, number: int, last_attempt: int, links: list[Link]
     ) -> dict[str, Any] | None:
         item = state.item
 
         def will_retry(exc: BaseException) -> bool:
-            if isinstance(exc, TrackingUnavailable):
+            if isinstance(exc, TrackingUnavailable | ClaimLost):
                 # PostgreSQL went away under the attempt: the run stops here and resumes
                 # later (another attempt follows), so the stage is not recorded as failed.
                 return True

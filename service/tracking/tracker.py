@@ -18,6 +18,8 @@ from opentelemetry import trace
 from service.errors import InvalidStatusTransition
 from service.pipeline.definitions import get_pipeline
 from service.settings import RateLimit
+from service.tracking.fence import fence_of
+from service.tracking.local_limit import LocalRateCount
 from service.tracking.repository import TransitionResult
 from service.tracking.requests import CreatedRequest, NewRequest, timeout_message
 from service.tracking.sanitize import sanitize_error
@@ -42,6 +44,11 @@ log = structlog.get_logger("reeltrace.tracker")
 
 class RequestTracker(StageTracking):
     """Records requests, stages and events in PostgreSQL, or journals them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The per-user limit while PostgreSQL cannot count it (see local_limit).
+        self.local_rate = LocalRateCount()
 
     # --- requests ------------------------------------------------------------------
 
@@ -117,12 +124,20 @@ class RequestTracker(StageTracking):
                 "lease_expires_at": now + timedelta(seconds=pipeline.budget_seconds(self.generation_timeout)),
             }
         )
+        admit = None
+        if rate_limit is not None:
+            limit = rate_limit
+
+            def admit() -> None:
+                self.local_rate.admit(new.user_id, limit)
+
         with request_context(request_id=request_id, correlation_id=correlation_id, pipeline=pipeline.name):
             result = await self._write(
                 write,
                 lambda: self.repository.create(write, rate_limit),
                 "create",
                 journal_as=leased,
+                admit=admit,
                 **context,
             )
         if result is None:
@@ -140,6 +155,8 @@ class RequestTracker(StageTracking):
                 status=result.status.value,
             )
             return CreatedRequest(result.id, result.correlation_id, result.status, result.created_at, False)
+        if rate_limit is not None:
+            self.local_rate.record(new.user_id, rate_limit)
         self.metrics.requests_created.labels(pipeline=pipeline.name).inc()
         log.info("request_created", **context)
         return CreatedRequest(result.id, result.correlation_id, result.status, result.created_at, True)
@@ -156,12 +173,19 @@ class RequestTracker(StageTracking):
         operation_name: str | None = None,
         gcs_prefix: str | None = None,
         message: str | None = None,
+        fence: int | None = None,
+        take_claim: bool = False,
+        close_stages: bool = False,
     ) -> TransitionResult | None:
         """Move a request along the state machine. None means the write was journaled.
 
         Raises InvalidStatusTransition (after a warning, with nothing written) for any
         change outside the state machine. Setting the current status again is a no-op
         that refreshes completed_at for terminal statuses.
+
+        The write is fenced by `fence` or else by the claim the calling run holds;
+        `take_claim` and `close_stages` make it an ending from outside the run (the
+        watchdog's): it takes the claim over and closes the stages left open.
         """
         now = self.clock()
         if error_message is not None:
@@ -182,6 +206,9 @@ class RequestTracker(StageTracking):
             error_message=error_message,
             error_stage=error_stage,
             error_details=error_details,
+            fence=fence if fence is not None else fence_of(request_id),
+            take_claim=take_claim,
+            close_stages=close_stages,
             event=self._event(
                 request_id,
                 event_type,
@@ -283,6 +310,7 @@ class RequestTracker(StageTracking):
         *,
         error_stage: str | None = None,
         error_details: dict[str, Any] | None = None,
+        **fencing: Any,
     ) -> TransitionResult | None:
         return await self.transition(
             request_id,
@@ -290,6 +318,7 @@ class RequestTracker(StageTracking):
             error_message=error_message,
             error_stage=error_stage,
             error_details=error_details,
+            **fencing,
         )
 
     async def record_operation(
@@ -301,6 +330,7 @@ class RequestTracker(StageTracking):
             request_id=request_id,
             operation_name=operation_name,
             gcs_prefix=gcs_prefix,
+            fence=fence_of(request_id),
             event=self._event(
                 request_id,
                 "operation_started",

@@ -21,6 +21,13 @@ class _Write(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class _Fenced(_Write):
+    # The claim generation the request must still have for the write to apply (None:
+    # not a run's write, e.g. an operator's). Journaled with the write, so a replay of
+    # a run that has lost its claim is refused as the live write would have been.
+    fence: int | None = None
+
+
 class EventWrite(_Write):
     event_uid: uuid.UUID = Field(default_factory=uuid.uuid4)
     request_id: uuid.UUID
@@ -65,7 +72,7 @@ class CreateRequest(_Write):
     lease_expires_at: datetime | None = None
 
 
-class Transition(_Write):
+class Transition(_Fenced):
     op: Literal["transition"] = "transition"
     request_id: uuid.UUID
     new_status: RequestStatus
@@ -77,9 +84,13 @@ class Transition(_Write):
     error_stage: str | None = None
     error_details: dict[str, Any] | None = None
     event: EventWrite
+    # The watchdog's ending takes the claim from whichever run holds it (bumping the
+    # generation) and closes the stages the run leaves open.
+    take_claim: bool = False
+    close_stages: bool = False
 
 
-class RecordOperation(_Write):
+class RecordOperation(_Fenced):
     """The generation backend started its long-running operation."""
 
     op: Literal["operation"] = "operation"
@@ -89,7 +100,7 @@ class RecordOperation(_Write):
     event: EventWrite
 
 
-class StageChange(_Write):
+class StageChange(_Fenced):
     op: Literal["stage"] = "stage"
     request_id: uuid.UUID
     stage_name: str
@@ -102,7 +113,7 @@ class StageChange(_Write):
     event: EventWrite
 
 
-class LogEvent(_Write):
+class LogEvent(_Fenced):
     op: Literal["event"] = "event"
     event: EventWrite
 

@@ -94,14 +94,17 @@ async def test_outage_is_journaled_and_backfilled_exactly(
     assert b.created
     assert done_a is None
     # The status update was tried once (no retry), logged as an error with its
-    # request, and journaled; every later write queued behind it in the journal.
-    [failed_line] = lines("tracking_write_failed")
-    assert (failed_line["level"], failed_line["operation"]) == ("error", "transition")
-    assert (failed_line["request_id"], failed_line["new_status"]) == (str(a.id), "completed")
+    # request, and journaled; so was the create of a request with nothing journaled;
+    # every later write of a request queued behind its own in the journal.
+    failed_a, failed_b = lines("tracking_write_failed")
+    assert (failed_a["level"], failed_a["operation"]) == ("error", "transition")
+    assert (failed_a["request_id"], failed_a["new_status"]) == (str(a.id), "completed")
+    assert (failed_b["operation"], failed_b["request_id"]) == ("create", str(b.id))
     queued = lines("tracking_write_queued")
-    assert len(queued) == 11
+    assert len(queued) == 10
     assert {line["level"] for line in queued} == {"warning"}
     assert failures("transition") == before_failures[1] + 1
+    assert failures("create") == before_failures[0] + 1
     journal_lines = rt.journal.path.read_text().splitlines()
     assert len(journal_lines) == 12
     journal_copy = rt.journal.path.read_text()
