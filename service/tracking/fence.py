@@ -35,14 +35,18 @@ class Claim:
     lost: bool = False
 
     def lose(self, reason: str) -> ClaimLost:
-        """Mark the claim lost and cancel its run (unless the run itself is asking)."""
+        """Mark the claim lost and cancel its run; returns the error for the caller to raise.
+
+        The run's task is cancelled even when the run itself found out: whatever part
+        of the run catches the ClaimLost, its next await ends it.
+        """
         if not self.lost:
             self.lost = True
             log.warning(
                 "claim_lost", request_id=str(self.request_id), claim_generation=self.generation, reason=reason
             )
         task = self.task
-        if task is not None and task is not asyncio.current_task() and not task.done():
+        if task is not None and not task.done():
             task.cancel()
         return ClaimLost(
             f"request {self.request_id} was claimed by another run",

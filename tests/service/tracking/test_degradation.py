@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from service.background import replay_journal_once
+from service.errors import RateLimited
 from service.runtime import Runtime
-from service.settings import Settings
+from service.settings import RateLimit, Settings
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
 from telemetry.metrics import Metrics, get_metrics
@@ -255,3 +256,44 @@ async def test_requests_ended_during_an_outage_are_counted_once_replayed(
     assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
     assert (await t.backfill()).applied == 0
     assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
+
+
+async def test_request_with_nothing_journaled_writes_straight_once_the_database_is_back(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """Once PostgreSQL answers, a new request is created in it at once (not journaled) while another
+    request's journaled writes still wait, and that request's next write queues behind its own."""
+    rt, t = outage_runtime, outage_runtime.tracker
+    a = await t.create_request(NewRequest(user_id="u1", prompt="before the outage"))
+    own_cluster.stop()
+    await t.start_request(a.id)  # journaled
+    own_cluster.start()
+
+    b = await t.create_request(NewRequest(user_id="u2", prompt="after the outage"))
+    assert not b.journaled
+    assert (await rt.queries.get_request(b.id)).status == RequestStatus.PENDING
+    assert await t.complete_request(a.id, ["https://cdn/a.mp4"]) is None  # queued behind its start
+    assert len(rt.journal.path.read_text().splitlines()) == 2
+
+    report = await t.backfill()
+    assert (report.applied, report.rejected) == (2, 0)
+    assert (await rt.queries.get_request(a.id)).status == RequestStatus.COMPLETED
+
+
+async def test_degraded_submissions_keep_the_rate_limit_per_process(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """While PostgreSQL is down, a user past the limit in this process gets RateLimited with a
+    Retry-After, and nothing more is journaled for them."""
+    t = outage_runtime.tracker
+    limit = RateLimit(2, 60)
+    await t.create_request(NewRequest(user_id="u1", prompt="counted in PostgreSQL"), rate_limit=limit)
+    own_cluster.stop()
+    degraded = await t.create_request(NewRequest(user_id="u1", prompt="counted here"), rate_limit=limit)
+    assert degraded.journaled
+    with pytest.raises(RateLimited) as refused:
+        await t.create_request(NewRequest(user_id="u1", prompt="one too many"), rate_limit=limit)
+    assert refused.value.retry_after >= 1
+    other = await t.create_request(NewRequest(user_id="u2", prompt="another user"), rate_limit=limit)
+    assert other.journaled
+    assert len(outage_runtime.journal.path.read_text().splitlines()) == 2
