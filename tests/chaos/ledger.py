@@ -35,6 +35,8 @@ import psycopg
 from tests.chaos.support import Receiver, Submissions
 
 TERMINAL = {"completed", "failed", "timeout"}
+COUNTED_EVENTS = ("request_tracking_degraded", "tracking_write_failed", "journal_replayed", "claim_lost",
+                  "lease_lost", "run_preempted", "request_stuck")  # fmt: skip
 LIFECYCLE = ("request_created", "request_started", "operation_started", "request_completed",
              "request_failed", "request_timeout")  # fmt: skip
 
@@ -55,6 +57,8 @@ class Ledger:
     delivered_twice: list[str] = field(default_factory=list)
     good_missing: list[str] = field(default_factory=list)
     log_lines: int = 0
+    # How often the faults showed in the logs (degraded submissions, lost claims, replays).
+    log_events: dict[str, int] = field(default_factory=dict)
     long_prompts: list[str] = field(default_factory=list)
     keys_logged: list[str] = field(default_factory=list)
 
@@ -158,7 +162,12 @@ def take(
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and len(str(record.get("prompt", ""))) > 50:
+            if not isinstance(record, dict):
+                continue
+            if record.get("event") in COUNTED_EVENTS:
+                name = str(record["event"])
+                ledger.log_events[name] = ledger.log_events.get(name, 0) + 1
+            if len(str(record.get("prompt", ""))) > 50:
                 ledger.long_prompts.append(f"{log.name}: {line[:200]}")
 
     text = ledger.render()
