@@ -11,13 +11,16 @@ from tests.service.cli.conftest import Cli
 
 pytestmark = pytest.mark.slow
 
+# The newest migration: other revisions are added on top of 0006 over time.
+HEAD = migrations.head_revision()
+
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--down"], "--down needs --revision"),
-        (["--revision", "0005"], "--revision 0005 is below the current revision 0006"),
-        (["--revision", "base"], "--revision base is below the current revision 0006"),
+        (["--revision", "0005"], f"--revision 0005 is below the current revision {HEAD}"),
+        (["--revision", "base"], f"--revision base is below the current revision {HEAD}"),
         (["--revision", "nope"], "--revision nope: Can't locate revision identified by 'nope'"),
     ],
 )
@@ -30,7 +33,7 @@ def test_migrate_refuses_what_would_silently_do_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
-    assert migrations.current_revision(database_url) == "0006"
+    assert migrations.current_revision(database_url) == HEAD
 
 
 def test_migrate_down_and_up_again(cli: Cli, database_url: str) -> None:
@@ -38,14 +41,14 @@ def test_migrate_down_and_up_again(cli: Cli, database_url: str) -> None:
     down = cli.run("migrate", "--down", "--revision", "0005")
     assert down.returncode == 0, down.stderr
     assert "is at revision 0005" in down.stdout
-    up_by_down = cli.run("migrate", "--down", "--revision", "0006")
+    up_by_down = cli.run("migrate", "--down", "--revision", str(HEAD))
     assert up_by_down.returncode == 2
-    assert "--revision 0006: Destination 0006 is not a valid downgrade target" in up_by_down.stderr
+    assert f"--revision {HEAD}: Destination {HEAD} is not a valid downgrade target" in up_by_down.stderr
     assert "Traceback" not in up_by_down.stderr
     up = cli.run("migrate")
     assert up.returncode == 0, up.stderr
-    assert "is at revision 0006" in up.stdout
-    assert migrations.current_revision(database_url) == "0006"
+    assert f"is at revision {HEAD}" in up.stdout
+    assert migrations.current_revision(database_url) == HEAD
 
 
 def test_cleanup_without_retention_is_not_an_error(cli: Cli) -> None:
