@@ -41,6 +41,7 @@ from service.tracking.writes import (
     StageChange,
     Transition,
 )
+from telemetry.tracing import untraced
 
 STATUS_GUARD_SQLSTATE = "RT001"
 # The stage a watchdog's ending leaves open: the notification sweep still runs it.
@@ -306,7 +307,8 @@ class TrackingRepository:
         """Lengthen a run's lease under its fence: False if the claim is lost, None if the
         request is not in PostgreSQL (yet)."""
         params = {"request_id": request_id, "fence": fence, "lease_seconds": lease_seconds}
-        rows = await self._run(sql.RENEW_CLAIM, params)
+        with untraced():  # lease bookkeeping before every external call: no span of its own
+            rows = await self._run(sql.RENEW_CLAIM, params)
         if not rows:
             return None
         return rows[0]["id"] is not None
