@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from tenacity import (
     AsyncRetrying,
@@ -40,6 +40,7 @@ from service.backends.base import BackendError
 from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.gate import RunGate
+from service.pipeline.resume import cut_off, resume_link
 from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
 from service.pipeline.work import RunState, WorkItem
 from service.settings import Settings
@@ -112,21 +113,6 @@ class PipelineRunner:
 
     def _span_attributes(self, item: WorkItem) -> dict[str, Any]:
         return {"correlation_id": item.correlation_id, "request.id": str(item.id), "pipeline": item.pipeline}
-
-    async def _resume_link(self, state: RunState, stage: str) -> list[Link]:
-        """Link a resumed attempt to the attempt before it (which a dead worker left open)."""
-        if not state.tracked or state.stages[stage].attempts == 0:
-            return []
-        event = await self.queries.latest_event(state.item.id, "stage_started", stage)
-        if event is None or "span_id" not in event.data or "trace_id" not in event.data:
-            return []
-        previous = SpanContext(
-            trace_id=int(event.data["trace_id"], 16),
-            span_id=int(event.data["span_id"], 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-        return [Link(previous, {"reeltrace.link": "previous_attempt"})]
 
     # --- a run ------------------------------------------------------------------------
 
@@ -241,7 +227,7 @@ class PipelineRunner:
         item = state.item
         row = state.stages[stage.name]
         prior = row.attempts
-        if await self._cut_off(state, stage.name):
+        if await cut_off(self.queries, state, stage.name):
             # The attempt a previous run left in progress runs again under its own number:
             # a takeover is a resume, not a retry (retry_count and the budget stay).
             prior -= 1
@@ -249,7 +235,7 @@ class PipelineRunner:
         # stage always gets at least one attempt.
         budget = max(1, row.max_retries + 1 - prior)
         last_attempt = prior + budget
-        links = await self._resume_link(state, stage.name)
+        links = await resume_link(self.queries, state, stage.name)
         # As on the stage row: the stage's clock (the generation deadline) starts at its
         # first attempt, whether the later attempts run here or in a resumed run.
         row.started_at = row.started_at or datetime.now(UTC)
@@ -286,15 +272,6 @@ class PipelineRunner:
         row.output = output
         row.status = StageStatus.COMPLETED
         row.attempts = number
-
-    async def _cut_off(self, state: RunState, stage: str) -> bool:
-        """True if the stage's last attempt was left in progress by a run that stopped
-        (its worker died, stalled or was stopped), rather than failed and awaiting a retry."""
-        row = state.stages[stage]
-        if not state.tracked or row.status != StageStatus.IN_PROGRESS or row.attempts == 0:
-            return False
-        retry = await self.queries.latest_event(state.item.id, "retry", stage)
-        return retry is None or retry.data.get("attempt") != row.attempts
 
     async def _attempt(
         self, state: RunState, stage: StageDefinition, number: int, last_attempt: int, links: list[Link]
