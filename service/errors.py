@@ -102,3 +102,14 @@ class SnapshotUnavailable(ReeltraceError):
 
     status_code = 503
     error = "snapshot_unavailable"
+
+
+class ClaimLost(ReeltraceError):
+    """A run's write was refused: its claim on the request was taken over (or ended).
+
+    Another worker (or the watchdog) now owns the request; the run must stop at once,
+    making no further write and no further external call.
+    """
+
+    status_code = 409
+    error = "claim_lost"

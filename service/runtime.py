@@ -67,6 +67,7 @@ class Runtime:
             max_retries=settings.max_retries,
             generation_timeout=settings.generation_timeout_seconds,
             pricing=Pricing(load_prices(settings.prices_file), settings.veo_model),
+            lease_seconds=settings.lease_seconds,
         )
         queries = RequestQueries(
             engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms

@@ -109,6 +109,9 @@ class VideoRequest(Base):
     estimated_cost_usd: Mapped[Decimal | None] = mapped_column(USD)
     usd_per_second: Mapped[Decimal | None] = mapped_column(USD)
     price_version: Mapped[str | None] = mapped_column(Text)
+    # The fence of the current claim: bumped by each claim (and by a watchdog's ending);
+    # every write of a run is conditional on the value its claim returned.
+    claim_generation: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(r"correlation_id ~ '^vvd_[0-9]{13}_[0-9a-f]{8}$'", name="correlation_id_format"),

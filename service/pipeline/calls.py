@@ -83,6 +83,8 @@ class ExternalCalls:
         attributes: Mapping[str, Any] | None = None,
         span_name: str | None = None,
     ) -> T:
+        # A run that lost its claim to another makes no further call (raises ClaimLost).
+        await self.tracker.hold_claim(request_id)
         breaker = self.breakers[dependency]
         try:
             await self._announce(request_id, await breaker.before_call())

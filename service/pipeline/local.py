@@ -14,6 +14,7 @@ import structlog
 
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.work import WorkItem
+from service.tracking.fence import Claim, holding
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import CreatedRequest, NewRequest
 from telemetry.tracing import current_trace_ids
@@ -48,9 +49,15 @@ class LocalRuns:
             created_at=created.created_at,
         )
         log.warning("running_in_process", request_id=str(created.id), reason="request could not be queued")
-        task = asyncio.create_task(self.runner.run(item), name=f"local-{created.id}")
+        task = asyncio.create_task(self._run(item), name=f"local-{created.id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, item: WorkItem) -> RequestStatus | None:
+        # Generation 0: the request was never claimed. Once its create is replayed, a
+        # worker that takes it over (its lease expired) fences this run out.
+        with holding(Claim(item.id, 0)):
+            return await self.runner.run(item)
 
     async def aclose(self) -> None:
         for task in self.tasks:

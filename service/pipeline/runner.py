@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from tenacity import (
     AsyncRetrying,
@@ -37,9 +37,10 @@ from tenacity import (
 )
 
 from service.backends.base import BackendError
-from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.gate import RunGate
+from service.pipeline.resume import cut_off, resume_link
 from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
 from service.pipeline.work import RunState, WorkItem
 from service.settings import Settings
@@ -113,21 +114,6 @@ class PipelineRunner:
     def _span_attributes(self, item: WorkItem) -> dict[str, Any]:
         return {"correlation_id": item.correlation_id, "request.id": str(item.id), "pipeline": item.pipeline}
 
-    async def _resume_link(self, state: RunState, stage: str) -> list[Link]:
-        """Link a resumed attempt to the attempt before it (which a dead worker left open)."""
-        if not state.tracked or state.stages[stage].attempts == 0:
-            return []
-        event = await self.queries.latest_event(state.item.id, "stage_started", stage)
-        if event is None or "span_id" not in event.data or "trace_id" not in event.data:
-            return []
-        previous = SpanContext(
-            trace_id=int(event.data["trace_id"], 16),
-            span_id=int(event.data["span_id"], 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-        return [Link(previous, {"reeltrace.link": "previous_attempt"})]
-
     # --- a run ------------------------------------------------------------------------
 
     async def _load(self, item: WorkItem, pipeline: Pipeline) -> RunState:
@@ -149,6 +135,10 @@ class PipelineRunner:
             except InvalidStatusTransition:
                 # Someone else (the watchdog, an operator) ended the request meanwhile.
                 log.warning("run_preempted", reason="request status changed under the run")
+                return None
+            except ClaimLost:
+                # Another run owns the request now: stop here, writing and calling nothing.
+                log.warning("run_preempted", reason="claim taken over by another run")
                 return None
 
     async def _run(self, item: WorkItem, pipeline: Pipeline) -> RequestStatus:
@@ -224,7 +214,7 @@ class PipelineRunner:
         await self.tracker.start_stage(state.item.id, stage.name, max(state.stages[stage.name].attempts, 1))
         try:
             await self.bodies.notification(state, 1)
-        except TrackingUnavailable:
+        except (TrackingUnavailable, ClaimLost):
             raise  # the run is interrupted: a resumed run enqueues the same delivery again
         except Exception:
             # Not the receiver's failure (that is the delivery's outcome): a bug, logged;
@@ -237,11 +227,15 @@ class PipelineRunner:
         item = state.item
         row = state.stages[stage.name]
         prior = row.attempts
+        if await cut_off(self.queries, state, stage.name):
+            # The attempt a previous run left in progress runs again under its own number:
+            # a takeover is a resume, not a retry (retry_count and the budget stay).
+            prior -= 1
         # Attempts made before a crash count against the budget, but a resumed
         # stage always gets at least one attempt.
         budget = max(1, row.max_retries + 1 - prior)
         last_attempt = prior + budget
-        links = await self._resume_link(state, stage.name)
+        links = await resume_link(self.queries, state, stage.name)
         # As on the stage row: the stage's clock (the generation deadline) starts at its
         # first attempt, whether the later attempts run here or in a resumed run.
         row.started_at = row.started_at or datetime.now(UTC)
@@ -271,7 +265,7 @@ class PipelineRunner:
                     number = prior + attempt.retry_state.attempt_number
                     output = await self._attempt(state, stage, number, last_attempt, links)
                     links = []
-        except TrackingUnavailable:
+        except (TrackingUnavailable, ClaimLost):
             raise  # the run is interrupted, not the stage failed: it resumes elsewhere
         except Exception as exc:
             raise StageFailed(stage.name, exc) from exc
@@ -285,7 +279,7 @@ class PipelineRunner:
         item = state.item
 
         def will_retry(exc: BaseException) -> bool:
-            if isinstance(exc, TrackingUnavailable):
+            if isinstance(exc, TrackingUnavailable | ClaimLost):
                 # PostgreSQL went away under the attempt: the run stops here and resumes
                 # later (another attempt follows), so the stage is not recorded as failed.
                 return True

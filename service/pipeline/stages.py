@@ -324,4 +324,6 @@ class StageBodies:
             return {"sent": False}
         payload = await final_payload(self.queries, state)
         event = f"request.{payload.get('status', 'unknown')}"
+        # The delivery calls the receiver: not for a run that has lost its claim.
+        await self.tracker.hold_claim(state.item.id)
         return await self.notifications.notify(state.item.id, str(url), event, payload)

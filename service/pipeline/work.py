@@ -35,6 +35,8 @@ class WorkItem:
     traceparent: str | None
     created_at: datetime
     claims: int = 1
+    # The fence of this run's claim (0: never claimed, e.g. run in the API process).
+    claim_generation: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> WorkItem:
@@ -57,6 +59,7 @@ class WorkItem:
             traceparent=row["traceparent"],
             created_at=row["created_at"],
             claims=row["claims"],
+            claim_generation=row["claim_generation"],
         )
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 import structlog
 
 from service.cost.pricing import attempt_cost
+from service.tracking.fence import fence_of
 from service.tracking.states import Severity
 from service.tracking.writer import TrackingWriter
 from service.tracking.writes import RecordCost
@@ -88,6 +89,7 @@ class CostTracking(TrackingWriter):
             request_id=request_id,
             cost_usd=total.cost_usd,
             billable_seconds=total.billable_seconds,
+            fence=fence_of(request_id),
             event=self._event(
                 request_id,
                 "cost_recorded",

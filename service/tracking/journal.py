@@ -17,6 +17,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,12 +29,15 @@ from pathlib import Path
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from service.errors import InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
 from service.tracking.writes import TrackingWrite
 
 log = structlog.get_logger(__name__)
 
 _ADAPTER: TypeAdapter[TrackingWrite] = TypeAdapter(TrackingWrite)
+
+# Every write names its request in its event; the first match is enough.
+_REQUEST_ID = re.compile(rb'"request_id":"([0-9a-f-]{36})"')
 
 Applier = Callable[[TrackingWrite], Awaitable[object]]
 AppliedCheck = Callable[[TrackingWrite], Awaitable[bool]]
@@ -71,6 +77,7 @@ class Journal:
         self._lock_path = path.with_suffix(".lock")
         self._replay_lock_path = path.with_suffix(".replay.lock")
         self._pending: bool | None = None  # unknown until first asked
+        self._index = _PendingIndex()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -137,6 +144,15 @@ class Journal:
             return self.path.stat().st_size > 0 or self.replaying_path.exists()
         except FileNotFoundError:
             return self.replaying_path.exists()
+
+    def holds(self, request_id: uuid.UUID) -> bool:
+        """True if a write of `request_id` waits in the journal (blocking; off the event loop).
+
+        The answer comes from the journal files themselves (any process of the data dir
+        may have appended), indexed incrementally: only lines appended since the last
+        call are read, so asking before every write stays cheap during a long outage.
+        """
+        return request_id in self._index.pending_ids(self.replaying_path, self.path)
 
     def pending_count(self) -> int:
         return sum(1 for _ in self._read(self.replaying_path)) + sum(1 for _ in self._read(self.path))
@@ -223,12 +239,54 @@ class Journal:
                 report.remaining = len(rest)
                 log.warning("journal_replay_interrupted", applied=report.applied, remaining=report.remaining)
                 return report
-            except (InvalidStatusTransition, RequestNotFound) as exc:
-                # The database has moved past this write (or never had its request):
-                # keep it for inspection rather than dropping it.
+            except (InvalidStatusTransition, RequestNotFound, ClaimLost) as exc:
+                # The database has moved past this write (or never had its request, or
+                # the run that made it lost its claim to another, whose writes it must
+                # not overwrite): keep it for inspection rather than dropping it.
                 reason = f"{type(exc).__name__}: {exc.detail} {exc.context or ''}".strip()
                 self._reject(line, reason)
                 report.rejected += 1
                 report.rejected_reasons.append(reason)
         self._finish()
         return report
+
+
+class _PendingIndex:
+    """The request ids named in the journal files, read incrementally per file.
+
+    A file is re-read from the start only when it was replaced (another inode) or
+    shrank; otherwise only its new tail is parsed. Thread-safe: writes ask from
+    worker threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # path -> (inode, bytes read, ids seen)
+        self._files: dict[Path, tuple[int, int, set[uuid.UUID]]] = {}
+
+    def _scan(self, path: Path) -> set[uuid.UUID]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._files.pop(path, None)
+            return set()
+        inode, offset, ids = self._files.get(path, (stat.st_ino, 0, set()))
+        if inode != stat.st_ino or stat.st_size < offset:
+            inode, offset, ids = stat.st_ino, 0, set()
+        if stat.st_size > offset:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read(stat.st_size - offset)
+            complete = chunk.rfind(b"\n") + 1  # a line still being appended is read next time
+            for match in _REQUEST_ID.finditer(chunk[:complete]):
+                ids.add(uuid.UUID(match.group(1).decode()))
+            offset += complete
+        self._files[path] = (inode, offset, ids)
+        return ids
+
+    def pending_ids(self, *paths: Path) -> set[uuid.UUID]:
+        with self._lock:
+            found: set[uuid.UUID] = set()
+            for path in paths:
+                found |= self._scan(path)
+            return found

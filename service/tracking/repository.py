@@ -26,6 +26,7 @@ from service.cost.budgets import BudgetDefaults, describe
 from service.db.statements import Timing, fetch_all
 from service.errors import (
     BudgetExceeded,
+    ClaimLost,
     InvalidStatusTransition,
     RateLimited,
     RequestNotFound,
@@ -43,8 +44,11 @@ from service.tracking.writes import (
     StageChange,
     Transition,
 )
+from telemetry.tracing import untraced
 
 STATUS_GUARD_SQLSTATE = "RT001"
+# The stage a watchdog's ending leaves open: the notification sweep still runs it.
+NOTIFICATION_STAGE = "notification"
 
 AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent
 
@@ -84,6 +88,15 @@ def is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, _UNREACHABLE):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _refused(request_id: uuid.UUID, fence: int | None, found: int | None) -> ClaimLost:
+    return ClaimLost(
+        f"request {request_id} is no longer held by this run",
+        request_id=str(request_id),
+        claim_generation=fence,
+        found_generation=found,
+    )
 
 
 def _sqlstate(exc: DBAPIError | psycopg.Error) -> str | None:
@@ -240,11 +253,17 @@ class TrackingRepository:
             "error_message": write.error_message,
             "error_stage": write.error_stage,
             "error_details": _json(write.error_details),
+            "fence": write.fence,
+            "take_claim": write.take_claim,
+            "close_stages": write.close_stages,
+            "keep_open_stage": NOTIFICATION_STAGE,
             **_event_params(write.event),
         }
         row = (await self._run(sql.TRANSITION, params))[0]
         if row["found_status"] is None:
             raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
+        if row["id"] is None and write.fence is not None and row["found_generation"] != write.fence:
+            raise _refused(write.request_id, write.fence, row["found_generation"])
         if row["id"] is None:
             raise InvalidStatusTransition(old_status=row["found_status"], new_status=write.new_status.value)
         return TransitionResult(
@@ -266,10 +285,14 @@ class TrackingRepository:
             "request_id": write.request_id,
             "operation_name": write.operation_name,
             "gcs_prefix": write.gcs_prefix,
+            "fence": write.fence,
             **_event_params(write.event),
         }
-        if not await self._run(sql.RECORD_OPERATION, params):
+        rows = await self._run(sql.RECORD_OPERATION, params)
+        if not rows:
             raise RequestNotFound(f"request {write.request_id} not found")
+        if rows[0]["id"] is None:
+            raise _refused(write.request_id, write.fence, rows[0]["found_generation"])
 
     async def stage_change(self, write: StageChange) -> StageResult:
         params = {
@@ -283,12 +306,17 @@ class TrackingRepository:
             "output": _json(write.output),
             "error_message": write.error_message,
             "error_details": _json(write.error_details),
+            "fence": write.fence,
             **_event_params(write.event),
         }
         rows = await self._run(sql.STAGE_CHANGE, params)
         if not rows:
-            raise RequestNotFound(f"request {write.request_id} has no stage {write.stage_name!r}")
+            raise RequestNotFound(f"request {write.request_id} not found")
         row = rows[0]
+        if row["stage_name"] is None:
+            if write.fence is not None and row["found_generation"] != write.fence:
+                raise _refused(write.request_id, write.fence, row["found_generation"])
+            raise RequestNotFound(f"request {write.request_id} has no stage {write.stage_name!r}")
         return StageResult(
             stage_name=row["stage_name"],
             stage_order=row["stage_order"],
@@ -306,15 +334,32 @@ class TrackingRepository:
             "request_id": write.request_id,
             "cost_usd": None if write.cost_usd is None else str(write.cost_usd),
             "billable_seconds": str(write.billable_seconds),
+            "fence": write.fence,
             **_event_params(write.event),
         }
-        if not await self._run(sql.RECORD_COST, params):
+        rows = await self._run(sql.RECORD_COST, params)
+        if not rows:
             raise RequestNotFound(f"request {write.request_id} not found")
+        if rows[0]["id"] is None:
+            raise _refused(write.request_id, write.fence, rows[0]["found_generation"])
 
     async def log_event(self, write: LogEvent) -> None:
-        params = {"request_id": write.event.request_id, **_event_params(write.event)}
-        if not await self._run(sql.LOG_EVENT, params):
+        params = {"request_id": write.event.request_id, "fence": write.fence, **_event_params(write.event)}
+        rows = await self._run(sql.LOG_EVENT, params)
+        if not rows:
             raise RequestNotFound(f"request {write.event.request_id} not found")
+        if rows[0]["id"] is None:
+            raise _refused(write.event.request_id, write.fence, rows[0]["found_generation"])
+
+    async def renew_claim(self, request_id: uuid.UUID, fence: int, lease_seconds: float) -> bool | None:
+        """Lengthen a run's lease under its fence: False if the claim is lost, None if the
+        request is not in PostgreSQL (yet)."""
+        params = {"request_id": request_id, "fence": fence, "lease_seconds": lease_seconds}
+        with untraced():  # lease bookkeeping before every external call: no span of its own
+            rows = await self._run(sql.RENEW_CLAIM, params)
+        if not rows:
+            return None
+        return rows[0]["id"] is not None
 
     async def was_applied(self, write: AnyWrite) -> bool:
         """True if this very write already landed (its event exists)."""

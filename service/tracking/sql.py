@@ -23,6 +23,11 @@ _EVENT = """
 """
 
 
+# A fenced write applies only while the request still has the writer's claim generation
+# (:fence NULL: a write from outside any run, e.g. an operator's, applies as before).
+_FENCE = "(CAST(:fence AS bigint) IS NULL OR {column} = CAST(:fence AS bigint))"
+
+
 def _event(source: str, id_column: str = "id", condition: str = "") -> str:
     return _EVENT.format(source=source, id_column=id_column, condition=condition)
 
@@ -44,7 +49,7 @@ EVENT_EXISTS: TextClause = text("SELECT EXISTS (SELECT 1 FROM request_events WHE
 TRANSITION: TextClause = text(
     f"""
 WITH cur AS (
-    SELECT id, status FROM video_requests WHERE id = :request_id FOR UPDATE
+    SELECT id, status, claim_generation FROM video_requests WHERE id = :request_id FOR UPDATE
 ), upd AS (
     UPDATE video_requests v SET
         status = CAST(:new_status AS request_status),
@@ -64,13 +69,33 @@ WITH cur AS (
         video_urls = coalesce(CAST(:video_urls AS text[]), v.video_urls),
         error_message = coalesce(:error_message, v.error_message),
         error_stage = coalesce(:error_stage, v.error_stage),
-        error_details = coalesce(CAST(:error_details AS jsonb), v.error_details)
+        error_details = coalesce(CAST(:error_details AS jsonb), v.error_details),
+        claim_generation = v.claim_generation + CASE WHEN :take_claim THEN 1 ELSE 0 END
     FROM cur
     WHERE v.id = cur.id AND cur.status = ANY(CAST(:allowed_from AS request_status[]))
+      AND {_FENCE.format(column="cur.claim_generation")}
     RETURNING cur.status AS old_status, v.id, v.status, v.correlation_id, v.pipeline, v.aspect_ratio,
               v.created_at, v.started_at, v.completed_at, v.duration_ms, v.error_message
+), closed AS (
+    -- An ending made from outside the run (the watchdog's) closes the stages the run
+    -- leaves open: the attempt in progress failed, the stages never reached are
+    -- skipped. The notification stage stays open: the notification sweep runs it.
+    UPDATE request_stages s SET
+        status = CAST(CASE WHEN s.status = 'in_progress' THEN 'failed' ELSE 'skipped' END AS stage_status),
+        completed_at = CAST(:at AS timestamptz),
+        duration_ms = CASE WHEN s.status = 'in_progress'
+                           THEN floor(extract(epoch FROM (CAST(:at AS timestamptz)
+                                      - coalesce(s.started_at, CAST(:at AS timestamptz)))) * 1000)::bigint
+                           ELSE s.duration_ms END,
+        error_message = CASE WHEN s.status = 'in_progress' THEN coalesce(:error_message, s.error_message)
+                             ELSE s.error_message END
+    FROM upd
+    WHERE :close_stages AND upd.old_status <> upd.status AND s.request_id = upd.id
+      AND s.status IN ('pending', 'in_progress') AND s.stage_name <> :keep_open_stage
+    RETURNING s.stage_name
 ), event AS ({_event("upd", condition="WHERE upd.old_status <> upd.status")})
-SELECT cur.status AS found_status, upd.*
+SELECT cur.status AS found_status, cur.claim_generation AS found_generation,
+       (SELECT count(*) FROM closed) AS closed_stages, upd.*
 FROM (SELECT 1) AS one
 LEFT JOIN cur ON true
 LEFT JOIN upd ON true
@@ -79,13 +104,17 @@ LEFT JOIN upd ON true
 
 RECORD_OPERATION: TextClause = text(
     f"""
-WITH upd AS (
-    UPDATE video_requests SET operation_name = :operation_name,
-                              gcs_prefix = coalesce(:gcs_prefix, gcs_prefix)
-    WHERE id = :request_id
-    RETURNING id
+WITH cur AS (
+    SELECT id, claim_generation FROM video_requests WHERE id = :request_id FOR UPDATE
+), upd AS (
+    UPDATE video_requests v SET operation_name = :operation_name,
+                                gcs_prefix = coalesce(:gcs_prefix, v.gcs_prefix)
+    FROM cur
+    WHERE v.id = cur.id AND {_FENCE.format(column="cur.claim_generation")}
+    RETURNING v.id
 ), event AS ({_event("upd")})
-SELECT id FROM upd
+SELECT cur.id AS found_id, cur.claim_generation AS found_generation, upd.id
+FROM cur LEFT JOIN upd ON true
 """
 )
 
@@ -93,7 +122,11 @@ SELECT id FROM upd
 # were, plus this stage as it becomes. A completed request always shows 100%.
 STAGE_CHANGE: TextClause = text(
     f"""
-WITH st AS (
+WITH cur AS (
+    -- Locks the request row: a claim taking it over waits for this write, or this
+    -- write sees the claim's new generation and is refused.
+    SELECT id, claim_generation FROM video_requests WHERE id = :request_id FOR NO KEY UPDATE
+), st AS (
     UPDATE request_stages s SET
         status = CAST(:status AS stage_status),
         started_at = CASE WHEN :starting THEN coalesce(s.started_at, CAST(:at AS timestamptz))
@@ -107,7 +140,9 @@ WITH st AS (
         output = coalesce(CAST(:output AS jsonb), s.output),
         error_message = coalesce(:error_message, s.error_message),
         error_details = coalesce(CAST(:error_details AS jsonb), s.error_details)
-    WHERE s.request_id = :request_id AND s.stage_name = :stage_name
+    FROM cur
+    WHERE s.request_id = cur.id AND s.stage_name = :stage_name
+      AND {_FENCE.format(column="cur.claim_generation")}
     RETURNING s.request_id, s.stage_name, s.stage_order, s.status, s.attempts, s.started_at,
               s.completed_at, s.duration_ms
 ), others AS (
@@ -130,27 +165,56 @@ WITH st AS (
     WHERE v.id = st.request_id
     RETURNING v.id, v.progress_percentage, v.retry_count
 ), event AS ({_event("st", id_column="request_id")})
-SELECT st.stage_name, st.stage_order, st.status, st.attempts, st.started_at, st.completed_at,
-       st.duration_ms, req.progress_percentage, req.retry_count
-FROM st JOIN req ON req.id = st.request_id
+SELECT cur.claim_generation AS found_generation, st.stage_name, st.stage_order, st.status, st.attempts,
+       st.started_at, st.completed_at, st.duration_ms, req.progress_percentage, req.retry_count
+FROM cur LEFT JOIN (st JOIN req ON req.id = st.request_id) ON true
 """
 )
 
 RECORD_COST: TextClause = text(
     f"""
-WITH upd AS (
-    UPDATE video_requests SET cost_usd = CAST(:cost_usd AS numeric),
-                              billable_seconds = CAST(:billable_seconds AS numeric)
-    WHERE id = :request_id
-    RETURNING id
+WITH cur AS (
+    SELECT id, claim_generation FROM video_requests WHERE id = :request_id FOR UPDATE
+), upd AS (
+    UPDATE video_requests v SET cost_usd = CAST(:cost_usd AS numeric),
+                                billable_seconds = CAST(:billable_seconds AS numeric)
+    FROM cur
+    WHERE v.id = cur.id AND {_FENCE.format(column="cur.claim_generation")}
+    RETURNING v.id
 ), event AS ({_event("upd")})
-SELECT id FROM upd
+SELECT cur.id AS found_id, cur.claim_generation AS found_generation, upd.id
+FROM cur LEFT JOIN upd ON true
 """
 )
 
 LOG_EVENT: TextClause = text(
     f"""
-WITH req AS (SELECT id FROM video_requests WHERE id = :request_id), event AS ({_event("req")})
-SELECT id FROM req
+WITH cur AS (
+    SELECT id, claim_generation FROM video_requests WHERE id = :request_id FOR NO KEY UPDATE
+), req AS (
+    SELECT id FROM cur WHERE {_FENCE.format(column="cur.claim_generation")}
+), event AS ({_event("req")})
+SELECT cur.id AS found_id, cur.claim_generation AS found_generation, req.id
+FROM cur LEFT JOIN req ON true
+"""
+)
+
+# A run renews its lease before each external call, under its fence: the answer says
+# whether the claim still holds (None: the request is not in PostgreSQL yet, its
+# create still journaled). The lease is only ever lengthened, so a request run in the
+# API process keeps the longer lease its journaled create carried.
+RENEW_CLAIM: TextClause = text(
+    """
+WITH cur AS (
+    SELECT id, claim_generation FROM video_requests WHERE id = :request_id
+), upd AS (
+    UPDATE video_requests v
+    SET lease_expires_at = greatest(v.lease_expires_at, now() + make_interval(secs => :lease_seconds))
+    FROM cur
+    WHERE v.id = cur.id AND v.claim_generation = :fence
+    RETURNING v.id
+)
+SELECT cur.claim_generation AS found_generation, upd.id
+FROM cur LEFT JOIN upd ON true
 """
 )

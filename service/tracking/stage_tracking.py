@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from service.tracking.fence import fence_of
 from service.tracking.repository import StageResult
 from service.tracking.sanitize import sanitize_error
 from service.tracking.states import Severity, StageStatus
@@ -65,6 +66,7 @@ class StageTracking(TrackingWriter):
             output=output,
             error_message=error,
             error_details=error_details,
+            fence=fence_of(request_id),
             event=self._event(
                 request_id,
                 event_type,
@@ -98,7 +100,12 @@ class StageTracking(TrackingWriter):
     async def start_stage(
         self, request_id: uuid.UUID, stage: str, attempt: int = 1, *, span_ids: dict[str, str] | None = None
     ) -> StageResult | None:
-        """Start an attempt; `span_ids` (the attempt's span) lets a resumed attempt link to it."""
+        """Start an attempt; `span_ids` (the attempt's span) lets a resumed attempt link to it.
+
+        The event names the claim it was started under: an attempt a run left in
+        progress starts again under the same number when another run takes it over.
+        """
+        fence = fence_of(request_id)
         return await self._stage(
             request_id,
             stage,
@@ -106,7 +113,7 @@ class StageTracking(TrackingWriter):
             "stage_started",
             attempts=attempt,
             message=f"{stage} started (attempt {attempt})",
-            data=span_ids,
+            data={**(span_ids or {}), **({"claim_generation": fence} if fence is not None else {})},
         )
 
     async def complete_stage(

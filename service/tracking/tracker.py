@@ -20,6 +20,8 @@ from service.errors import InvalidStatusTransition
 from service.pipeline.definitions import get_pipeline
 from service.settings import RateLimit
 from service.tracking.cost_tracking import CostTracking
+from service.tracking.fence import fence_of
+from service.tracking.local_limit import LocalRateCount
 from service.tracking.repository import TransitionResult
 from service.tracking.requests import CreatedRequest, NewRequest, timeout_message
 from service.tracking.sanitize import sanitize_error
@@ -44,6 +46,11 @@ log = structlog.get_logger("reeltrace.tracker")
 
 class RequestTracker(StageTracking, CostTracking):
     """Records requests, stages and events in PostgreSQL, or journals them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The per-user limit while PostgreSQL cannot count it (see local_limit).
+        self.local_rate = LocalRateCount()
 
     # --- requests ------------------------------------------------------------------
 
@@ -143,12 +150,20 @@ class RequestTracker(StageTracking, CostTracking):
                 }
             )
 
+        admit = None
+        if rate_limit is not None:
+            limit = rate_limit
+
+            def admit() -> None:
+                self.local_rate.admit(new.user_id, limit)
+
         with request_context(request_id=request_id, correlation_id=correlation_id, pipeline=pipeline.name):
             result = await self._write(
                 write,
                 lambda: self.repository.create(write, rate_limit, budget),
                 "create",
                 journal_as=leased,
+                admit=admit,
                 **context,
             )
         if result is None:
@@ -166,6 +181,8 @@ class RequestTracker(StageTracking, CostTracking):
                 status=result.status.value,
             )
             return CreatedRequest(result.id, result.correlation_id, result.status, result.created_at, False)
+        if rate_limit is not None:
+            self.local_rate.record(new.user_id, rate_limit)
         self.metrics.requests_created.labels(pipeline=pipeline.name).inc()
         log.info("request_created", **context)
         return CreatedRequest(result.id, result.correlation_id, result.status, result.created_at, True)
@@ -182,12 +199,19 @@ class RequestTracker(StageTracking, CostTracking):
         operation_name: str | None = None,
         gcs_prefix: str | None = None,
         message: str | None = None,
+        fence: int | None = None,
+        take_claim: bool = False,
+        close_stages: bool = False,
     ) -> TransitionResult | None:
         """Move a request along the state machine. None means the write was journaled.
 
         Raises InvalidStatusTransition (after a warning, with nothing written) for any
         change outside the state machine. Setting the current status again is a no-op
         that refreshes completed_at for terminal statuses.
+
+        The write is fenced by `fence` or else by the claim the calling run holds;
+        `take_claim` and `close_stages` make it an ending from outside the run (the
+        watchdog's): it takes the claim over and closes the stages left open.
         """
         now = self.clock()
         if error_message is not None:
@@ -208,6 +232,9 @@ class RequestTracker(StageTracking, CostTracking):
             error_message=error_message,
             error_stage=error_stage,
             error_details=error_details,
+            fence=fence if fence is not None else fence_of(request_id),
+            take_claim=take_claim,
+            close_stages=close_stages,
             event=self._event(
                 request_id,
                 event_type,
@@ -309,6 +336,7 @@ class RequestTracker(StageTracking, CostTracking):
         *,
         error_stage: str | None = None,
         error_details: dict[str, Any] | None = None,
+        **fencing: Any,
     ) -> TransitionResult | None:
         return await self.transition(
             request_id,
@@ -316,6 +344,7 @@ class RequestTracker(StageTracking, CostTracking):
             error_message=error_message,
             error_stage=error_stage,
             error_details=error_details,
+            **fencing,
         )
 
     async def record_operation(
@@ -327,6 +356,7 @@ class RequestTracker(StageTracking, CostTracking):
             request_id=request_id,
             operation_name=operation_name,
             gcs_prefix=gcs_prefix,
+            fence=fence_of(request_id),
             event=self._event(
                 request_id,
                 "operation_started",

@@ -2,8 +2,14 @@
 
 When PostgreSQL is unreachable the tracker degrades as the spec asks: the caller
 proceeds, the write goes to the durable journal, and `reeltrace backfill` (or the
-background replayer) applies it later. While writes wait in the journal, new writes
-queue behind them, so a request's history is applied in the order it happened.
+background replayer) applies it later. A request with writes waiting in the journal
+queues its new writes behind them, so its history is applied in the order it
+happened; a request with nothing journaled writes straight to PostgreSQL, so the
+service leaves degraded mode as soon as the database answers, not when the journal
+has drained.
+
+A run's writes carry its claim's fence (`service.tracking.fence`); a refused one
+marks the claim lost and stops the run.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import structlog
 
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
-from service.errors import ReeltraceError, TrackingUnavailable
+from service.errors import ClaimLost, ReeltraceError, TrackingUnavailable
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
+from service.tracking.fence import current_claim, fence_of
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.repository import TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
@@ -58,6 +65,7 @@ class TrackingWriter:
         source_service: str = "reeltrace",
         max_retries: int | None = None,
         generation_timeout: float = 300.0,
+        lease_seconds: float = 30.0,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
         pricing: Pricing | None = None,
@@ -68,6 +76,7 @@ class TrackingWriter:
         self.source_host = socket.gethostname()
         self.max_retries = max_retries
         self.generation_timeout = generation_timeout
+        self.lease_seconds = lease_seconds
         self.metrics = metrics or get_metrics()
         self.metrics.declare_pipelines(
             PIPELINES, [status.value for status in RequestStatus if status.is_terminal], ASPECT_RATIOS
@@ -111,16 +120,23 @@ class TrackingWriter:
         apply: Callable[[], Any],
         operation: str,
         journal_as: Callable[[], TrackingWrite] | None = None,
+        admit: Callable[[], None] | None = None,
         **context: Any,
     ) -> Any | None:
         """Apply a write, or journal it (as `journal_as()` makes it, if given) when PostgreSQL
         is unreachable. None means journaled.
 
-        The trace records the write as `tracking.<event type>` (telemetry.database).
+        `admit`, if given, runs before the write is journaled and may refuse it by raising
+        (the degraded rate limit). A fenced write refused for a lost claim raises ClaimLost,
+        after marking the claim lost (which stops its run). The trace records the write as
+        `tracking.<event type>` (telemetry.database).
         """
+        request_id = write.event.request_id
         name, table, started = f"tracking.{write.event.event_type}", _TABLES[write.op], time.time_ns()
-        if self.journal.has_pending():
-            # Earlier writes wait in the journal; this one must land after them.
+        if self.journal.has_pending() and await asyncio.to_thread(self.journal.holds, request_id):
+            # Earlier writes of this request wait in the journal; this one must land after them.
+            if admit is not None:
+                admit()
             await self._journal(journal_as() if journal_as else write, operation)
             record_write(name, table, started, journaled=True)
             log.warning(
@@ -129,13 +145,21 @@ class TrackingWriter:
             return None
         try:
             result = await apply()
-        except ReeltraceError as exc:
-            if not isinstance(exc, TrackingUnavailable):
-                record_write(name, table, started, error=type(exc).__name__)
-                raise
+        except ClaimLost as exc:
+            record_write(name, table, started, error=type(exc).__name__)
+            claim = current_claim(request_id)
+            if claim is not None:
+                raise claim.lose(f"{operation} refused") from exc
+            raise
+        except TrackingUnavailable as exc:
+            if admit is not None:
+                admit()
             await self._journal_failed(write, exc, operation, journal_as, **context)
             record_write(name, table, started, journaled=True)
             return None
+        except ReeltraceError as exc:
+            record_write(name, table, started, error=type(exc).__name__)
+            raise
         record_write(name, table, started)
         return result
 
@@ -159,6 +183,29 @@ class TrackingWriter:
         )
         await self._journal(journal_as() if journal_as else write, operation)
 
+    # --- the claim ---------------------------------------------------------------------
+
+    async def hold_claim(self, request_id: uuid.UUID) -> None:
+        """Before a run calls out: confirm its claim (lengthening its lease) under its fence.
+
+        Raises ClaimLost, after stopping the run, if another run has taken the request
+        over. A write from outside any run, and a run whose request is not in PostgreSQL
+        yet (its create journaled), pass. While PostgreSQL is unreachable the run goes on
+        (degraded mode): no other worker can claim the request through a database this
+        process cannot reach either, and the first renewal once it answers settles it.
+        """
+        claim = current_claim(request_id)
+        if claim is None:
+            return
+        if claim.lost:
+            raise claim.lose("claim already lost")
+        try:
+            held = await self.repository.renew_claim(request_id, claim.generation, self.lease_seconds)
+        except TrackingUnavailable:
+            return
+        if held is False:
+            raise claim.lose("lease renewal refused")
+
     # --- events ----------------------------------------------------------------------
 
     async def log_event(
@@ -172,6 +219,7 @@ class TrackingWriter:
         data: dict[str, Any] | None = None,
     ) -> None:
         write = LogEvent(
+            fence=fence_of(request_id),
             event=self._event(
                 request_id,
                 event_type,
@@ -180,7 +228,7 @@ class TrackingWriter:
                 stage=stage,
                 message=message,
                 data=data,
-            )
+            ),
         )
         await self._write(
             write,

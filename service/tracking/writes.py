@@ -22,6 +22,13 @@ class _Write(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class _Fenced(_Write):
+    # The claim generation the request must still have for the write to apply (None:
+    # not a run's write, e.g. an operator's). Journaled with the write, so a replay of
+    # a run that has lost its claim is refused as the live write would have been.
+    fence: int | None = None
+
+
 class EventWrite(_Write):
     event_uid: uuid.UUID = Field(default_factory=uuid.uuid4)
     request_id: uuid.UUID
@@ -71,7 +78,7 @@ class CreateRequest(_Write):
     price_version: str | None = None
 
 
-class Transition(_Write):
+class Transition(_Fenced):
     op: Literal["transition"] = "transition"
     request_id: uuid.UUID
     new_status: RequestStatus
@@ -83,9 +90,13 @@ class Transition(_Write):
     error_stage: str | None = None
     error_details: dict[str, Any] | None = None
     event: EventWrite
+    # The watchdog's ending takes the claim from whichever run holds it (bumping the
+    # generation) and closes the stages the run leaves open.
+    take_claim: bool = False
+    close_stages: bool = False
 
 
-class RecordOperation(_Write):
+class RecordOperation(_Fenced):
     """The generation backend started its long-running operation."""
 
     op: Literal["operation"] = "operation"
@@ -95,7 +106,7 @@ class RecordOperation(_Write):
     event: EventWrite
 
 
-class StageChange(_Write):
+class StageChange(_Fenced):
     op: Literal["stage"] = "stage"
     request_id: uuid.UUID
     stage_name: str
@@ -108,7 +119,7 @@ class StageChange(_Write):
     event: EventWrite
 
 
-class RecordCost(_Write):
+class RecordCost(_Fenced):
     """A generation attempt was billed: the request's totals so far (absolute values)."""
 
     op: Literal["cost"] = "cost"
@@ -118,7 +129,7 @@ class RecordCost(_Write):
     event: EventWrite
 
 
-class LogEvent(_Write):
+class LogEvent(_Fenced):
     op: Literal["event"] = "event"
     event: EventWrite
 

@@ -4,6 +4,10 @@ The request row is the unit of work. A claim takes open requests whose lease is 
 or expired, oldest first, with `FOR UPDATE SKIP LOCKED`, so concurrent workers on any
 number of machines never take the same request; the lease columns live on the row
 itself, so PostgreSQL re-checks them on the locked row version.
+
+Each claim bumps `claim_generation` and returns it: the fence of the run (see
+`service.tracking.fence`). Heartbeats, releases and hand-overs are conditional on it
+too, so a run that lost its claim can neither renew nor release the new owner's lease.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ from telemetry.tracing import untraced
 # The columns of a claimed request that a run needs (`WorkItem`).
 _WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
           v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims"""
+          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims, v.claim_generation"""
 
 CLAIM = text(
     f"""
 UPDATE video_requests v
 SET lease_owner = :worker,
     lease_expires_at = now() + make_interval(secs => :lease_seconds),
-    claims = v.claims + 1
+    claims = v.claims + 1,
+    claim_generation = v.claim_generation + 1
 FROM (
     SELECT id FROM video_requests
     WHERE status IN ('pending', 'generating')
@@ -43,19 +48,23 @@ RETURNING {_WORK_ITEM_COLUMNS}
 """
 )
 
+# The (id, claim generation) pairs a worker holds.
+_HELD = """FROM unnest(CAST(:ids AS uuid[]), CAST(:generations AS bigint[])) AS held(id, generation)
+WHERE v.id = held.id AND v.claim_generation = held.generation AND v.lease_owner = :worker"""
+
 HEARTBEAT = text(
-    """
-UPDATE video_requests
+    f"""
+UPDATE video_requests v
 SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
-WHERE lease_owner = :worker AND id = ANY(:ids)
-RETURNING id
+{_HELD}
+RETURNING v.id
 """
 )
 
 RELEASE = text(
-    """
-UPDATE video_requests SET lease_owner = NULL, lease_expires_at = NULL
-WHERE lease_owner = :worker AND id = ANY(:ids)
+    f"""
+UPDATE video_requests v SET lease_owner = NULL, lease_expires_at = NULL
+{_HELD}
 """
 )
 
@@ -63,9 +72,9 @@ WHERE lease_owner = :worker AND id = ANY(:ids)
 # another worker claims it now) but keeps its owner, which marks a terminal request
 # whose run never finished its notification (see CLAIM_UNNOTIFIED).
 HAND_OVER = text(
-    """
-UPDATE video_requests SET lease_expires_at = now()
-WHERE lease_owner = :worker AND id = ANY(:ids)
+    f"""
+UPDATE video_requests v SET lease_expires_at = now()
+{_HELD}
 """
 )
 
@@ -79,7 +88,8 @@ CLAIM_UNNOTIFIED = text(
 UPDATE video_requests v
 SET lease_owner = :worker,
     lease_expires_at = now() + make_interval(secs => :lease_seconds),
-    claims = v.claims + 1
+    claims = v.claims + 1,
+    claim_generation = v.claim_generation + 1
 FROM (
     SELECT id FROM video_requests
     WHERE updated_at > now() - make_interval(secs => :window_seconds)
@@ -106,7 +116,7 @@ WHERE id = :id AND status IN ('completed', 'failed', 'timeout')
 
 STUCK_GENERATING = text(
     """
-SELECT id, pipeline, current_stage, lease_owner,
+SELECT id, pipeline, current_stage, lease_owner, claim_generation,
        extract(epoch FROM (now() - started_at))::double precision AS age_seconds
 FROM video_requests
 WHERE status = 'generating' AND pipeline = :pipeline
@@ -117,7 +127,7 @@ LIMIT 500
 
 STUCK_PENDING = text(
     """
-SELECT id, pipeline, lease_owner,
+SELECT id, pipeline, lease_owner, claim_generation,
        extract(epoch FROM (now() - created_at))::double precision AS age_seconds
 FROM video_requests
 WHERE status = 'pending' AND created_at < now() - make_interval(secs => :budget_seconds)
@@ -151,23 +161,29 @@ class WorkRepository:
         }
         return [WorkItem.from_row(row) for row in await self._run(CLAIM_UNNOTIFIED, params)]
 
-    async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
-        """Extend the leases; returns the ids this worker still holds."""
-        if not ids:
+    @staticmethod
+    def _held(worker: str, held: Mapping[uuid.UUID, int]) -> dict[str, Any]:
+        return {"worker": worker, "ids": list(held), "generations": list(held.values())}
+
+    async def heartbeat(
+        self, worker: str, held: Mapping[uuid.UUID, int], lease_seconds: float
+    ) -> set[uuid.UUID]:
+        """Extend the leases still held under their claim generations; returns their ids."""
+        if not held:
             return set()
-        params = {"worker": worker, "ids": ids, "lease_seconds": lease_seconds}
+        params = {**self._held(worker, held), "lease_seconds": lease_seconds}
         return {row["id"] for row in await self._run(HEARTBEAT, params)}
 
-    async def release(self, worker: str, ids: list[uuid.UUID]) -> None:
-        if not ids:
+    async def release(self, worker: str, held: Mapping[uuid.UUID, int]) -> None:
+        if not held:
             return
-        await self._run(RELEASE, {"worker": worker, "ids": ids})
+        await self._run(RELEASE, self._held(worker, held))
 
-    async def hand_over(self, worker: str, ids: list[uuid.UUID]) -> None:
+    async def hand_over(self, worker: str, held: Mapping[uuid.UUID, int]) -> None:
         """Let the leases expire now, for another worker to resume the requests at once."""
-        if not ids:
+        if not held:
             return
-        await self._run(HAND_OVER, {"worker": worker, "ids": ids})
+        await self._run(HAND_OVER, self._held(worker, held))
 
     async def owe_notification(self, worker: str, request_id: uuid.UUID) -> None:
         """Leave an ended request to the notification sweep (see OWE_NOTIFICATION)."""

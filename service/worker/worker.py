@@ -1,9 +1,11 @@
 """The worker: claims requests from PostgreSQL and runs them, many at once.
 
 One asyncio process holds up to `REELTRACE_WORKER_CONCURRENCY` requests in flight
-(generations mostly wait on polling, so hundreds fit in one process). Leases are
-renewed by a heartbeat; a request whose lease is lost (this process stalled past
-the lease) is cancelled here, since another worker may now own it. On shutdown,
+(generations mostly wait on polling, so hundreds fit in one process). Each run holds
+its claim's generation as the fence of its writes; leases are renewed under it by a
+heartbeat (and before each external call), and a run whose claim is lost (this
+process stalled or was cut off past its lease, and another worker took the request)
+is cancelled here. The watchdog's endings take the claim too. On shutdown,
 unfinished requests are handed over at once (their leases expire) so another worker
 resumes them.
 
@@ -24,13 +26,15 @@ from typing import Any
 import structlog
 
 from service.background import every
-from service.errors import InvalidStatusTransition, TrackingUnavailable
+from service.errors import ClaimLost, InvalidStatusTransition, TrackingUnavailable
 from service.pipeline.breaker import BreakerBoard
 from service.pipeline.breaker_store import BreakerStore
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.work import WorkItem
 from service.runtime import Runtime
+from service.tracking.fence import Claim, holding
+from service.tracking.states import RequestStatus
 from service.webhooks.sweep import DeliverySweep
 from service.worker.repository import WorkRepository
 from telemetry.correlation import request_context
@@ -69,6 +73,8 @@ class Worker:
         # Callback deliveries due for another attempt, whichever run enqueued them.
         self.webhooks = DeliverySweep(runner.bodies.notifications)
         self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # The claim each active run holds (its fence), by request.
+        self.claims: dict[uuid.UUID, Claim] = {}
         # Every run task until it has ended, including a run that has left `active` and
         # is still releasing its lease: shutdown waits for those too, so no statement of
         # this worker is still running when the process closes its connection pool.
@@ -158,9 +164,16 @@ class Worker:
             if item.id in self.active:
                 # This process stalled past its own lease and claimed a request it is
                 # still running: the lease is ours again, and one run of it is enough.
+                # The claim moved the fence: the run goes on under the new generation.
                 log.warning("reclaimed_own_request", request_id=str(item.id), worker_id=self.worker_id)
+                claim = self.claims.get(item.id)
+                if claim is not None:
+                    claim.generation = item.claim_generation
                 continue
-            task = asyncio.create_task(self._run_one(item), name=f"request-{item.id}")
+            claim = Claim(item.id, item.claim_generation)
+            task = asyncio.create_task(self._run_one(item, claim), name=f"request-{item.id}")
+            claim.task = task
+            self.claims[item.id] = claim
             self.active[item.id] = task
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
@@ -176,33 +189,38 @@ class Worker:
         self._start_runs(items)
         return len(items)
 
-    async def _run_one(self, item: WorkItem) -> None:
+    async def _run_one(self, item: WorkItem, claim: Claim) -> None:
         release = True
         # Ended here without running its notification stage (abandoned, or ended under
         # the run by the watchdog or an operator): an expired lease leaves it to the sweep.
         unnotified = False
         try:
-            if item.claims > MAX_CLAIMS and not item.status.is_terminal:
-                await self._abandon(item)
-                unnotified = True
-            else:
-                unnotified = await self.runner.run(item) is None
+            with holding(claim):
+                if item.claims > MAX_CLAIMS and not item.status.is_terminal:
+                    await self._abandon(item)
+                    unnotified = True
+                else:
+                    unnotified = await self.runner.run(item) is None
         except asyncio.CancelledError:
             # Shutdown or a lost lease: leave the lease to _shutdown / the new owner.
             release = False
             raise
         except TrackingUnavailable:
             log.warning("run_interrupted", request_id=str(item.id), reason="PostgreSQL unreachable")
+        except ClaimLost:
+            log.warning("run_interrupted", request_id=str(item.id), reason="claim taken over")
         except Exception:
             log.exception("run_crashed", request_id=str(item.id), correlation_id=item.correlation_id)
         finally:
             self.active.pop(item.id, None)
-            if release:
+            self.claims.pop(item.id, None)
+            if release and not claim.lost:
+                held = {item.id: claim.generation}
                 with contextlib.suppress(TrackingUnavailable):
                     if unnotified:
-                        await self.repo.hand_over(self.worker_id, [item.id])
+                        await self.repo.hand_over(self.worker_id, held)
                     else:
-                        await self.repo.release(self.worker_id, [item.id])
+                        await self.repo.release(self.worker_id, held)
             self.wake()  # room for another request: claim now, not at the next poll
 
     async def _abandon(self, item: WorkItem) -> None:
@@ -221,13 +239,15 @@ class Worker:
         if self.breakers is not None:
             with untraced():
                 await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
-        ids = list(self.active)
-        held = await self.repo.heartbeat(self.worker_id, ids, self.settings.lease_seconds)
-        for lost in set(ids) - held:
+        claims = dict(self.claims)
+        held = await self.repo.heartbeat(
+            self.worker_id, {rid: c.generation for rid, c in claims.items()}, self.settings.lease_seconds
+        )
+        for lost in set(claims) - held:
             task = self.active.get(lost)
             if task is not None and not task.done():
                 log.warning("lease_lost", request_id=str(lost), worker_id=self.worker_id)
-                task.cancel()
+                claims[lost].lose("heartbeat refused")  # cancels the run
 
     async def watchdog(self) -> None:
         """End requests stuck past their budget as `timeout`; publish the oldest ages; take
@@ -245,11 +265,16 @@ class Worker:
             budget = pipeline.budget_seconds(self.settings.generation_timeout_seconds)
             for row in await self.repo.stuck(pipeline.name, budget):
                 stage = row["current_stage"]
+                fence = row["claim_generation"]
 
-                async def expire_generating(rid: uuid.UUID, msg: str, stage: str | None = stage) -> object:
+                async def expire_generating(
+                    rid: uuid.UUID, msg: str, stage: str | None = stage, fence: int = fence
+                ) -> object:
+                    # Fenced on the generation it judged, taking the claim from the run.
                     return await tracker.timeout_request(
-                        rid, msg, error_stage=stage, error_details={"code": "watchdog"}
-                    )
+                        rid, msg, error_stage=stage, error_details={"code": "watchdog"},
+                        fence=fence, take_claim=True, close_stages=True,
+                    )  # fmt: skip
 
                 await self._expire(
                     row,
@@ -260,12 +285,15 @@ class Worker:
         budget = self.settings.pending_budget_seconds
         for row in await self.repo.stuck(None, budget):
 
-            async def expire_pending(rid: uuid.UUID, msg: str) -> object:
+            async def expire_pending(
+                rid: uuid.UUID, msg: str, fence: int = row["claim_generation"]
+            ) -> object:
                 # The state machine has no pending -> timeout edge: start, then time out.
-                await tracker.start_request(rid)
+                await tracker.transition(rid, RequestStatus.GENERATING, fence=fence)
                 return await tracker.timeout_request(
-                    rid, msg, error_stage="queue", error_details={"code": "watchdog"}
-                )
+                    rid, msg, error_stage="queue", error_details={"code": "watchdog"},
+                    fence=fence, take_claim=True, close_stages=True,
+                )  # fmt: skip
 
             await self._expire(row, f"request waited in the queue longer than {budget:.0f} s", expire_pending)
 
@@ -276,16 +304,15 @@ class Worker:
         log.warning("request_stuck", request_id=str(rid), age_seconds=row["age_seconds"], reason=message)
         try:
             await end(rid, message)
-        except InvalidStatusTransition:
-            pass  # ended meanwhile by its run, which notifies
-        else:
-            await self.repo.owe_notification(self.worker_id, rid)
-        task = self.active.get(rid)
-        if task is not None:
-            task.cancel()
+        except (InvalidStatusTransition, ClaimLost):
+            return  # ended or claimed anew meanwhile: its current run carries on (and notifies)
+        await self.repo.owe_notification(self.worker_id, rid)
+        claim = self.claims.get(rid)
+        if claim is not None:
+            claim.lose("ended by the watchdog")  # cancels the run here
 
     async def _shutdown(self) -> None:
-        unfinished = list(self.active)
+        unfinished = {rid: c.generation for rid, c in self.claims.items() if not c.lost}
         for task in self.active.values():
             task.cancel()
         # Bounded by one lease: by then every lease of this worker has expired on its own,

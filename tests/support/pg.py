@@ -71,9 +71,10 @@ class PgCluster:
 
         pg_ctl(list(args), pgdata=self.pgdata, user=self.server.system_user, timeout=30)
 
-    def stop(self) -> None:
-        """Stop the server at once (fast shutdown: open connections are cut)."""
-        self._pg_ctl("-w", "-m", "fast", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server at once (fast: open connections are cut; immediate: as a crash,
+        recovered from the WAL at the next start)."""
+        self._pg_ctl("-w", "-m", mode, "stop")
 
     def start(self) -> None:
         self.server.ensure_postgres_running()

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from service.background import replay_journal_once
+from service.errors import RateLimited
 from service.runtime import Runtime
-from service.settings import Settings
+from service.settings import RateLimit, Settings
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
 from telemetry.metrics import Metrics, get_metrics
@@ -94,14 +95,17 @@ async def test_outage_is_journaled_and_backfilled_exactly(
     assert b.created
     assert done_a is None
     # The status update was tried once (no retry), logged as an error with its
-    # request, and journaled; every later write queued behind it in the journal.
-    [failed_line] = lines("tracking_write_failed")
-    assert (failed_line["level"], failed_line["operation"]) == ("error", "transition")
-    assert (failed_line["request_id"], failed_line["new_status"]) == (str(a.id), "completed")
+    # request, and journaled; so was the create of a request with nothing journaled;
+    # every later write of a request queued behind its own in the journal.
+    failed_a, failed_b = lines("tracking_write_failed")
+    assert (failed_a["level"], failed_a["operation"]) == ("error", "transition")
+    assert (failed_a["request_id"], failed_a["new_status"]) == (str(a.id), "completed")
+    assert (failed_b["operation"], failed_b["request_id"]) == ("create", str(b.id))
     queued = lines("tracking_write_queued")
-    assert len(queued) == 11
+    assert len(queued) == 10
     assert {line["level"] for line in queued} == {"warning"}
     assert failures("transition") == before_failures[1] + 1
+    assert failures("create") == before_failures[0] + 1
     journal_lines = rt.journal.path.read_text().splitlines()
     assert len(journal_lines) == 12
     journal_copy = rt.journal.path.read_text()
@@ -252,3 +256,44 @@ async def test_requests_ended_during_an_outage_are_counted_once_replayed(
     assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
     assert (await t.backfill()).applied == 0
     assert (finished(), observed()) == (before[0] + 1, before[1] + 1)
+
+
+async def test_request_with_nothing_journaled_writes_straight_once_the_database_is_back(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """Once PostgreSQL answers, a new request is created in it at once (not journaled) while another
+    request's journaled writes still wait, and that request's next write queues behind its own."""
+    rt, t = outage_runtime, outage_runtime.tracker
+    a = await t.create_request(NewRequest(user_id="u1", prompt="before the outage"))
+    own_cluster.stop()
+    await t.start_request(a.id)  # journaled
+    own_cluster.start()
+
+    b = await t.create_request(NewRequest(user_id="u2", prompt="after the outage"))
+    assert not b.journaled
+    assert (await rt.queries.get_request(b.id)).status == RequestStatus.PENDING
+    assert await t.complete_request(a.id, ["https://cdn/a.mp4"]) is None  # queued behind its start
+    assert len(rt.journal.path.read_text().splitlines()) == 2
+
+    report = await t.backfill()
+    assert (report.applied, report.rejected) == (2, 0)
+    assert (await rt.queries.get_request(a.id)).status == RequestStatus.COMPLETED
+
+
+async def test_degraded_submissions_keep_the_rate_limit_per_process(
+    outage_runtime: Runtime, own_cluster: PgCluster
+) -> None:
+    """While PostgreSQL is down, a user past the limit in this process gets RateLimited with a
+    Retry-After, and nothing more is journaled for them."""
+    t = outage_runtime.tracker
+    limit = RateLimit(2, 60)
+    await t.create_request(NewRequest(user_id="u1", prompt="counted in PostgreSQL"), rate_limit=limit)
+    own_cluster.stop()
+    degraded = await t.create_request(NewRequest(user_id="u1", prompt="counted here"), rate_limit=limit)
+    assert degraded.journaled
+    with pytest.raises(RateLimited) as refused:
+        await t.create_request(NewRequest(user_id="u1", prompt="one too many"), rate_limit=limit)
+    assert refused.value.retry_after >= 1
+    other = await t.create_request(NewRequest(user_id="u2", prompt="another user"), rate_limit=limit)
+    assert other.journaled
+    assert len(outage_runtime.journal.path.read_text().splitlines()) == 2

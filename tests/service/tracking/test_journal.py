@@ -75,3 +75,26 @@ async def test_a_journal_drained_by_another_process_is_seen_drained(tmp_path: Pa
     report = await Journal(path).replay(apply, not_yet)
     assert report.applied == 1
     assert not ours.has_pending()
+
+
+async def test_holds_names_exactly_the_requests_with_writes_waiting(tmp_path: Path) -> None:
+    """`holds` is true for a request with a journaled write (appended by any process of the data
+    dir), false for others, and false again once the replay has applied it."""
+    path = tmp_path / "journal" / "tracking.jsonl"
+    journal = Journal(path)
+    waiting, later = note(1), note(2)
+    journal.append(waiting)
+    assert journal.holds(waiting.event.request_id)
+    assert not journal.holds(later.event.request_id)
+    Journal(path).append(later)  # another process's append
+    assert journal.holds(later.event.request_id)
+
+    async def not_yet(write: TrackingWrite) -> bool:
+        return False
+
+    async def apply(write: TrackingWrite) -> None:
+        return None
+
+    await journal.replay(apply, not_yet)
+    assert not journal.holds(waiting.event.request_id)
+    assert not journal.holds(later.event.request_id)

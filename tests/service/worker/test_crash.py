@@ -132,7 +132,8 @@ async def test_killed_worker_is_resumed_without_duplicates(
         started = Counter(r[0] for r in db.execute("SELECT request_id FROM operations"))
     assert started == {str(rid): 1 for rid in ids}, {k: n for k, n in started.items() if n != 1}
 
-    # Nothing duplicated: one of each lifecycle event per request, one stage_started per attempt.
+    # Nothing duplicated: one of each lifecycle event per request, one stage_started per attempt
+    # and claim (an attempt cut off by the kill starts again under its number in the new claim).
     per_request = await column(
         runtime,
         "SELECT event_type, count(*), count(DISTINCT request_id) FROM request_events"
@@ -147,8 +148,8 @@ async def test_killed_worker_is_resumed_without_duplicates(
     ]
     repeated = await column(
         runtime,
-        "SELECT request_id, stage_name, data->>'attempt' FROM request_events"
-        " WHERE event_type = 'stage_started' GROUP BY 1, 2, 3 HAVING count(*) > 1",
+        "SELECT request_id, stage_name, data->>'attempt', data->>'claim_generation' FROM request_events"
+        " WHERE event_type = 'stage_started' GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
     )
     assert repeated == [], (repeated, worker_warnings(tmp_path))
     stage_rows = await column(

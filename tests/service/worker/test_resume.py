@@ -87,7 +87,7 @@ async def test_database_outage_inside_a_stage_interrupts_the_run(
     runtime: Runtime, settings: Settings
 ) -> None:
     """A read failing because PostgreSQL is unreachable interrupts the run (resumed later) instead of
-    failing the request or its stage."""
+    failing the request or its stage; each resume runs the cut-off attempt again, not a retry."""
     rid = await left_in_generation(runtime)
     flaky = QueriesFailingOnce(runtime.engine)
     degraded = dataclasses.replace(runtime, queries=flaky)
@@ -97,7 +97,8 @@ async def test_database_outage_inside_a_stage_interrupts_the_run(
     assert read.status == "completed", read.error_message
     assert await events_of(runtime, rid, "stage_failed") == []
     started = await events_of(runtime, rid, "stage_started")
-    assert [e.data["attempt"] for e in started if e.stage_name == "video_generation"] == [1, 2, 3]
+    assert [e.data["attempt"] for e in started if e.stage_name == "video_generation"] == [1, 1, 1]
+    assert read.retry_count == 0
     assert len(await events_of(runtime, rid, "request_resumed")) == 2
     assert len(operations(settings, rid)) == 1
 

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from service.errors import ClaimLost
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES
 from service.runtime import Runtime
 from service.settings import Settings
+from service.tracking.fence import Claim, holding
 from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
 from tests.support.callback import CallbackServer
@@ -165,3 +167,36 @@ async def test_request_ended_by_the_watchdog_still_notifies(settings: Settings, 
     assert next(s for s in read.stages if s.name == "notification").status == "completed"
     [delivery] = callback.deliveries
     assert delivery.headers["x-reeltrace-event"] == "request.timeout"
+
+
+async def test_watchdog_ending_closes_the_stages_left_open(runtime: Runtime, idle_worker: Worker) -> None:
+    """A request the watchdog ends has no stage left in progress or pending, but its notification."""
+    budget = PIPELINES["veo"].budget_seconds(runtime.settings.generation_timeout_seconds)
+    rid = await generating(runtime, age_seconds=budget + 60)
+    await idle_worker.watchdog()
+
+    stages = {s.name: s.status for s in (await runtime.queries.get_request(rid)).stages}
+    assert stages == {
+        "validation": "skipped",
+        "video_generation": "failed",
+        "video_processing": "skipped",
+        "notification": "pending",
+    }
+
+
+async def test_watchdog_ending_fences_out_the_run_it_cut_off(runtime: Runtime, idle_worker: Worker) -> None:
+    """The watchdog's ending takes the claim: a later write of the run that held it is refused."""
+    budget = PIPELINES["veo"].budget_seconds(runtime.settings.generation_timeout_seconds)
+    rid = await generating(runtime, age_seconds=budget + 60)
+    [item] = await idle_worker.repo.claim("cut-off", 1, 0.001)
+    await idle_worker.watchdog()
+
+    async def stale_run() -> None:
+        with holding(Claim(rid, item.claim_generation)):
+            await runtime.tracker.complete_stage(rid, "video_generation")
+
+    [outcome] = await asyncio.gather(asyncio.create_task(stale_run()), return_exceptions=True)
+    assert isinstance(outcome, ClaimLost | asyncio.CancelledError)
+    stages = {s.name: s.status for s in (await runtime.queries.get_request(rid)).stages}
+    assert stages["video_generation"] == "failed"
+    assert await count_events(runtime, "stage_completed") == 0

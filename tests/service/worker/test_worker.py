@@ -89,13 +89,13 @@ async def test_heartbeat_extends_only_own_leases(runtime: Runtime) -> None:
     """A heartbeat extends the leases this worker holds and reports the ones it lost."""
     mine, theirs = await submit(runtime, 2)
     repo = WorkRepository(runtime.engine)
-    await repo.claim("me", 2, 1)
+    held = {item.id: item.claim_generation for item in await repo.claim("me", 2, 1)}
     async with runtime.engine.begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET lease_owner = 'other' WHERE id = :id"), {"id": theirs}
         )
     [(before,)] = await rows(runtime, "SELECT clock_timestamp()")
-    assert await repo.heartbeat("me", [mine, theirs], 60) == {mine}
+    assert await repo.heartbeat("me", held, 60) == {mine}
     [(after,)] = await rows(runtime, "SELECT clock_timestamp()")
     [(expires,)] = await rows(runtime, "SELECT lease_expires_at FROM video_requests WHERE id = :id", id=mine)
     # Sixty seconds from the moment of the heartbeat, whenever within the call that was.
@@ -155,7 +155,7 @@ async def test_stopped_worker_hands_over_without_restarting_generations(
     settings: Settings, database_url: str
 ) -> None:
     """A worker stopped mid-generation hands its leases over; the next worker resumes polling the
-    stored operations at once and starts none again."""
+    stored operations at once, as the same attempt (no retry counted), and starts none again."""
     slow = settings.model_copy(update={"sim_latency_seconds": 1.0})
     rt = Runtime.build(slow, database_url, source_service="test")
     try:
@@ -186,9 +186,10 @@ async def test_stopped_worker_hands_over_without_restarting_generations(
             assert [(e.stage_name, e.data["attempt"]) for e in started] == [
                 ("validation", 1),
                 ("video_generation", 1),
-                ("video_generation", 2),
+                ("video_generation", 1),
                 ("video_processing", 1),
             ]
+            assert (await rt.queries.get_request(rid)).retry_count == 0
         assert Counter(r[0] for r in await rows(rt, "SELECT claims FROM video_requests")) == {2: 5}
     finally:
         await rt.close()
@@ -268,9 +269,9 @@ async def test_worker_leaves_unknown_ids_alone(runtime: Runtime) -> None:
     """Releasing or heartbeating requests the worker does not hold changes nothing."""
     [rid] = await submit(runtime)
     repo = WorkRepository(runtime.engine)
-    await repo.claim("owner", 1, 30)
-    await repo.release("stranger", [rid, uuid.uuid4()])
-    assert await repo.heartbeat("stranger", [rid], 30) == set()
+    [item] = await repo.claim("owner", 1, 30)
+    await repo.release("stranger", {rid: item.claim_generation, uuid.uuid4(): 1})
+    assert await repo.heartbeat("stranger", {rid: item.claim_generation}, 30) == set()
     assert await rows(runtime, "SELECT lease_owner FROM video_requests") == [("owner",)]
 
 
@@ -333,7 +334,7 @@ async def test_worker_never_runs_a_request_twice_after_its_own_lease_lapsed(
     settings: Settings, database_url: str
 ) -> None:
     """If this worker stalls past its own lease and claims a request it is still running, the running
-    task is kept and no second run starts."""
+    task is kept, goes on under the new claim's fence, and no second run starts."""
     slow = settings.model_copy(update={"sim_latency_seconds": 30.0, "heartbeat_seconds": 3600})
     rt = Runtime.build(slow, database_url, source_service="test")
     try:
@@ -353,7 +354,11 @@ async def test_worker_never_runs_a_request_twice_after_its_own_lease_lapsed(
             assert worker.active[rid] is task
             await asyncio.sleep(0.2)
             assert not task.done()
-        assert await rows(rt, "SELECT claims FROM video_requests") == [(2,)]
+            # Reclaimed (or renewed by the run's own next poll first): either way the run
+            # holds the request's current fence.
+            [(generation,)] = await rows(rt, "SELECT claim_generation FROM video_requests")
+            assert worker.claims[rid].generation == generation
+            assert not worker.claims[rid].lost
         assert len(await events_of(rt, rid, "stage_started")) == 2  # validation, generation
         assert len(await events_of(rt, rid, "request_resumed")) == 0
     finally:
