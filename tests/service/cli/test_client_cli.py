@@ -80,12 +80,14 @@ async def test_submit_wait_shows_how_the_notification_ended(client_cli: Cli, run
     assert match, first
     request_id = uuid.UUID(match.group(1))
     work = WorkRepository(runtime.engine)
-    assert [item.id for item in await work.claim("test-worker", 10, 60)] == [request_id]
+    claimed = await work.claim("test-worker", 10, 60)
+    assert [item.id for item in claimed] == [request_id]
     await drive(runtime, request_id)
     await asyncio.sleep(1.0)  # the callback is delivered a moment after the request ended
     await runtime.tracker.start_stage(request_id, "notification")
     await runtime.tracker.complete_stage(request_id, "notification")
-    await work.release("test-worker", [request_id])  # the run is over: its lease goes
+    # The run is over: its lease goes (under the claim's fence).
+    await work.release("test-worker", {item.id: item.claim_generation for item in claimed})
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     shown = [line for line in err.decode().splitlines() if "notification" in line][-1]  # its last state

@@ -112,14 +112,14 @@ def retries_counted(stage: str) -> float:
 
 
 async def test_a_resumed_attempt_is_not_counted_as_a_retry(runtime: Runtime) -> None:
-    """The attempt a resumed run makes counts in the stage's attempts and is marked by
-    request_resumed, but reeltrace_stage_retries_total leaves it out."""
+    """A resumed run continues the attempt it took over (the stage's attempts stay 1), is
+    marked by request_resumed, and reeltrace_stage_retries_total leaves it out."""
     rid = await left_in_generation(runtime)
     before = retries_counted("video_generation")
     read = (await run_to_end(runtime, [rid]))[rid]
     assert read.status == "completed", read.error_message
     generation = next(s for s in read.stages if s.name == "video_generation")
-    assert generation.attempts == 2
+    assert generation.attempts == 1
     assert len(await events_of(runtime, rid, "request_resumed")) == 1
     assert await events_of(runtime, rid, "retry") == []
     assert retries_counted("video_generation") == before
