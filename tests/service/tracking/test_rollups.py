@@ -12,9 +12,10 @@ from sqlalchemy import text
 
 from service.errors import ValidationFailed
 from service.runtime import Runtime
+from service.tracking import rollup_sql
 from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
-from service.tracking.rollups import HOUR, floor_to, rebuild
+from service.tracking.rollups import FAR_FUTURE, HOUR, Window, floor_to, rebuild
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
 
@@ -256,3 +257,42 @@ async def test_rebuild_recomputes_the_cost_sums(runtime: Runtime) -> None:
     assert await spend_by_resolution(runtime) == [(60, Decimal("0.8")), (3600, Decimal("0.8"))]
     await rebuild(runtime.engine)
     assert await spend_by_resolution(runtime) == [(60, Decimal("1.25")), (3600, Decimal("1.25"))]
+
+
+async def test_spend_of_any_window_equals_the_rows_sum(runtime: Runtime) -> None:
+    """For windows whose edges cut hours and minutes, the rollups' spend equals SUM(cost_usd) of the rows."""
+    ages = [timedelta(seconds=s) for s in (20, 50, 95, 130, 2000, 3700, 4000, 7300, 9000)]
+    for i, ago in enumerate(ages):
+        await finished(runtime, ago=ago, billed_seconds=i + 1)
+    runtime.tracker.clock = lambda: datetime.now(UTC) - timedelta(seconds=40)
+    open_one = await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
+    await runtime.tracker.start_request(open_one.id)
+    billed = BilledAttempt(
+        pipeline="veo",
+        model="veo-test",
+        outcome="succeeded",
+        seconds=Decimal(4),
+        usd_per_second=Decimal("0.10"),
+        price_version="test",
+        attempt=1,
+        operation_name=None,
+    )
+    await runtime.tracker.record_cost(open_one.id, Spend(), billed)  # open: its attempts so far count
+    now = datetime.now(UTC)
+    for since, until in [
+        (now - timedelta(seconds=100), FAR_FUTURE),
+        (now - timedelta(seconds=60), now - timedelta(seconds=30)),
+        (now - timedelta(seconds=3800), now - timedelta(seconds=45)),
+        (now - timedelta(hours=3), now - timedelta(seconds=3650)),
+        (now - timedelta(hours=3), FAR_FUTURE),
+    ]:
+        params = {**Window.of(since, until).params(), "pipeline": None}
+        [(rolled,)] = await rows(runtime, rollup_sql.SPEND.text, **params)
+        [(exact,)] = await rows(
+            runtime,
+            "SELECT coalesce(sum(cost_usd), 0) FROM video_requests WHERE created_at >= :s AND created_at < :u",
+            s=since,
+            u=until,
+        )
+        assert rolled == exact, (since, until)
+        assert rolled > 0, (since, until)  # every window holds a billed request
