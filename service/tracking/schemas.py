@@ -152,13 +152,15 @@ class HourlyBucket(BaseModel):
     p50_duration_ms: float | None = Field(
         default=None,
         description="Median completed duration; estimated from the rollups' sketch like P95 "
-        "(same bound, `p95_estimated`/`p95_relative_error` apply), exact with exact=true.",
+        "(p95_estimated and p95_relative_error apply to it), exact with exact=true.",
     )
     stage_avg_duration_ms: dict[str, float] = Field(default_factory=dict)
     p95_estimated: bool = Field(
-        default=False, description="True when p95_duration_ms comes from the rollups' sketch."
+        default=False,
+        description="True when p95_duration_ms (and p50_duration_ms) come from the rollups' sketch.",
     )
     p95_relative_error: float | None = Field(
         default=None,
-        description="Bound on p95_duration_ms's error relative to the exact value; null when exact.",
+        description="Bound on p95_duration_ms's (and p50_duration_ms's) error relative to the exact "
+        "value; null when exact.",
     )
