@@ -108,12 +108,17 @@ async def dashboard(
     exact: Exact = False,
 ) -> DashboardRead:
     """The last 24 hours (or `window_hours`): counts by status, P50/P95/P99 of completed
-    durations, failure rate in percent and the number of active requests.
+    durations, failure rate in percent, the number of active requests, and spend.
 
     Counts, the failure rate, the average and the active requests are exact. The
     percentiles are estimated from per-minute and per-hour rollups kept as requests
     finish: each is within 1 % of the exact value (`completed_latency.estimated` and
     `relative_error` say so). With `exact=true` they are computed from the rows.
+
+    `spend_usd` is what the requests created in the window cost (USD, `cost_usd`
+    summed; open requests count the attempts billed so far) and `spend_today_usd` the
+    same since 00:00 UTC. Both are exact sums, read from the rollups' cost sums (with
+    `exact=true`, from the rows); a request whose model has no price adds nothing.
     """
     return await runtime.queries.dashboard(window_hours=window_hours, exact=exact)
 
@@ -126,12 +131,12 @@ async def hourly_metrics(
     pipeline: Pipeline | None = None,
     exact: Exact = False,
 ) -> list[HourlyBucket]:
-    """Hourly buckets (whole UTC hours): counts, failure rate, average and P95 durations,
-    per-stage averages.
+    """Hourly buckets (whole UTC hours): counts, failure rate, average, P50 and P95
+    durations, per-stage averages.
 
-    Counts, the failure rate and the averages are exact. P95 is estimated from the
-    rollups, within 1 % of the exact value (`p95_estimated`, `p95_relative_error`);
-    with `exact=true` it is computed from the rows. Per-stage averages count the
+    Counts, the failure rate and the averages are exact. P50 and P95 are estimated from
+    the rollups, each within 1 % of the exact value (`p95_estimated`,
+    `p95_relative_error`); with `exact=true` they are computed from the rows. Per-stage averages count the
     stages of finished requests as they stood when their request ended.
     """
     return await runtime.queries.hourly_metrics(since=since, until=until, pipeline=pipeline, exact=exact)

@@ -293,6 +293,8 @@ class RequestRollup(Base):
     requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
     timed_requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
     duration_sum_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # What the bucket's requests cost (migration 0012); a NULL cost adds nothing.
+    cost_usd_sum: Mapped[Decimal] = mapped_column(Numeric(18, 6), nullable=False, server_default=text("0"))
 
     __table_args__ = (CheckConstraint("bucket_seconds IN (60, 3600)", name="bucket_seconds_known"),)
 

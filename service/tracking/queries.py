@@ -211,20 +211,26 @@ class RequestQueries:
         return EventRead.model_validate(rows[0]) if rows else None
 
     async def dashboard(self, *, window_hours: int = 24, exact: bool = False) -> DashboardRead:
-        """Counts by status, completed-latency percentiles and failure rate over a window.
+        """Counts by status, completed-latency percentiles, failure rate and spend over a window.
 
-        Counts, the average and the failure rate are exact either way. The percentiles
+        Counts, the average, the failure rate and the spend (the window's and today's,
+        since 00:00 UTC) are exact either way. The percentiles
         come from the rollups' sketch (within RELATIVE_ERROR of the exact value) unless
         `exact`, which computes them from the window's rows (a scan of the window).
         """
         if not 1 <= window_hours <= 24 * 90:
             raise ValidationFailed("window_hours must be between 1 and 2160 (90 days)", field="window_hours")
+        now = datetime.now(UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if exact:
             row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
+            spend = await self._fetch("spend_exact", read_sql.SPEND, {"since": today})
         else:
-            window = Window.of(datetime.now(UTC) - timedelta(hours=window_hours), FAR_FUTURE)
+            window = Window.of(now - timedelta(hours=window_hours), FAR_FUTURE)
             params = {**window.params(), "pipeline": None}
             row = (await self._fetch("dashboard", rollup_sql.DASHBOARD, params))[0]
+            today_params = {**Window.of(today, FAR_FUTURE).params(), "pipeline": None}
+            spend = await self._fetch("spend", rollup_sql.SPEND, today_params)
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
         terminal = counts["completed"] + counts["failed"] + counts["timeout"]
         pcts = row["percentiles"] or [None, None, None]
@@ -245,6 +251,8 @@ class RequestQueries:
                 round(100.0 * (counts["failed"] + counts["timeout"]) / terminal, 2) if terminal else None
             ),
             active_requests=int(row["active"]),
+            spend_usd=float(row["spend_usd"]),
+            spend_today_usd=float(spend[0]["spend_usd"]),
         )
 
     async def hourly_metrics(
@@ -257,7 +265,7 @@ class RequestQueries:
     ) -> list[HourlyBucket]:
         """Hourly buckets of counts, failure rate and durations (stages included).
 
-        Counts and averages are exact either way; P95 comes from the rollups' sketch
+        Counts and averages are exact either way; P50 and P95 come from the rollups' sketch
         (within RELATIVE_ERROR) unless `exact`, which reads the window's rows.
         """
         given_until = until is not None

@@ -110,11 +110,18 @@ SELECT now() - make_interval(hours => {int(window_hours)}) AS since,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
            FILTER (WHERE status = 'completed') AS percentiles,
        avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_ms,
-       (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active
+       (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active,
+       coalesce(sum(cost_usd), 0) AS spend_usd
 FROM video_requests
 WHERE created_at >= now() - make_interval(hours => {int(window_hours)})
 """
     )
+
+
+# What the requests created since a time cost (billed attempts of open ones included).
+SPEND: TextClause = text(
+    "SELECT coalesce(sum(cost_usd), 0) AS spend_usd FROM video_requests WHERE created_at >= :since"
+)
 
 
 # Hours are whole UTC hours (date_bin, not the session's time zone), as the rollups' are.
@@ -131,7 +138,9 @@ SELECT date_bin(interval '1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00+00'
              2)::double precision AS failure_rate_pct,
        avg(duration_ms) FILTER (WHERE status = 'completed')::double precision AS avg_duration_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
-           FILTER (WHERE status = 'completed') AS p95_duration_ms
+           FILTER (WHERE status = 'completed') AS p95_duration_ms,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)
+           FILTER (WHERE status = 'completed') AS p50_duration_ms
 FROM video_requests
 WHERE created_at >= :since AND created_at < :until
   AND (CAST(:pipeline AS text) IS NULL OR pipeline = :pipeline)

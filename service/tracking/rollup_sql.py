@@ -58,9 +58,9 @@ def _finished(group: str, group_rows: str) -> str:
     return _pieces(
         "request_rollups",
         f"{group} status, {{sign}} * requests AS n, {{sign}} * timed_requests AS timed,"
-        " {sign} * duration_sum_ms AS ms",
+        " {sign} * duration_sum_ms AS ms, {sign} * cost_usd_sum AS cost",
         f"{group_rows} v.status, {{sign}}, {{sign}} * (v.duration_ms IS NOT NULL)::int,"
-        " {sign} * coalesce(v.duration_ms, 0)",
+        " {sign} * coalesce(v.duration_ms, 0), {sign} * coalesce(v.cost_usd, 0)",
         f"v.status IN {TERMINAL}",
     )
 
@@ -84,14 +84,14 @@ _OPEN_ROWS = f"""
 DASHBOARD: TextClause = text(
     f"""
 WITH finished AS (
-    SELECT status, sum(n) AS n, sum(timed) AS timed, sum(ms) AS ms
+    SELECT status, sum(n) AS n, sum(timed) AS timed, sum(ms) AS ms, sum(cost) AS cost
     FROM ({_finished("", "")}) AS parts
     GROUP BY status
 ), sketch AS (
     SELECT sketch_index, sum(n)::bigint AS n
     FROM ({_sketch("", "")}) AS parts
     GROUP BY sketch_index
-), open AS ({_OPEN_ROWS.format(cols="v.status")})
+), open AS ({_OPEN_ROWS.format(cols="v.status, v.cost_usd")})
 SELECT CAST(:since AS timestamptz) AS since,
        coalesce((SELECT n FROM finished WHERE status = 'completed'), 0) AS completed,
        coalesce((SELECT n FROM finished WHERE status = 'failed'), 0) AS failed,
@@ -102,7 +102,30 @@ SELECT CAST(:since AS timestamptz) AS since,
        (SELECT reeltrace_sketch_quantiles(array_agg(sketch_index ORDER BY sketch_index),
                                           array_agg(n ORDER BY sketch_index), ARRAY[0.5, 0.95, 0.99])
         FROM sketch) AS percentiles,
-       (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active
+       (SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')) AS active,
+       (SELECT coalesce(sum(cost), 0) FROM finished)
+           + (SELECT coalesce(sum(cost_usd), 0) FROM open) AS spend_usd
+"""
+)
+
+# What the requests created in a window cost: finished ones from the rollups (and the
+# rows at the edges), open ones (billed attempts so far) from the rows. A NULL cost
+# (an unpriced model) adds nothing, as in SUM(cost_usd) over the rows.
+SPEND: TextClause = text(
+    f"""
+SELECT coalesce(sum(cost), 0) AS spend_usd
+FROM (
+    {
+        _pieces(
+            "request_rollups",
+            "{sign} * cost_usd_sum AS cost",
+            "{sign} * coalesce(v.cost_usd, 0)",
+            f"v.status IN {TERMINAL}",
+        )
+    }
+    UNION ALL
+    {_OPEN_ROWS.format(cols="coalesce(v.cost_usd, 0)")}
+) AS parts
 """
 )
 
@@ -124,7 +147,7 @@ WITH finished AS (
     GROUP BY 1
 ), sketch AS (
     SELECT hour, reeltrace_sketch_quantiles(array_agg(sketch_index ORDER BY sketch_index),
-                                            array_agg(n ORDER BY sketch_index), ARRAY[0.95]) AS q
+                                            array_agg(n ORDER BY sketch_index), ARRAY[0.5, 0.95]) AS q
     FROM (SELECT hour, sketch_index, sum(n)::bigint AS n
           FROM ({_sketch(_hour("bucket_start") + " AS hour,", _hour("v.created_at") + ",")}) AS parts
           GROUP BY 1, 2) AS per_index
@@ -141,7 +164,8 @@ SELECT hour,
              / nullif(coalesce(f.completed, 0) + coalesce(f.failed, 0) + coalesce(f.timed_out, 0), 0),
              2)::double precision AS failure_rate_pct,
        f.completed_ms::double precision / nullif(f.completed_timed, 0) AS avg_duration_ms,
-       s.q[1] AS p95_duration_ms
+       s.q[2] AS p95_duration_ms,
+       s.q[1] AS p50_duration_ms
 FROM finished f
 FULL JOIN open o USING (hour)
 LEFT JOIN sketch s USING (hour)
@@ -202,8 +226,9 @@ REBUILD_INSERT = (
     text(
         f"""
 INSERT INTO request_rollups (bucket_seconds, bucket_start, pipeline, status, requests, timed_requests,
-                             duration_sum_ms)
-SELECT w.s, {_BUCKET}, r.pipeline, r.status, count(*), count(r.duration_ms), coalesce(sum(r.duration_ms), 0)
+                             duration_sum_ms, cost_usd_sum)
+SELECT w.s, {_BUCKET}, r.pipeline, r.status, count(*), count(r.duration_ms), coalesce(sum(r.duration_ms), 0),
+       coalesce(sum(r.cost_usd), 0)
 {_FROM}
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3, 4

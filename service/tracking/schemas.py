@@ -126,6 +126,17 @@ class DashboardRead(BaseModel):
     completed_latency: LatencyPercentiles
     failure_rate_pct: float | None = Field(description="(failed + timeout) / terminal, in percent")
     active_requests: int
+    spend_usd: float = Field(
+        default=0.0,
+        description="What the requests created in the window cost, in USD (cost_usd summed: finished "
+        "requests from the rollups, open ones' billed attempts so far from the rows). Exact, not "
+        "estimated; a request whose model has no price (cost_usd null) adds nothing.",
+    )
+    spend_today_usd: float = Field(
+        default=0.0,
+        description="The same sum over the requests created since 00:00 UTC today (the day "
+        "the daily budgets count).",
+    )
 
 
 class HourlyBucket(BaseModel):
@@ -138,11 +149,18 @@ class HourlyBucket(BaseModel):
     failure_rate_pct: float | None
     avg_duration_ms: float | None
     p95_duration_ms: float | None
+    p50_duration_ms: float | None = Field(
+        default=None,
+        description="Median completed duration; estimated from the rollups' sketch like P95 "
+        "(p95_estimated and p95_relative_error apply to it), exact with exact=true.",
+    )
     stage_avg_duration_ms: dict[str, float] = Field(default_factory=dict)
     p95_estimated: bool = Field(
-        default=False, description="True when p95_duration_ms comes from the rollups' sketch."
+        default=False,
+        description="True when p95_duration_ms (and p50_duration_ms) come from the rollups' sketch.",
     )
     p95_relative_error: float | None = Field(
         default=None,
-        description="Bound on p95_duration_ms's error relative to the exact value; null when exact.",
+        description="Bound on p95_duration_ms's (and p50_duration_ms's) error relative to the exact "
+        "value; null when exact.",
     )

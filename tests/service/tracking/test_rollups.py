@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from sqlalchemy import text
 
 from service.errors import ValidationFailed
 from service.runtime import Runtime
+from service.tracking import rollup_sql
+from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
-from service.tracking.rollups import HOUR, floor_to, rebuild
+from service.tracking.rollups import FAR_FUTURE, HOUR, Window, floor_to, rebuild
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import NewRequest
 
@@ -23,8 +26,10 @@ async def finished(
     ago: timedelta = timedelta(minutes=5),
     duration_ms: int = 30_000,
     stages: bool = False,
+    billed_seconds: int = 0,
 ) -> uuid.UUID:
-    """A veo request created `ago`, completed by the tracker after `duration_ms` (its first two stages completed)."""
+    """A veo request created `ago`, completed by the tracker after `duration_ms` (its first two
+    stages completed when `stages`; `billed_seconds` of generation billed at $0.10 a second)."""
     tracker = runtime.tracker
     created_at = datetime.now(UTC) - ago
     tracker.clock = lambda: created_at
@@ -35,6 +40,18 @@ async def finished(
         for name in ("validation", "video_generation"):
             await tracker.start_stage(new.id, name)
             await tracker.complete_stage(new.id, name)
+    if billed_seconds:
+        billed = BilledAttempt(
+            pipeline="veo",
+            model="veo-test",
+            outcome="succeeded",
+            seconds=Decimal(billed_seconds),
+            usd_per_second=Decimal("0.10"),
+            price_version="test",
+            attempt=1,
+            operation_name=None,
+        )
+        await tracker.record_cost(new.id, Spend(), billed)
     tracker.clock = lambda: created_at + timedelta(seconds=1, milliseconds=duration_ms)
     await tracker.complete_request(new.id, ["https://cdn/v.mp4"])
     return new.id
@@ -200,3 +217,91 @@ async def test_summary_view_counts_from_the_rollups_equal_the_rows(runtime: Runt
         " FROM video_requests GROUP BY 1, 2 ORDER BY 1",
     )
     assert summary == exact
+
+
+async def spend_by_resolution(runtime: Runtime) -> list[Any]:
+    return await rows(
+        runtime, "SELECT bucket_seconds, sum(cost_usd_sum) FROM request_rollups GROUP BY 1 ORDER BY 1"
+    )
+
+
+async def test_a_finished_request_adds_its_cost_to_both_resolutions(runtime: Runtime) -> None:
+    """The cost a request was billed before it ended is summed into its minute and its hour."""
+    await finished(runtime, billed_seconds=8)
+    assert await spend_by_resolution(runtime) == [(60, Decimal("0.8")), (3600, Decimal("0.8"))]
+
+
+async def test_a_request_that_billed_nothing_adds_zero(runtime: Runtime) -> None:
+    """A request ended with nothing billed gets cost 0 from its BEFORE trigger, and the rollup sums 0."""
+    rid = await finished(runtime)
+    assert await rows(runtime, "SELECT cost_usd FROM video_requests WHERE id = :id", id=rid) == [
+        (Decimal(0),)
+    ]
+    assert await spend_by_resolution(runtime) == [(60, Decimal(0)), (3600, Decimal(0))]
+
+
+async def test_changing_a_finished_requests_cost_moves_the_sum(runtime: Runtime) -> None:
+    """A terminal row whose cost_usd is changed by hand replaces its old cost in the sums."""
+    rid = await finished(runtime, billed_seconds=8)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("UPDATE video_requests SET cost_usd = 2.5 WHERE id = :id"), {"id": rid})
+    assert await spend_by_resolution(runtime) == [(60, Decimal("2.5")), (3600, Decimal("2.5"))]
+    assert await hourly_totals(runtime) == [("completed", 1, 1, 30_000)]
+
+
+async def test_an_unpriced_cost_adds_nothing(runtime: Runtime) -> None:
+    """A finished request whose cost is set to NULL (an unpriced model) leaves the sums at 0."""
+    rid = await finished(runtime, billed_seconds=8)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("UPDATE video_requests SET cost_usd = NULL WHERE id = :id"), {"id": rid})
+    assert await spend_by_resolution(runtime) == [(60, Decimal(0)), (3600, Decimal(0))]
+
+
+async def test_rebuild_recomputes_the_cost_sums(runtime: Runtime) -> None:
+    """Costs written with the triggers off are summed after a rebuild, each once."""
+    await finished(runtime, billed_seconds=8)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text("UPDATE video_requests SET cost_usd = 1.25"))
+    assert await spend_by_resolution(runtime) == [(60, Decimal("0.8")), (3600, Decimal("0.8"))]
+    await rebuild(runtime.engine)
+    assert await spend_by_resolution(runtime) == [(60, Decimal("1.25")), (3600, Decimal("1.25"))]
+
+
+async def test_spend_of_any_window_equals_the_rows_sum(runtime: Runtime) -> None:
+    """For windows whose edges cut hours and minutes, the rollups' spend equals SUM(cost_usd) of the rows."""
+    ages = [timedelta(seconds=s) for s in (20, 50, 95, 130, 2000, 3700, 4000, 7300, 9000)]
+    for i, ago in enumerate(ages):
+        await finished(runtime, ago=ago, billed_seconds=i + 1)
+    runtime.tracker.clock = lambda: datetime.now(UTC) - timedelta(seconds=40)
+    open_one = await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
+    await runtime.tracker.start_request(open_one.id)
+    billed = BilledAttempt(
+        pipeline="veo",
+        model="veo-test",
+        outcome="succeeded",
+        seconds=Decimal(4),
+        usd_per_second=Decimal("0.10"),
+        price_version="test",
+        attempt=1,
+        operation_name=None,
+    )
+    await runtime.tracker.record_cost(open_one.id, Spend(), billed)  # open: its attempts so far count
+    now = datetime.now(UTC)
+    for since, until in [
+        (now - timedelta(seconds=100), FAR_FUTURE),
+        (now - timedelta(seconds=60), now - timedelta(seconds=30)),
+        (now - timedelta(seconds=3800), now - timedelta(seconds=45)),
+        (now - timedelta(hours=3), now - timedelta(seconds=3650)),
+        (now - timedelta(hours=3), FAR_FUTURE),
+    ]:
+        params = {**Window.of(since, until).params(), "pipeline": None}
+        [(rolled,)] = await rows(runtime, rollup_sql.SPEND.text, **params)
+        [(exact,)] = await rows(
+            runtime,
+            "SELECT coalesce(sum(cost_usd), 0) FROM video_requests WHERE created_at >= :s AND created_at < :u",
+            s=since,
+            u=until,
+        )
+        assert rolled == exact, (since, until)
+        assert rolled > 0, (since, until)  # every window holds a billed request

@@ -2,8 +2,8 @@
 
 Requests finish through the tracker, through the journal (written while PostgreSQL
 is unreachable, then replayed), through the watchdog, and by plain SQL; retention
-then deletes the old ones. Whatever the path, the rollups' counts equal the rows'
-and their percentiles are within the stated relative error of percentile_cont.
+then deletes the old ones. Whatever the path, the rollups' counts and spend equal the
+rows' and their percentiles are within the stated relative error of percentile_cont.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking import rollup_sql
+from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
 from service.tracking.rollups import HOUR, RELATIVE_ERROR, Window, floor_to
 from service.tracking.states import RequestStatus
@@ -44,6 +46,7 @@ class Spec:
     outcome: str  # a status, or "watchdog"
     duration_ms: int
     path: str  # tracker | journal | sql
+    billed_seconds: int | None  # None: an unpriced model was billed (cost NULL); 0: nothing billed
 
 
 specs = st.builds(
@@ -57,6 +60,7 @@ specs = st.builds(
         st.integers(min_value=20_000, max_value=22_000),
     ),
     path=st.sampled_from(["tracker", "tracker", "journal", "sql"]),
+    billed_seconds=st.one_of(st.none(), st.integers(min_value=0, max_value=16)),
 )
 windows = st.tuples(
     st.integers(min_value=-600, max_value=5 * 3600), st.integers(min_value=1, max_value=5 * 3600)
@@ -94,19 +98,31 @@ async def exact_window(runtime: Runtime, since: datetime, until: datetime) -> di
                 params,
             )
         ).scalar()
-    return {"counts": {s: int(counts.get(s, 0)) for s in TERMINAL}, "percentiles": pcts}
+        spend = (
+            await conn.execute(
+                text(
+                    "SELECT coalesce(sum(cost_usd), 0) FROM video_requests"
+                    " WHERE created_at >= :since AND created_at < :until"
+                ),
+                params,
+            )
+        ).scalar()
+    return {"counts": {s: int(counts.get(s, 0)) for s in TERMINAL}, "percentiles": pcts, "spend": spend}
 
 
 async def rollup_window(runtime: Runtime, since: datetime, until: datetime) -> dict[str, Any]:
     params = {**Window.of(since, until).params(), "pipeline": None}
     async with runtime.engine.connect() as conn:
         row = (await conn.execute(rollup_sql.DASHBOARD, params)).mappings().one()
-    return {"counts": {s: int(row[s]) for s in TERMINAL}, "percentiles": row["percentiles"]}
+        spend = (await conn.execute(rollup_sql.SPEND, params)).scalar()
+    assert spend == row["spend_usd"]  # the dashboard's sum and the spend-only one agree
+    return {"counts": {s: int(row[s]) for s in TERMINAL}, "percentiles": row["percentiles"], "spend": spend}
 
 
 async def assert_parity(runtime: Runtime, since: datetime, until: datetime) -> None:
     exact, rolled = await exact_window(runtime, since, until), await rollup_window(runtime, since, until)
     assert rolled["counts"] == exact["counts"], (since, until)
+    assert rolled["spend"] == exact["spend"], (since, until)
     for estimate, value in zip(
         rolled["percentiles"] or [None] * 3, exact["percentiles"] or [None] * 3, strict=True
     ):
@@ -139,6 +155,20 @@ async def write(runtime: Runtime, outage: Runtime, anchor: datetime, spec: Spec)
         return
     tracker.clock = lambda: started
     await tracker.start_request(new.id)
+    if spec.billed_seconds != 0:
+        # Priced at a price with cents beyond the second decimal, so a rounding shows.
+        price = None if spec.billed_seconds is None else Decimal("0.123457")
+        billed = BilledAttempt(
+            pipeline=spec.pipeline,
+            model="veo-test",
+            outcome="succeeded",
+            seconds=Decimal(spec.billed_seconds or 4),
+            usd_per_second=price,
+            price_version="parity",
+            attempt=1,
+            operation_name=None,
+        )
+        await tracker.record_cost(new.id, Spend(), billed)
     if spec.outcome == "generating":
         return
     if spec.path == "sql":
@@ -204,6 +234,7 @@ async def scenario(
         # ... and the whole hours before it still show what the rows showed.
         after = await rollup_window(runtime, *history)
         assert after["counts"] == before["counts"]
+        assert after["spend"] == before["spend"]
     finally:
         await services.aclose()
         await outage.close()
@@ -219,7 +250,7 @@ async def scenario(
 def test_rollups_match_the_rows_across_every_writer(
     database_url: str, requests: list[Spec], spans: list[tuple[int, int]]
 ) -> None:
-    """Rollup counts equal the rows' and P50/P95/P99 are within 1 %, for any window, after any writer and retention."""
+    """Rollup counts and spend equal the rows' and P50/P95/P99 are within 1 %, for any window, after any writer and retention."""
     data_dir = Path(tempfile.mkdtemp(prefix="reeltrace-parity-"))
     try:
         asyncio.run(scenario(database_url, data_dir, requests, spans))

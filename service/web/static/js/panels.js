@@ -1,5 +1,5 @@
-// The four stats cards and the circuit-breaker badges.
-import { duration, el } from "./util.js";
+// The five stats cards and the circuit-breaker badges.
+import { duration, el, usd } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,6 +19,9 @@ export function renderCards(dashboard, activeLive) {
   const latency = dashboard.completed_latency;
   $("card-duration").textContent = duration(latency.avg_ms);
   $("card-duration-sub").textContent = `P95 ${duration(latency.p95_ms)}`;
+  // Spend is by creation time, like the daily budgets: today means since 00:00 UTC.
+  $("card-spend").textContent = usd(dashboard.spend_today_usd);
+  $("card-spend-sub").textContent = `${usd(dashboard.spend_usd)} · ${dashboard.window_hours} h`;
 }
 
 export function renderBreakers(breakers) {

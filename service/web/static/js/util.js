@@ -25,6 +25,14 @@ export function duration(ms) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
+// Dollars with cents; under a cent (a cheap script call) keeps four places so it is not "$0.00".
+const DOLLARS = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const MILLS = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 4 });
+export function usd(amount) {
+  if (amount === null || amount === undefined || Number.isNaN(amount)) return "–";
+  return (amount > 0 && amount < 0.01 ? MILLS : DOLLARS).format(amount);
+}
+
 export function clock(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
