@@ -224,13 +224,13 @@ class RequestQueries:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if exact:
             row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
-            spend = await self._fetch("spend_exact", read_sql.SPEND, {"since": today})
+            spend = await self._fetch("dashboard_spend_exact", read_sql.SPEND, {"since": today})
         else:
             window = Window.of(now - timedelta(hours=window_hours), FAR_FUTURE)
             params = {**window.params(), "pipeline": None}
             row = (await self._fetch("dashboard", rollup_sql.DASHBOARD, params))[0]
             today_params = {**Window.of(today, FAR_FUTURE).params(), "pipeline": None}
-            spend = await self._fetch("spend", rollup_sql.SPEND, today_params)
+            spend = await self._fetch("dashboard_spend", rollup_sql.SPEND, today_params)
         counts = {s.value: int(row[s.value]) for s in RequestStatus}
         terminal = counts["completed"] + counts["failed"] + counts["timeout"]
         pcts = row["percentiles"] or [None, None, None]

@@ -221,11 +221,15 @@ async def test_slow_queries_are_logged_and_very_slow_ones_warned(runtime: Runtim
     with json_logs() as lines:
         await slow.user_history("slow", limit=5)
         await very_slow.dashboard()
-    info, warning = lines("slow_query")
+    # The dashboard reads in more than one statement (its rollups, today's spend): each is warned.
+    info, *warnings = lines("slow_query")
     assert (info["level"], info["query_type"]) == ("info", "user_history")
     assert info["parameter_count"] == 3
-    assert (warning["level"], warning["query_type"]) == ("warning", "dashboard")
-    assert warning["duration_ms"] > 0
+    assert warnings
+    for warning in warnings:
+        assert warning["level"] == "warning"
+        assert warning["query_type"].startswith("dashboard"), warning
+        assert warning["duration_ms"] > 0
 
 
 async def test_a_wait_for_the_pool_is_not_charged_to_the_query(settings: Settings, database_url: str) -> None:
