@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.tracking.repository import translate_errors
-from service.tracking.rollups import prune_minutes
+from service.tracking.rollups import MINUTE, floor_to, prune_minutes
 
 log = structlog.get_logger("reeltrace.retention")
 
@@ -43,7 +43,9 @@ async def delete_expired(
     engine: AsyncEngine, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> int:
     """Delete terminal requests created more than `retention_days` ago; returns the count."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    # On a minute boundary: a minute's rows go whole or stay whole, so the rollups can
+    # still take a window's edge minute from the rows (a row kept up to 59 s longer).
+    cutoff = floor_to((now or datetime.now(UTC)) - timedelta(days=retention_days), MINUTE)
     deleted = 0
     async with translate_errors(), engine.connect() as lock_conn:
         got = (await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY})).scalar()
