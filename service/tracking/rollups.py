@@ -160,6 +160,12 @@ async def rebuild(
 
 
 async def prune_minutes(conn: AsyncConnection, cutoff: datetime) -> None:
-    """Drop minute-level rollups before `cutoff`; the hourly ones stay (the past stays on the dashboards)."""
+    """Drop minute-level rollups of the hours before `cutoff`'s; the hourly ones stay (the past
+    stays on the dashboards).
+
+    The minutes of the cutoff's own hour stay: a window starting after the cutoff in that
+    hour reads the hour whole and takes away the minutes before its start, among them
+    the minutes whose rows retention deleted.
+    """
     for statement in rollup_sql.PRUNE_MINUTE_TABLES:
-        await conn.execute(statement, {"cutoff": floor_to(cutoff, MINUTE)})
+        await conn.execute(statement, {"cutoff": floor_to(cutoff, HOUR)})
