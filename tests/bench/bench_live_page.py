@@ -29,8 +29,7 @@ from playwright.sync_api import Page
 
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.e2e.serve import serve_env, submit_all
-from tests.service.web.server import serve_without_worker
+from tests.e2e.serve import serve_env, start_serve_on_free_port, submit_all
 from tests.support.browser import launched
 from tests.support.pg import PgCluster
 
@@ -101,7 +100,7 @@ def test_live_page() -> None:
             "OTEL_TRACES_EXPORTER": "none",
         }
     )
-    serve = serve_without_worker(env, root / "serve.log")
+    serve = start_serve_on_free_port(env, root / "serve.log", worker=False)
     try:
         ids = [uuid.uuid4() for _ in range(ACTIVE)]
         submit_all(serve.url, ids)

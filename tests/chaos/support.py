@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.serve import REPO, ServeProcess, serve_env, start_serve_on_free_port
+from tests.e2e.serve import start_serve as start_serve_at
 from tests.support.prometheus import free_port
 
 REQUESTS = int(os.environ.get("REELTRACE_CHAOS_REQUESTS", "16"))
@@ -78,31 +79,9 @@ def start_serve(
     env: Mapping[str, str], log: Path, *, worker: bool = True, port: int | None = None
 ) -> ServeProcess:
     """`reeltrace serve` (with its worker unless `worker` is False), once `/readyz` answers 200."""
-    if worker and port is None:
-        return start_serve_on_free_port(env, log)
-    port = port or free_port()
-    args = ["--port", str(port)] + ([] if worker else ["--no-worker"])
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli.main", "serve", *args],
-            env=dict(env),
-            cwd=log.parent,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    serve = ServeProcess(port, process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"reeltrace serve exited ({process.returncode}):\n{serve.tail()}")
-        try:
-            if httpx.get(f"{serve.url}/readyz", timeout=2).status_code == 200:
-                return serve
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    serve.stop()
-    raise AssertionError(f"reeltrace serve not ready:\n{serve.tail()}")
+    if port is None:
+        return start_serve_on_free_port(env, log, worker=worker)
+    return start_serve_at(env, port, log, worker=worker)
 
 
 def start_worker(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -59,11 +59,15 @@ class ServeProcess:
                 self.process.wait(10)
 
 
-def start_serve(env: Mapping[str, str], port: int, log: Path, within: float = 60.0) -> ServeProcess:
-    """Start `reeltrace serve --port <port>` and wait until `/readyz` answers 200."""
+def start_serve(
+    env: Mapping[str, str], port: int, log: Path, within: float = 60.0, *, worker: bool = True
+) -> ServeProcess:
+    """Start `reeltrace serve --port <port>` (`--no-worker` unless `worker`) and wait until
+    `/readyz` answers 200."""
+    args = ["--port", str(port)] + ([] if worker else ["--no-worker"])
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "service.cli.main", "serve", *args],
             env=dict(env),
             cwd=log.parent,
             stdout=out,
@@ -114,12 +118,14 @@ def submit_all(base_url: str, ids: list[uuid.UUID], concurrency: int = 16) -> li
     return asyncio.run(_submit_all(base_url, ids, concurrency))
 
 
-def start_serve_on_free_port(env: Mapping[str, str], log: Path, within: float = 60.0) -> ServeProcess:
+def start_serve_on_free_port(
+    env: Mapping[str, str], log: Path, within: float = 60.0, *, worker: bool = True
+) -> ServeProcess:
     """`start_serve` on a port from the OS, trying another if it was taken before serve bound it."""
     attempt = 1
     while True:
         try:
-            return start_serve(env, free_port(), log, within)
+            return start_serve(env, free_port(), log, within, worker=worker)
         except AssertionError as exc:
             if attempt == 3 or "address already in use" not in str(exc):
                 raise

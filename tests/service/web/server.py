@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import httpx
 
 from tests.e2e.serve import TERMINAL, ServeProcess, serve_env, start_serve_on_free_port
 from tests.support.pg import PgCluster
-from tests.support.prometheus import free_port
 
 JAEGER = "http://jaeger.example.test:16686"
 
@@ -94,30 +93,6 @@ class PageServer:
             time.sleep(0.1)
 
 
-def serve_without_worker(env: Mapping[str, str], log: Path, within: float = 60.0) -> ServeProcess:
-    """`reeltrace serve --no-worker`: submitted requests stay pending (active) for good."""
-    port = free_port()
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli.main", "serve", "--no-worker", "--port", str(port)],
-            env=dict(env),
-            cwd=log.parent,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    serve = ServeProcess(port, process, log)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"reeltrace serve exited ({process.returncode}):\n{serve.tail()}")
-        with suppress(httpx.HTTPError):
-            if httpx.get(f"{serve.url}/readyz", timeout=2).status_code == 200:
-                return serve
-        time.sleep(0.2)
-    serve.stop()
-    raise AssertionError(f"reeltrace serve not ready within {within} s:\n{serve.tail()}")
-
-
 @contextmanager
 def page_server(
     pg: PgCluster, workdir: Path, settings: Mapping[str, str], *, worker: bool = True
@@ -129,7 +104,7 @@ def page_server(
         {**FAST, "DATABASE_URL": pg.url(database), "REELTRACE_DATA_DIR": str(workdir / "data"), **settings}
     )
     log = workdir / "serve.log"
-    serve = start_serve_on_free_port(env, log) if worker else serve_without_worker(env, log)
+    serve = start_serve_on_free_port(env, log, worker=worker)
     try:
         server = PageServer(serve, env, read_key="", admin_key="")
         server.read_key = server.create_key("read")
