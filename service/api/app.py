@@ -11,14 +11,10 @@ from fastapi import FastAPI
 from service.api import errors, health, media, metrics, monitoring, requests, stream, users, webhooks
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.deps import read_access
-from service.auth.keys import KeyVerifier
-from service.auth.repository import ApiKeyRepository
-from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from service.settings import Settings
-from service.streaming.listener import EventHub
 from service.web import assets, docs, pages
-from service.web.session import SessionSigner, load_or_create_secret
+from service.wiring import Processing, ServiceParts, service_parts
 from telemetry.tracing import http_telemetry
 
 DESCRIPTION = """
@@ -42,13 +38,6 @@ lists each offending field (`body.prompt`, `query.limit`, ...); a 429 carries
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _attach(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
-    app.state.runtime = runtime
-    app.state.keys = KeyVerifier(ApiKeyRepository(runtime.engine), ttl=settings.api_key_cache_seconds)
-    app.state.hub = EventHub(libpq_dsn(runtime.database_url))
-    app.state.session_signer = SessionSigner(load_or_create_secret(settings.data_dir))
-
-
 def _optional_router(app: FastAPI, module_name: str) -> None:
     """Include a router module that may not be part of this build (read scope)."""
     try:
@@ -60,20 +49,24 @@ def _optional_router(app: FastAPI, module_name: str) -> None:
     app.include_router(module.router, dependencies=[read_access])
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. With `runtime` given (tests, `serve`), the caller owns its lifecycle."""
+def create_app(
+    settings: Settings, runtime: Runtime | None = None, *, processing: Processing | None = None
+) -> FastAPI:
+    """Build the app. With `runtime` given (tests, `serve`), the caller owns its lifecycle,
+    and that of `processing` (`serve`: the pipeline this process runs requests with)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         if owned:
-            _attach(app, await Runtime.start(settings, source_service="api"), settings)
+            app.state.parts = service_parts(settings, await Runtime.start(settings, source_service="api"))
+        parts: ServiceParts = app.state.parts
         try:
             yield
         finally:
-            await app.state.hub.stop()
+            await parts.hub.stop()
             if owned:
-                await app.state.runtime.close()
+                await parts.runtime.close()
 
     app = FastAPI(
         title="reeltrace",
@@ -86,9 +79,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
     if runtime is not None:
-        _attach(app, runtime, settings)
+        # The one thing the app keeps: its parts, read by the dependencies of api/deps.py.
+        app.state.parts = service_parts(settings, runtime, processing)
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(errors.RequestIdMiddleware)  # the outermost: a 413 carries its id too

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the runtime, settings and authentication."""
+"""Dependencies shared by the routes: the service's parts, typed, and authentication.
+
+Every part comes from the app's one `ServiceParts` (built in `service/wiring.py`);
+no route reads the app's state itself.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,58 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from service.auth.keys import OPEN_ACCESS, KeyVerifier, Principal, Scope
 from service.errors import Forbidden, Unauthorized
+from service.pipeline.breaker import BreakerBoard
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
-from service.web.session import cookie_principal
+from service.web.session import SessionSigner, cookie_principal
+from service.wiring import ServiceParts
+
+
+def parts_of(request: Request) -> ServiceParts:
+    """The app's parts, for code that has the request but takes no dependency (the
+    submit path, whose one dependency is its authentication)."""
+    parts: ServiceParts = request.app.state.parts
+    return parts
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a
 # hop that costs more than the dependency itself on every call.
+async def get_parts(request: Request) -> ServiceParts:
+    return parts_of(request)
+
+
 async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return parts_of(request).runtime
 
 
 async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return parts_of(request).settings
 
 
 async def get_hub(request: Request) -> EventHub:
-    hub: EventHub = request.app.state.hub
-    return hub
+    return parts_of(request).hub
 
 
+async def get_keys(request: Request) -> KeyVerifier:
+    return parts_of(request).keys
+
+
+async def get_session_signer(request: Request) -> SessionSigner:
+    return parts_of(request).session_signer
+
+
+async def get_breakers(request: Request) -> BreakerBoard | None:
+    return parts_of(request).breakers
+
+
+PartsDep = Annotated[ServiceParts, Depends(get_parts)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
+KeysDep = Annotated[KeyVerifier, Depends(get_keys)]
+SessionSignerDep = Annotated[SessionSigner, Depends(get_session_signer)]
+BreakersDep = Annotated[BreakerBoard | None, Depends(get_breakers)]
 
 
 def bearer_key(request: Request) -> str | None:
@@ -47,18 +77,17 @@ def bearer_key(request: Request) -> str | None:
 
 async def authenticate(request: Request) -> Principal:
     """The caller's principal; 401 without a valid key (unless keys are not required)."""
-    settings: Settings = request.app.state.settings
-    if not settings.api_keys_required:
+    parts = parts_of(request)
+    if not parts.settings.api_keys_required:
         return OPEN_ACCESS
     key = bearer_key(request)
     if key is None:
         # The monitoring page's browser session (read only), else a missing key.
-        session = await cookie_principal(request)
+        session = await cookie_principal(request, parts.session_signer, parts.keys)
         if session is not None:
             return session
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
-    verifier: KeyVerifier = request.app.state.keys
-    principal = await verifier.verify(key)
+    principal = await parts.keys.verify(key)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     return principal

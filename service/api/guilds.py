@@ -7,16 +7,16 @@ from datetime import date, datetime
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from analytics import queries
 from analytics.errors import SnapshotCorrupt, SnapshotNotFound
 from analytics.reader import open_snapshot
 from service.api import responses
+from service.api.deps import RuntimeDep
 from service.api.schemas import ErrorBody
 from service.errors import SnapshotUnavailable
-from service.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/guilds", tags=["analytics"])
 
@@ -80,7 +80,7 @@ def _guild_stats(root: FsPath, guild_id: str, bucket: str) -> queries.GuildStats
 
 @router.get("/{guild_id}/stats", response_model=GuildStatsRead, responses=_RESPONSES)
 async def guild_stats(
-    request: Request,
+    runtime: RuntimeDep,
     guild_id: Annotated[str, Path(min_length=1, max_length=64)],
     bucket: Annotated[
         Literal["day", "week", "month"], Query(description="The time bucket the figures are grouped by.")
@@ -91,7 +91,6 @@ async def guild_stats(
     Answered by DuckDB from the latest exported snapshot, not from PostgreSQL; the
     `snapshot` object says how recent that is.
     """
-    runtime: Runtime = request.app.state.runtime
     stats = await asyncio.to_thread(_guild_stats, runtime.settings.snapshot_dir, guild_id, bucket)
     info = stats.snapshot
     return GuildStatsRead(

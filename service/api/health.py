@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.api.deps import RuntimeDep, SettingsDep
 from service.db import migrate
-from service.runtime import Runtime
 from telemetry.tracing import reaches_jaeger, untraced
 
 router = APIRouter(tags=["health"])
@@ -47,13 +47,12 @@ async def healthz() -> dict[str, str]:
         503: {"description": "Not ready: PostgreSQL unreachable or its schema not at the head migration."}
     },
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
     """Ready to serve: PostgreSQL reachable and its schema at the head migration. Needs no key.
 
     With REELTRACE_JAEGER_URL set, `checks.traces` says whether spans are exported at
     all; it informs and never makes the service unready.
     """
-    runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
         with untraced():  # probes every few seconds; /readyz itself is not traced either
@@ -67,7 +66,7 @@ async def readyz(request: Request) -> JSONResponse:
             checks["migrations"] = f"not migrated; head is {head}: run `reeltrace migrate`"
         else:
             checks["migrations"] = "ok" if version == head else f"at {version}, head is {head}"
-    if request.app.state.settings.jaeger_url:
+    if settings.jaeger_url:
         checks["traces"] = "ok" if reaches_jaeger() else NO_TRACE_EXPORT
     failing = {name: value for name, value in checks.items() if value != "ok" and name not in ADVISORY}
     if not failing:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from service.api.deps import SettingsDep
 from service.api.schemas import ErrorBody
 from service.backends.base import InvalidBackendRequest
 from service.backends.local_storage import SCHEME, LocalStorage
 from service.errors import NotFoundError
-from service.settings import Settings
 
 router = APIRouter(tags=["media"])
 
@@ -28,9 +28,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/media/{path:path}", response_class=FileResponse, responses=_RESPONSES)
-async def media(path: str, request: Request) -> FileResponse:
+async def media(path: str, settings: SettingsDep) -> FileResponse:
     """A stored output (video or metadata) of the local storage backend."""
-    settings: Settings = request.app.state.settings
     if settings.storage_backend != "local":
         raise NotFoundError("media is served by the storage backend, not by this service")
     storage = LocalStorage(settings.data_dir / "media", settings.base_url)

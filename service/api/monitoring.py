@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from service.api import responses
-from service.api.deps import RuntimeDep, SettingsDep, read_access
+from service.api.deps import BreakersDep, RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
-from service.api.params import IsoDateTime
+from service.api.params import IsoDateTime, PipelineName
 from service.api.schemas import IDENTIFIER, REQUEST_KEY, BreakerRead, RequestDetail
 from service.pipeline.breaker_store import BreakerStore
 from service.tracking.queries import MAX_PAGE, RequestFilter
@@ -29,7 +29,6 @@ RequestKey = Annotated[
         description="The request's UUID or its correlation ID (`vvd_<epoch_ms>_<8 hex>`).",
     ),
 ]
-Pipeline = Literal["veo", "lesson"]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (prefer `cursor`).")]
 Cursor = Annotated[
@@ -81,7 +80,7 @@ async def list_requests(
     status: RequestStatus | None = None,
     user_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
     guild_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
-    pipeline: Pipeline | None = None,
+    pipeline: PipelineName | None = None,
     since: Annotated[IsoDateTime | None, Query(description="Created at or after (ISO 8601).")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -128,7 +127,7 @@ async def hourly_metrics(
     runtime: RuntimeDep,
     since: Annotated[IsoDateTime | None, Query(description="Start (default: 24 h before `until`).")] = None,
     until: Annotated[IsoDateTime | None, Query(description="End (default: now).")] = None,
-    pipeline: Pipeline | None = None,
+    pipeline: PipelineName | None = None,
     exact: Exact = False,
 ) -> list[HourlyBucket]:
     """Hourly buckets (whole UTC hours): counts, failure rate, average, P50 and P95
@@ -145,7 +144,7 @@ async def hourly_metrics(
 @router.get(
     "/circuit-breakers", response_model=list[BreakerRead], responses=responses.errors(*responses.AUTH, 503)
 )
-async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[BreakerRead]:
+async def circuit_breakers(runtime: RuntimeDep, breakers: BreakersDep) -> list[BreakerRead]:
     """The circuit breaker of each external dependency: state, call, failure and rejection counts.
 
     Breakers live in the workers that call the dependencies; each worker publishes its
@@ -157,7 +156,6 @@ async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[Breake
     published = await BreakerStore(runtime.engine).current(fresh)
     if published:
         return [BreakerRead.model_validate(entry) for entry in published]
-    breakers: Any = getattr(request.app.state, "breakers", None)
     if breakers is None:
         return []
     return [BreakerRead.model_validate({**entry, "processes": 1}) for entry in breakers.snapshot()]

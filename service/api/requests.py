@@ -5,13 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from service.api import responses
-from service.api.deps import SubmitAccess
+from service.api.deps import SubmitAccess, parts_of
 from service.api.links import request_links
 from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
 from service.cost.budgets import BudgetDefaults
 from service.errors import ReeltraceError
-from service.runtime import Runtime
-from service.settings import Settings
 from service.tracking.idempotency import differing_fields
 from service.tracking.tracker import NewRequest
 from telemetry.tracing import current_trace_ids
@@ -43,8 +41,8 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     still runs (`degraded: true`) and is recorded once the database is back.
     """
     # Read here rather than as dependencies: the submit path's one dependency is auth.
-    runtime: Runtime = request.app.state.runtime
-    settings: Settings = request.app.state.settings
+    parts = parts_of(request)
+    runtime, settings = parts.runtime, parts.settings
     new = NewRequest(
         id=body.request_id,
         user_id=body.user_id,
@@ -67,14 +65,12 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
         budget=BudgetDefaults.from_settings(settings),
     )
     if created.journaled:
-        runner = getattr(request.app.state, "degraded_runner", None)
-        if runner is not None:
-            await runner(new, created)
+        if parts.degraded_runner is not None:
+            await parts.degraded_runner(new, created)
     elif created.created:
         # A worker in this process (`serve`) claims it now rather than at its next poll.
-        worker = getattr(request.app.state, "worker", None)
-        if worker is not None:
-            worker.wake()
+        if parts.worker is not None:
+            parts.worker.wake()
     else:
         # An idempotent repeat: answer with the original request's identity.
         existing = await runtime.queries.get_request(created.id)

@@ -19,15 +19,12 @@ from service.api.app import create_app
 from service.api.health import NO_TRACE_EXPORT
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
-from service.background import background_jobs
 from service.cli.client import DEFAULT_API_URL, api_url
 from service.cli.common import fail, out, run, settings_or_exit
 from service.db.urls import redact
 from service.heap import settle_heap
-from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
-from service.worker.worker import Worker
+from service.wiring import Processing, assemble_api, assemble_worker
 from telemetry.metrics import get_metrics
 from telemetry.tracing import (
     configure_tracing,
@@ -161,8 +158,7 @@ def serve(
 
         _on_signals(on_signal)
         runtime = await Runtime.start(settings, source_service="api")
-        services = None
-        local_runs = None
+        processing: Processing | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
             data_dir = settings.data_dir.expanduser().resolve()
@@ -170,16 +166,11 @@ def serve(
             where = f"embedded PostgreSQL in {data_dir / 'pgdata'}" if runtime.embedded else "DATABASE_URL"
             out.print(f"PostgreSQL: {where} ({redact(runtime.database_url)})", highlight=False)
             first_start = await bootstrap_key_lines(runtime) if runtime.embedded else []
-            services = build_pipeline(runtime)
-            app = create_app(settings, runtime)
-            app.state.breakers = services.breakers
-            local_runs = LocalRuns(services.runner)
-            app.state.degraded_runner = local_runs
-            jobs = background_jobs(runtime, stop)
-            if with_worker:
-                the_worker = Worker(runtime, services.runner, breakers=services.breakers)
-                app.state.worker = the_worker
-                jobs.append(the_worker.run(stop))
+            processing = assemble_api(runtime, worker=with_worker)
+            app = create_app(settings, runtime, processing=processing)
+            jobs = processing.periodic_jobs(stop)
+            if processing.worker is not None:
+                jobs.append(processing.worker.run(stop))
             tasks = [asyncio.create_task(job) for job in jobs]
             config = uvicorn.Config(
                 app,
@@ -208,10 +199,8 @@ def serve(
             sock.close()
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if local_runs is not None:
-                await local_runs.aclose()
-            if services is not None:
-                await services.aclose()
+            if processing is not None:
+                await processing.aclose()
             await runtime.close()
             shutdown_tracing()
 
@@ -248,11 +237,11 @@ def worker(
         stop = asyncio.Event()
         _on_signals(stop.set)
         runtime = await Runtime.start(settings, source_service="worker")
-        services = None
+        processing: Processing | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
             # Built first, so the first scrape already sees every stage series at zero.
-            services = build_pipeline(runtime)
+            processing, the_worker = assemble_worker(runtime)
             if port:
                 # Its own port: a worker process's metrics are scraped apart from the API's.
                 try:
@@ -260,16 +249,15 @@ def worker(
                 except OSError as exc:  # taken since the probe
                     raise cannot_listen(settings.host, port, exc, "REELTRACE_METRICS_PORT") from None
                 out.print(f"worker metrics on http://{settings.host}:{port}/metrics")
-            the_worker = Worker(runtime, services.runner, breakers=services.breakers)
-            tasks = [asyncio.create_task(job) for job in background_jobs(runtime, stop)]
+            tasks = [asyncio.create_task(job) for job in processing.periodic_jobs(stop)]
             out.print(f"worker {the_worker.worker_id} started (concurrency {settings.worker_concurrency})")
             settle_heap()
             await the_worker.run(stop)
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if services is not None:
-                await services.aclose()
+            if processing is not None:
+                await processing.aclose()
             await runtime.close()
             shutdown_tracing()
 

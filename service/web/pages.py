@@ -16,15 +16,16 @@ import structlog
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from service.api.deps import RuntimeDep, SettingsDep
+from service.api.deps import KeysDep, PartsDep, SessionSignerDep
 from service.api.schemas import REQUEST_KEY
-from service.auth.keys import KeyVerifier, Scope
+from service.auth.keys import Scope
 from service.pipeline.definitions import PIPELINES
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.repository import StreamRepository
 from service.web import assets
-from service.web.session import SessionSigner, clear_cookie, cookie_principal, set_cookie
+from service.web.session import clear_cookie, cookie_principal, set_cookie
+from service.wiring import ServiceParts
 
 log = structlog.get_logger("reeltrace.web")
 router = APIRouter(include_in_schema=False)
@@ -43,9 +44,10 @@ HEADERS = {
 }
 
 
-async def _signed_in(request: Request) -> bool:
-    settings = request.app.state.settings
-    return not settings.api_keys_required or await cookie_principal(request) is not None
+async def _signed_in(request: Request, parts: ServiceParts) -> bool:
+    if not parts.settings.api_keys_required:
+        return True
+    return await cookie_principal(request, parts.session_signer, parts.keys) is not None
 
 
 def _login(
@@ -83,22 +85,21 @@ async def root() -> RedirectResponse:
 
 
 @router.get(PAGE)
-async def monitoring(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> Response:
-    if not await _signed_in(request):
+async def monitoring(request: Request, parts: PartsDep) -> Response:
+    if not await _signed_in(request, parts):
         return _login(request)
-    return await _page(request, runtime, settings, None)
+    return await _page(request, parts.runtime, parts.settings, None)
 
 
 @router.get(PAGE + "/requests/{request_key}")
 async def monitoring_request(
     request: Request,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
+    parts: PartsDep,
     request_key: Annotated[str, Path(min_length=1, max_length=64, pattern=REQUEST_KEY)],
 ) -> Response:
-    if not await _signed_in(request):
+    if not await _signed_in(request, parts):
         return _login(request, next_url=f"{PAGE}/requests/{request_key}")
-    return await _page(request, runtime, settings, request_key)
+    return await _page(request, parts.runtime, parts.settings, request_key)
 
 
 def _safe_next(next_url: str) -> str:
@@ -111,6 +112,8 @@ def _safe_next(next_url: str) -> str:
 @router.post(PAGE + "/login")
 async def login(
     request: Request,
+    verifier: KeysDep,
+    signer: SessionSignerDep,
     api_key: Annotated[str, Form(max_length=200)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=200)] = PAGE,
 ) -> Response:
@@ -118,7 +121,6 @@ async def login(
     key = api_key.strip()
     if not key:
         return _login(request, error="Enter an API key.", status_code=401, next_url=next_url)
-    verifier: KeyVerifier = request.app.state.keys
     principal = await verifier.verify(key)
     if principal is None:
         log.warning("browser_session_refused", reason="invalid or revoked key")
@@ -130,7 +132,6 @@ async def login(
         )
     log.info("browser_session_started", key_prefix=principal.prefix, key_name=principal.name)
     response = RedirectResponse(_safe_next(next_url), status_code=303)
-    signer: SessionSigner = request.app.state.session_signer
     set_cookie(response, signer, key, secure=request.url.scheme == "https")
     return response
 

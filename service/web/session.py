@@ -88,18 +88,18 @@ def clear_cookie(response: Response) -> None:
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
 
 
-async def cookie_principal(request: Request) -> Principal | None:
+async def cookie_principal(
+    request: Request, signer: SessionSigner, verifier: KeyVerifier
+) -> Principal | None:
     """The read-only principal of the request's session cookie, or None without a
     valid one (no cookie, a bad signature, an expired one, a revoked or unknown key,
     or a key that lacks `read`)."""
     value = request.cookies.get(COOKIE_NAME)
-    signer: SessionSigner | None = getattr(request.app.state, "session_signer", None)
-    if not value or signer is None:
+    if not value:
         return None
     digest = signer.digest(value)
     if digest is None:
         return None
-    verifier: KeyVerifier = request.app.state.keys
     principal = await verifier.verify_digest(digest)
     if principal is None or not principal.allows(Scope.READ):
         return None

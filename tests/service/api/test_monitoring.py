@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -278,7 +279,7 @@ async def test_circuit_breakers_report_the_board(
 ) -> None:
     """The pipeline's breakers are reported with state and counts; an opened one shows as open."""
     board = BreakerBoard(failure_threshold=2, reset_seconds=30)
-    app.state.breakers = board
+    app.state.parts = replace(app.state.parts, breakers=board)
     for _ in range(2):
         await board["generation"].before_call()
         await board["generation"].record_failure()

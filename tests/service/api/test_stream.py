@@ -237,4 +237,4 @@ async def test_parallel_streams_share_one_listener(live: LiveServer, admin: Head
         assert (await s1.next_data())["user_id"] == "a"
         assert (await s2.next_data())["user_id"] == "b"
         assert (await s3.next_data())["user_id"] in {"a", "b"}
-        assert live.app.state.hub.subscriber_count == 3
+        assert live.app.state.parts.hub.subscriber_count == 3

@@ -15,10 +15,9 @@ from sqlalchemy import text
 
 from service.api.app import create_app
 from service.api.schemas import RequestAccepted
-from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
+from service.wiring import assemble_api
 from tests.service.api.conftest import Headers, body
 
 
@@ -224,10 +223,10 @@ async def test_degraded_submission_is_accepted_and_run_in_process(settings: Sett
         update={"database_url": "postgresql://nobody@127.0.0.1:1/none", "api_keys_required": False}
     )
     rt = Runtime.build(down, down.database_url or "", source_service="test")
-    services = build_pipeline(rt)
-    runs = LocalRuns(services.runner)
-    app: FastAPI = create_app(down, rt)
-    app.state.degraded_runner = runs
+    processing = assemble_api(rt, worker=False)
+    runs = processing.degraded_runner
+    assert runs is not None
+    app: FastAPI = create_app(down, rt, processing=processing)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             r = await c.post("/api/v1/requests", json=body(callback_url="https://h.example.com/x"))
@@ -237,8 +236,7 @@ async def test_degraded_submission_is_accepted_and_run_in_process(settings: Sett
         assert await asyncio.wait_for(task, 30) == "completed"
         journaled = rt.journal.pending_count()
     finally:
-        await runs.aclose()
-        await services.aclose()
+        await processing.aclose()
         await rt.close()
     data = r.json()
     assert data["degraded"] is True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -56,7 +58,7 @@ async def test_states_of_workers_that_stopped_publishing_age_out(
     async with runtime.engine.begin() as conn:
         await conn.execute(text("UPDATE circuit_breaker_states SET updated_at = now() - interval '1 hour'"))
     app = create_app(settings.model_copy(update={"api_keys_required": False}), runtime)
-    app.state.breakers = BreakerBoard()
+    app.state.parts = replace(app.state.parts, breakers=BreakerBoard())
     breakers = await read_breakers(app)
     assert breakers["notification"]["state"] == "closed"
     assert breakers["notification"]["processes"] == 1

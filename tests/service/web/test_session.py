@@ -73,7 +73,7 @@ async def test_revoking_the_key_ends_its_sessions(
     app: FastAPI, client: httpx.AsyncClient, make_key: Callable[..., object], runtime: Runtime
 ) -> None:
     """Once its key is revoked (and the key cache has expired), the cookie gets 401."""
-    app.state.keys.ttl = 0
+    app.state.parts.keys.ttl = 0
     headers = await make_key("read", name="to-revoke")  # type: ignore[misc]
     key = headers["Authorization"].removeprefix("Bearer ")
     await _sign_in(client, key)
