@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationInfo, field_validator
 
 from service.tracking.schemas import RequestRead
-from service.tracking.states import RequestStatus, Severity
+from service.tracking.states import RequestStatus
 from service.webhooks.schemas import DeliveryRead
 
 # PostgreSQL text cannot hold NUL; identifiers hold no control characters at all.
@@ -154,24 +154,6 @@ class BreakerRead(BaseModel):
     processes: int = Field(
         default=1, description="Worker processes whose breakers are folded into this entry."
     )
-
-
-class StreamEvent(BaseModel):
-    """One Server-Sent Event's data: the event row and its request's current state."""
-
-    id: int
-    request_id: uuid.UUID
-    correlation_id: str
-    user_id: str
-    event_type: str
-    severity: Severity
-    stage_name: str | None
-    message: str | None
-    data: dict[str, Any]
-    created_at: datetime
-    status: RequestStatus
-    current_stage: str | None
-    progress_percentage: int
 
 
 class FieldError(BaseModel):

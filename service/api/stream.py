@@ -21,16 +21,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from service.api import responses
 from service.api.deps import HubDep, RuntimeDep, SettingsDep, read_access
-from service.api.schemas import IDENTIFIER, REQUEST_KEY, StreamEvent
+from service.api.schemas import IDENTIFIER, REQUEST_KEY
 from service.errors import ValidationFailed
 from service.streaming.cursor import EventCursor
 from service.streaming.listener import Subscription
-from service.streaming.repository import StreamRepository, StreamRow
+from service.streaming.repository import StreamEvent, StreamRepository
 from service.tracking.states import TERMINAL
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[read_access])
@@ -39,6 +40,8 @@ TERMINAL_EVENTS = frozenset(f"request_{status.value}" for status in TERMINAL)
 BATCH = 500
 # Catch-up reads happen even without a notification this often, as a backstop.
 IDLE_RECHECK_SECONDS = 30.0
+# An event's JSON, as a pydantic model of the same fields would write it.
+_AS_JSON = TypeAdapter(StreamEvent)
 
 
 def _resume_point(header: str | None, query: int | None) -> tuple[int | None, str]:
@@ -56,30 +59,15 @@ def _resume_point(header: str | None, query: int | None) -> tuple[int | None, st
     return query, "query.last_event_id"
 
 
-def _event(row: StreamRow) -> ServerSentEvent:
-    data = StreamEvent(
-        id=row.id,
-        request_id=row.request_id,
-        correlation_id=row.correlation_id,
-        user_id=row.user_id,
-        event_type=row.event_type,
-        severity=row.severity,
-        stage_name=row.stage_name,
-        message=row.message,
-        data=row.data,
-        created_at=row.created_at,
-        status=row.status,
-        current_stage=row.current_stage,
-        progress_percentage=row.progress_percentage,
-    )
-    return ServerSentEvent(data=data.model_dump_json(), id=str(row.id))
+def _event(row: StreamEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=_AS_JSON.dump_json(row).decode(), id=str(row.id))
 
 
 async def _follow(
     repo: StreamRepository,
     sub: Subscription,
     cursor: EventCursor,
-    first: list[StreamRow],
+    first: list[StreamEvent],
     *,
     request_id: uuid.UUID | None,
     user_id: str | None,

@@ -64,7 +64,10 @@ class RequestState:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamRow:
+class StreamEvent:
+    """One event of the log with its request's current state: a row of `events_after`,
+    and as JSON the `data` of a Server-Sent Event of the monitoring stream."""
+
     id: int
     request_id: uuid.UUID
     correlation_id: str
@@ -110,7 +113,7 @@ class StreamRepository:
         user_id: str | None = None,
         skip: Collection[int] = (),
         limit: int = 500,
-    ) -> list[StreamRow]:
+    ) -> list[StreamEvent]:
         params: dict[str, Any] = {"after_id": after_id, "skip": list(skip), "limit": limit}
         filters = set()
         if request_id is not None:
@@ -121,7 +124,7 @@ class StreamRepository:
             filters.add("user_id")
         rows = await self._run(events_after(frozenset(filters)), params)
         return [
-            StreamRow(
+            StreamEvent(
                 id=r["id"],
                 request_id=r["request_id"],
                 correlation_id=r["correlation_id"],
