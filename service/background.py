@@ -68,7 +68,7 @@ def background_jobs(runtime: Runtime, stop: asyncio.Event) -> list[Coroutine[Any
             "retention_scheduled", retention_days=days, interval_seconds=settings.cleanup_interval_seconds
         )
     if settings.export_interval is not None:
-        from service.exporter import run_periodic_export  # pyarrow loads only when exports run
+        from service.snapshot_export import run_periodic_export  # pyarrow loads only when exports run
 
         jobs.append(run_periodic_export(settings, runtime.database_url, stop))
     return jobs

@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     budget_user_monthly_usd: float | None = Field(default=None, ge=0)
 
     # --- API client (`reeltrace submit`, `reeltrace status`) ------------------------
-    # Unset: where `reeltrace serve` listens with these settings (see service.cli.client).
+    # Unset: where `reeltrace serve` listens with these settings (see service.cli.http_client).
     api_url: str | None = None
     api_key: SecretStr | None = None
 

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.backends.base import GenerationBackend, RetrievalBackend, ScriptBackend, StorageBackend
 from service.backends.corpus_retrieval import PostgresRetrieval
 from service.backends.local_storage import LocalStorage
-from service.backends.simulated_content import SimulatedRetrieval, SimulatedScript
-from service.backends.simulated_generation import SimulatedGeneration
-from service.backends.simulation import SimulationProfile
+from service.backends.simulated_lesson import SimulatedRetrieval, SimulatedScript
+from service.backends.simulated_veo import SimulatedGeneration
+from service.backends.simulation_profile import SimulationProfile
 from service.corpus.embedding import Embedder
 from service.corpus.repository import CorpusRepository
 from service.errors import ConfigurationError

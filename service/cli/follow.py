@@ -15,8 +15,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, Text
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
-from service.cli.api_client import ApiClient
 from service.cli.common import console
+from service.cli.http_client import ApiClient
 
 TERMINAL = {"completed", "failed", "timeout"}
 TERMINAL_EVENTS = {f"request_{s}" for s in TERMINAL}

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import analytics, budgets, client, corpus, database, keys, notebook, rollups, serve, webhooks
+from service.cli import (
+    analytics,
+    budgets,
+    corpus,
+    database,
+    keys,
+    notebook,
+    request_commands,
+    rollups,
+    serve,
+    webhooks,
+)
 
 app = typer.Typer(
     name="reeltrace",
@@ -14,7 +25,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (serve, database, keys, budgets, client, analytics, corpus, notebook, rollups, webhooks):
+for module in (
+    serve,
+    database,
+    keys,
+    budgets,
+    request_commands,
+    analytics,
+    corpus,
+    notebook,
+    rollups,
+    webhooks,
+):
     module.register(app)
 
 

@@ -19,10 +19,10 @@ from service.api.app import create_app
 from service.api.health import NO_TRACE_EXPORT
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
-from service.cli.client import DEFAULT_API_URL, api_url
 from service.cli.common import fail, out, run, settings_or_exit
+from service.cli.http_client import DEFAULT_API_URL, api_url
 from service.db.urls import redact
-from service.heap import settle_heap
+from service.gc_tuning import settle_heap
 from service.runtime import Runtime
 from service.wiring import Processing, assemble_api, assemble_worker
 from telemetry.metrics import get_metrics

@@ -74,7 +74,7 @@ class NullMetrics:
 async def run_mode(mode: str, url: str, data_dir: Path, postmaster_pid: int) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from service.heap import settle_heap
+    from service.gc_tuning import settle_heap
     from service.pipeline.assembly import build_pipeline
     from service.runtime import Runtime
     from service.settings import Settings

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from service.cli.api_client import SseEvent, SseParser
+from service.cli.http_client import SseEvent, SseParser
 
 
 class EventReader:

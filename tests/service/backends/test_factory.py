@@ -15,7 +15,7 @@ from service.backends.factory import build_backends, build_generation, build_scr
 from service.backends.gcs import GcsStorage
 from service.backends.gemini_script import GeminiScript
 from service.backends.local_storage import LocalStorage
-from service.backends.simulated_content import SimulatedRetrieval
+from service.backends.simulated_lesson import SimulatedRetrieval
 from service.backends.vertex import VertexGeneration
 from service.backends.vertex_embeddings import VertexEmbeddings
 from service.errors import ConfigurationError

@@ -24,8 +24,8 @@ from service.backends.base import (
     QuotaExceeded,
 )
 from service.backends.gcs import GcsStorage
-from service.backends.simulated_generation import SimulatedGeneration
-from service.backends.simulation import SimulationProfile
+from service.backends.simulated_veo import SimulatedGeneration
+from service.backends.simulation_profile import SimulationProfile
 from service.backends.vertex import VertexGeneration
 from service.settings import Settings
 

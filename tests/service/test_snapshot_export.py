@@ -12,9 +12,9 @@ from structlog.testing import capture_logs
 from analytics.errors import ExportCancelled
 from analytics.export import ExportResult, export_snapshot
 from analytics.snapshot import read_manifest
-from service import exporter
-from service.exporter import run_periodic_export
+from service import snapshot_export
 from service.settings import Settings
+from service.snapshot_export import run_periodic_export
 
 
 async def _run_for(settings: Settings, url: str, seconds: float) -> list[dict[str, object]]:
@@ -65,7 +65,7 @@ async def test_an_unexpected_error_does_not_end_the_periodic_export(
             raise RuntimeError("a bug in one round")
         return export_snapshot(dsn, root, cancel=cancel)
 
-    monkeypatch.setattr(exporter, "export_snapshot", flaky)
+    monkeypatch.setattr(snapshot_export, "export_snapshot", flaky)
     configured = settings.model_copy(update={"export_interval": 0.2, "export_dir": tmp_path / "snap"})
     logs = await _run_for(configured, database_url, 1.0)
     events = [
@@ -87,7 +87,7 @@ async def test_stopping_cancels_a_running_export(
             raise ExportCancelled("the export was cancelled")
         raise AssertionError("never cancelled")
 
-    monkeypatch.setattr(exporter, "export_snapshot", long_export)
+    monkeypatch.setattr(snapshot_export, "export_snapshot", long_export)
     configured = settings.model_copy(update={"export_interval": 60, "export_dir": tmp_path / "snap"})
     logs = await _run_for(configured, database_url, 0.3)
     # Not cancelled, the export would have failed with "never cancelled" after 30 s.

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 
 from service.backends.base import TransientBackendError
-from service.backends.simulation import SimulationProfile
+from service.backends.simulation_profile import SimulationProfile
 from service.corpus.rows import RetrievedChunk
 
 

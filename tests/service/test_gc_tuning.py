@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from service.heap import YOUNG_GENERATION_THRESHOLD
+from service.gc_tuning import YOUNG_GENERATION_THRESHOLD
 
 
 def test_settle_heap_freezes_start_up_and_raises_the_young_threshold() -> None:
@@ -13,7 +13,7 @@ def test_settle_heap_freezes_start_up_and_raises_the_young_threshold() -> None:
     # In a child process: freezing this test process's heap would outlive the test.
     code = (
         "import gc, service.api.app\n"
-        "from service.heap import settle_heap\n"
+        "from service.gc_tuning import settle_heap\n"
         "before = gc.get_threshold()\n"
         "settle_heap()\n"
         "print(gc.get_freeze_count(), *gc.get_threshold(), *before[1:])\n"

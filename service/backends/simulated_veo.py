@@ -28,7 +28,7 @@ from service.backends.base import (
     QuotaExceeded,
     StorageBackend,
 )
-from service.backends.simulation import SimulationProfile
+from service.backends.simulation_profile import SimulationProfile
 
 # A minimal MP4: an `ftyp` box and an empty `mdat`. Enough for a download to be a
 # recognisable video file; the simulated backend does not render pictures.

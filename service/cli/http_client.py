@@ -1,4 +1,4 @@
-"""A small HTTP client of the reeltrace API for the CLI: JSON calls and SSE streams.
+"""A small HTTP client of the reeltrace API for the CLI: where it calls, JSON calls and SSE streams.
 
 Errors come back as `ApiError` with a one-line message naming the problem, never a
 traceback. Server-Sent Events are parsed here (the format is a few line rules), so
@@ -14,6 +14,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from service.settings import Settings
+
+# Where the CLI calls when neither REELTRACE_API_URL nor REELTRACE_HOST/PORT are set.
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+# A server bound to every address is reached, from its own machine, on loopback.
+ANY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 (compared with, never bound)
+
+
+def api_url(settings: Settings) -> str:
+    """REELTRACE_API_URL when set, else where `reeltrace serve` listens with these settings."""
+    if settings.api_url:
+        return settings.api_url
+    host = settings.host.strip()
+    if host in ANY_ADDRESS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{settings.port}"
+
 
 _HINTS = {
     401: "set REELTRACE_API_KEY to a valid key (reeltrace keys create)",

@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from service.cli.api_client import ApiClient, ApiError
 from service.cli.common import console, fail, one_shot_settings, out
 from service.cli.corpus import sources_table
 from service.cli.follow import TERMINAL, follow
+from service.cli.http_client import ApiClient, ApiError, api_url
 from service.settings import Settings
 
 STATUS_STYLE = {
@@ -38,30 +38,12 @@ SUBMIT_FLAGS = {
     "body.learning_objective": "--learning-objective",
     "body.request_id": "--request-id",
 }
-# A server bound to every address is reached, from its own machine, on loopback.
-ANY_ADDRESS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 (compared with, never bound)
 
 
 def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(status)
     app.command()(trace)
-
-
-# Where the CLI calls when neither REELTRACE_API_URL nor REELTRACE_HOST/PORT are set.
-DEFAULT_API_URL = "http://127.0.0.1:8000"
-
-
-def api_url(settings: Settings) -> str:
-    """REELTRACE_API_URL when set, else where `reeltrace serve` listens with these settings."""
-    if settings.api_url:
-        return settings.api_url
-    host = settings.host.strip()
-    if host in ANY_ADDRESS:
-        host = "127.0.0.1"
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    return f"http://{host}:{settings.port}"
 
 
 def _client(settings: Settings) -> ApiClient:

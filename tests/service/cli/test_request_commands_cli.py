@@ -11,7 +11,6 @@ import pytest
 
 from service.auth.keys import create_key
 from service.auth.repository import ApiKeyRepository
-from service.cli.client import api_url
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.tracker import NewRequest
@@ -251,26 +250,6 @@ async def test_the_default_api_url_is_the_serve_address(
     shown = client_cli.run("status", request_id, REELTRACE_HOST="0.0.0.0", REELTRACE_PORT=str(api.port))  # noqa: S104
     assert shown.returncode == 0, shown.stderr
     assert request_id in shown.stdout
-
-
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ({}, "http://127.0.0.1:8000"),
-        ({"host": "0.0.0.0", "port": 9000}, "http://127.0.0.1:9000"),  # noqa: S104
-        ({"host": "::", "port": 9000}, "http://127.0.0.1:9000"),
-        ({"host": "::1"}, "http://[::1]:8000"),
-        ({"host": "api.internal", "port": 80}, "http://api.internal:80"),
-        ({"host": "0.0.0.0", "api_url": "https://r.example"}, "https://r.example"),  # noqa: S104
-    ],
-)
-def test_api_url_follows_the_serve_settings(
-    monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], expected: str
-) -> None:
-    """REELTRACE_API_URL wins when set; otherwise the serve address, loopback for any-address binds."""
-    for name in ("REELTRACE_API_URL", "REELTRACE_HOST", "REELTRACE_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    assert api_url(Settings(_env_file=None, **fields)) == expected  # type: ignore[arg-type,call-arg]
 
 
 def test_a_stage_spins_only_while_it_runs() -> None:

@@ -1,4 +1,4 @@
-"""The simulated backends: Veo-format operations persisted across restarts, injected outcomes, local storage."""
+"""The simulated Veo backend: Veo-format operations persisted across restarts, injected outcomes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,12 +16,10 @@ from service.backends.base import (
     InvalidBackendRequest,
     OperationState,
     QuotaExceeded,
-    TransientBackendError,
 )
 from service.backends.local_storage import LocalStorage
-from service.backends.simulated_content import SimulatedRetrieval, SimulatedScript
-from service.backends.simulated_generation import SimulatedGeneration
-from service.backends.simulation import SimulationProfile
+from service.backends.simulated_veo import SimulatedGeneration
+from service.backends.simulation_profile import SimulationProfile
 
 MODEL = "veo-3.1-fast-generate-001"
 OPERATION = re.compile(
@@ -193,78 +191,3 @@ async def test_empty_prompt_is_refused(make: Factory, storage: LocalStorage) -> 
     """An empty prompt is refused before any operation starts."""
     with pytest.raises(InvalidBackendRequest):
         await make().start(request(storage, prompt="  "))
-
-
-async def test_simulated_content_steps() -> None:
-    """Retrieval returns k passages about the query and the script names the topic; both are deterministic."""
-    profile = SimulationProfile()
-    chunks = await SimulatedRetrieval(profile).retrieve("tides and the moon", 3)
-    assert len(chunks) == 3
-    assert all("tides and the moon" in c.text for c in chunks)
-    assert all(c.source == "simulated" for c in chunks)
-    assert await SimulatedRetrieval(profile).retrieve("tides and the moon", 3) == chunks
-    texts = [c.text for c in chunks]
-    script = await SimulatedScript(profile).write_script("tides", "predict a spring tide", texts)
-    assert "tides" in script
-    assert "predict a spring tide" in script
-
-
-async def test_simulated_content_failures_are_transient() -> None:
-    """With failure rate 1, retrieval and script writing fail with a retryable 503."""
-    profile = SimulationProfile(failure_rate=1.0)
-    with pytest.raises(TransientBackendError) as failed:
-        await SimulatedRetrieval(profile).retrieve("tides")
-    assert failed.value.code == 503
-    with pytest.raises(TransientBackendError):
-        await SimulatedScript(profile).write_script("tides", None, [])
-
-
-async def test_simulated_content_latency_follows_the_setting() -> None:
-    """Content steps take a tenth of the configured generation latency: a 2 s setting ends a
-    retrieval after a 0.1 s timer started beside it and before a 0.5 s one."""
-    profile = SimulationProfile(latency_seconds=2.0)
-    order: list[str] = []
-
-    async def mark(name: str, work: Awaitable[object]) -> None:
-        await work
-        order.append(name)
-
-    # The event loop fires timers in deadline order, however busy the machine is.
-    await asyncio.gather(
-        mark("0.1 s", asyncio.sleep(0.1)),
-        mark("retrieval", SimulatedRetrieval(profile).retrieve("tides")),
-        mark("0.5 s", asyncio.sleep(0.5)),
-    )
-    assert order == ["0.1 s", "retrieval", "0.5 s"]
-
-
-async def test_local_storage_prefix_and_urls(storage: LocalStorage) -> None:
-    """Outputs sit under a per-request prefix; their public URL is derived from the base URL."""
-    rid = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    prefix = storage.prefix_for(rid)
-    assert prefix == f"local://requests/{rid}/"
-    stored = await storage.put(f"{prefix}sample_0.mp4", b"data", "video/mp4")
-    assert stored.size == 4
-    assert await storage.url_for(stored.uri) == f"http://media.test:8000/media/requests/{rid}/sample_0.mp4"
-    assert storage.path_of(stored.uri) == storage.root / "requests" / str(rid) / "sample_0.mp4"
-
-
-async def test_local_storage_refuses_paths_outside_its_root(storage: LocalStorage) -> None:
-    """A URI that climbs out of the media root, or is not local://, is refused."""
-    with pytest.raises(InvalidBackendRequest):
-        await storage.put("local://requests/../../escape.txt", b"x", "text/plain")
-    with pytest.raises(InvalidBackendRequest):
-        await storage.url_for("gs://bucket/object.mp4")
-
-
-async def test_local_storage_lists_only_finished_files(storage: LocalStorage) -> None:
-    """Listing a prefix shows written objects, not half-written temporary files, and nothing else's."""
-    rid = uuid.uuid4()
-    prefix = storage.prefix_for(rid)
-    await storage.put(f"{prefix}b.json", b"{}", "application/json")
-    await storage.put(f"{prefix}a.mp4", b"video", "video/mp4")
-    await storage.put(f"{storage.prefix_for(uuid.uuid4())}other.mp4", b"x", "video/mp4")
-    (storage.path_of(prefix) / ".a.mp4.123.tmp").write_bytes(b"partial")
-    listed = await storage.list(prefix)
-    assert [(o.uri, o.size) for o in listed] == [(f"{prefix}a.mp4", 5), (f"{prefix}b.json", 2)]
-    assert await storage.list(storage.prefix_for(uuid.uuid4())) == []
