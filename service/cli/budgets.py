@@ -7,9 +7,8 @@ from decimal import Decimal
 import typer
 from rich.table import Table
 
-from service.cli.common import fail, one_shot_settings, out, run
+from service.cli.common import command_runtime, fail, one_shot_settings, out, run
 from service.cost.repository import BudgetRepository, GuildBudget
-from service.runtime import Runtime
 
 budgets_app = typer.Typer(help="Per-guild spending limits (USD).", no_args_is_help=True)
 
@@ -39,13 +38,10 @@ def set_budget(
     settings = one_shot_settings()
 
     async def body() -> GuildBudget:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             return await BudgetRepository(runtime.engine).set_guild(
                 guild, daily=daily_usd, monthly=monthly_usd
             )
-        finally:
-            await runtime.close()
 
     budget = run(body)
     out.print(
@@ -61,11 +57,8 @@ def unset_budget(guild: str = typer.Argument(..., help="The guild ID.")) -> None
     settings = one_shot_settings()
 
     async def body() -> bool:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             return await BudgetRepository(runtime.engine).unset_guild(guild)
-        finally:
-            await runtime.close()
 
     removed = run(body)
     out.print(f"guild {guild}: {'own limits removed' if removed else 'had no own limits'}", highlight=False)
@@ -77,11 +70,8 @@ def list_budgets() -> None:
     settings = one_shot_settings()
 
     async def body() -> list[GuildBudget]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             return await BudgetRepository(runtime.engine).list_guilds()
-        finally:
-            await runtime.close()
 
     table = Table()
     for column in ("guild", "daily limit", "spent today", "monthly limit", "spent this month"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TextIO, TypeVar
 
 import typer
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from service.db.embedded import cluster_exists
 from service.errors import ConfigurationError, ReeltraceError
+from service.runtime import Runtime
 from service.settings import Settings, load_settings
 from telemetry.logging import configure_logging
 
@@ -125,3 +127,14 @@ def run(
         raise fail(exc.detail or type(exc).__name__) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+@asynccontextmanager
+async def command_runtime(settings: Settings, source_service: str = "cli") -> AsyncIterator[Runtime]:
+    """The runtime of one command: started (the embedded PostgreSQL too, migrated), and
+    closed when the command is done with it, however it ends."""
+    runtime = await Runtime.start(settings, source_service=source_service)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

@@ -11,13 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service.backends.factory import build_embeddings
-from service.cli.common import console, fail, one_shot_settings, out, run
+from service.cli.common import command_runtime, console, fail, one_shot_settings, out, run
 from service.corpus.documents import Defaults
 from service.corpus.importer import CorpusImporter, FileOutcome, ImportReport, Outcome, expand
 from service.corpus.repository import CorpusRepository
 from service.corpus.rows import StoredDocument
 from service.corpus.seed import sample_files
-from service.runtime import Runtime
 
 corpus_app = typer.Typer(
     help="Import, list and remove the documents lessons are written from.", no_args_is_help=True
@@ -62,29 +61,28 @@ def import_(
     files = list(expand(given))
 
     async def body() -> ImportReport:
-        runtime = await Runtime.start(settings, source_service="cli")
-        embedder = build_embeddings(settings)
-        try:
-            importer = CorpusImporter(CorpusRepository(runtime.engine), embedder)
-            with Progress(
-                TextColumn("[bold]importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[current]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("import", total=len(files), current="")
+        async with command_runtime(settings) as runtime:
+            embedder = build_embeddings(settings)
+            try:
+                importer = CorpusImporter(CorpusRepository(runtime.engine), embedder)
+                with Progress(
+                    TextColumn("[bold]importing"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[current]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=True,
+                ) as progress:
+                    task = progress.add_task("import", total=len(files), current="")
 
-                def advance(outcome: FileOutcome) -> None:
-                    progress.update(task, advance=1, current=escape(outcome.path.name))
+                    def advance(outcome: FileOutcome) -> None:
+                        progress.update(task, advance=1, current=escape(outcome.path.name))
 
-                return await importer.run(given, Defaults(licence=licence, source=source), advance)
-        finally:
-            if embedder is not None:
-                await embedder.aclose()
-            await runtime.close()
+                    return await importer.run(given, Defaults(licence=licence, source=source), advance)
+            finally:
+                if embedder is not None:
+                    await embedder.aclose()
 
     report = run(body)
     _print_report(report)
@@ -116,11 +114,8 @@ def list_documents() -> None:
     settings = one_shot_settings()
 
     async def body() -> list[StoredDocument]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             return await CorpusRepository(runtime.engine).documents()
-        finally:
-            await runtime.close()
 
     documents = run(body)
     if not documents:
@@ -146,8 +141,7 @@ def remove(
     wanted = [str(Path(r).resolve()) if Path(r).exists() else r for r in refs]
 
     async def body() -> list[dict[str, object]]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             repository = CorpusRepository(runtime.engine)
             known = {str(d.id) for d in await repository.documents()} | {
                 v for d in await repository.documents() for v in (d.key, d.path) if v
@@ -156,8 +150,6 @@ def remove(
             if missing:
                 raise fail(f"not in the corpus: {', '.join(missing)} (see `reeltrace corpus list`)", code=1)
             return await repository.remove(wanted)
-        finally:
-            await runtime.close()
 
     removed = run(body)
     for row in removed:

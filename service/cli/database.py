@@ -8,12 +8,11 @@ import typer
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from service.cli.common import database_settings, fail, out, run
+from service.cli.common import command_runtime, database_settings, fail, out, run
 from service.db import migrate as migrations
 from service.db.engine import resolve_database_url
 from service.db.urls import redact
 from service.errors import ValidationFailed
-from service.runtime import Runtime
 from service.tracking.retention import delete_expired
 
 
@@ -78,15 +77,12 @@ def backfill() -> None:
     settings = database_settings()
 
     async def body() -> int:
-        runtime = await Runtime.start(settings, source_service="backfill")
-        try:
+        async with command_runtime(settings, "backfill") as runtime:
             pending = runtime.journal.pending_count()
             if not pending:
                 out.print("journal is empty: nothing to backfill")
                 return 0
             report = await runtime.tracker.backfill()
-        finally:
-            await runtime.close()
         if report.busy:
             out.print(f"another reeltrace process is replaying the journal now ({pending} writes pending)")
             return 0
@@ -114,11 +110,8 @@ def cleanup() -> None:
     days = settings.request_retention_days
 
     async def body() -> int:
-        runtime = await Runtime.start(settings, source_service="cleanup")
-        try:
+        async with command_runtime(settings, "cleanup") as runtime:
             return await delete_expired(runtime.engine, days)
-        finally:
-            await runtime.close()
 
     deleted = run(body)
     out.print(f"deleted {deleted} requests older than {days} days")

@@ -7,9 +7,8 @@ from rich.table import Table
 
 from service.auth.keys import create_key, parse_scopes, revoke_key
 from service.auth.repository import ApiKeyRepository, KeyRecord
-from service.cli.common import database_settings, fail, out, run
+from service.cli.common import command_runtime, database_settings, fail, out, run
 from service.errors import ValidationFailed
-from service.runtime import Runtime
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -31,11 +30,8 @@ def create(
     settings = database_settings()
 
     async def body() -> tuple[KeyRecord, str]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             issued = await create_key(ApiKeyRepository(runtime.engine), name, parsed)
-        finally:
-            await runtime.close()
         return issued.record, issued.key
 
     record, key = run(body)
@@ -50,11 +46,8 @@ def list_keys() -> None:
     settings = database_settings()
 
     async def body() -> list[KeyRecord]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             return await ApiKeyRepository(runtime.engine).list_all()
-        finally:
-            await runtime.close()
 
     records = run(body)
     table = Table()
@@ -80,8 +73,7 @@ def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx)
     settings = database_settings()
 
     async def body() -> tuple[KeyRecord, bool]:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             repository = ApiKeyRepository(runtime.engine)
             # revoke_key answers alike for a key it revokes and one revoked before (the
             # row keeps its first revocation time), so the key is looked at first.
@@ -89,8 +81,6 @@ def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx)
             if len(matches) == 1 and matches[0].revoked_at is not None:
                 return matches[0], True
             return await revoke_key(repository, ident), False
-        finally:
-            await runtime.close()
 
     record, already = run(body)
     if already:

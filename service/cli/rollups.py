@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from service.cli.common import fail, one_shot_settings, out, run
-from service.runtime import Runtime
+from service.cli.common import command_runtime, fail, one_shot_settings, out, run
 from service.tracking.rollups import RebuildReport, rebuild
 
 rollups_app = typer.Typer(
@@ -46,11 +45,8 @@ def rebuild_command(
     settings = one_shot_settings()
 
     async def body() -> RebuildReport:
-        runtime = await Runtime.start(settings, source_service="rollups")
-        try:
+        async with command_runtime(settings, "rollups") as runtime:
             return await rebuild(runtime.engine, since=start, retention_days=settings.request_retention_days)
-        finally:
-            await runtime.close()
 
     report = run(body)
     scope = f"from {report.since.isoformat()}" if report.since else "for every request"

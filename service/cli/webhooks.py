@@ -8,8 +8,7 @@ import uuid
 
 import typer
 
-from service.cli.common import fail, one_shot_settings, out, run
-from service.runtime import Runtime
+from service.cli.common import command_runtime, fail, one_shot_settings, out, run
 from service.webhooks.delivery import redeliver as redeliver_delivery
 from service.webhooks.repository import Delivery, DeliveryRepository
 
@@ -32,14 +31,11 @@ def redeliver(
     settings = one_shot_settings()
 
     async def body() -> Delivery:
-        runtime = await Runtime.start(settings, source_service="cli")
-        try:
+        async with command_runtime(settings) as runtime:
             repository = DeliveryRepository(
                 runtime.engine, source_service="cli", source_host=socket.gethostname()
             )
             return await redeliver_delivery(repository, settings, delivery_id, by=f"cli:{os.getpid()}")
-        finally:
-            await runtime.close()
 
     found = run(body)  # an unknown id ends it with "no webhook delivery <id>"
     out.print(
