@@ -1,4 +1,5 @@
-"""The FastAPI application factory."""
+"""The FastAPI application: the API's routes and the monitoring page, served from one
+`ServiceParts` (service/wiring.py)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from service.auth.keys import KeyVerifier
 from service.auth.repository import ApiKeyRepository
+from service.auth.sessions import SessionSigner, load_or_create_secret
 from service.background import background_jobs
 from service.db.urls import libpq_dsn
 from service.pipeline.assembly import PipelineServices, build_pipeline
@@ -25,7 +26,6 @@ from service.pipeline.local import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
-from service.web.session import SessionSigner, load_or_create_secret
 from service.worker.worker import Worker
 
 

@@ -14,12 +14,12 @@ from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from service.auth.keys import OPEN_ACCESS, KeyVerifier, Principal, Scope
+from service.auth.sessions import SessionSigner, cookie_principal
 from service.errors import Forbidden, Unauthorized
 from service.pipeline.breaker import BreakerBoard
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
-from service.web.session import SessionSigner, cookie_principal
 from service.wiring import ServiceParts
 
 

@@ -21,7 +21,7 @@ from service.errors import SnapshotUnavailable
 router = APIRouter(prefix="/api/v1/guilds", tags=["analytics"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    # The router is included with the read scope (service.api.app), so these answer too.
+    # The router is included with the read scope (service.app), so these answer too.
     **responses.errors(*responses.AUTH),
     422: {
         "model": ErrorBody,

@@ -27,6 +27,7 @@ from service.auth.keys import KeyVerifier, Principal, Scope, hash_key
 COOKIE_NAME = "reeltrace_session"
 SESSION_SECONDS = 12 * 3600
 SECRET_FILE = "session_secret"  # noqa: S105  # a file name, not a secret
+# Named for where this module once lived: a new salt would end every session signed before.
 _SALT = "reeltrace.web.session"
 READ_ONLY = frozenset({Scope.READ})
 

@@ -15,8 +15,8 @@ import uvloop
 from prometheus_client import start_http_server
 from sse_starlette.sse import AppStatus
 
-from service.api.app import create_app
 from service.api.health import NO_TRACE_EXPORT
+from service.app import create_app
 from service.auth.keys import ensure_admin_key
 from service.auth.repository import ApiKeyRepository
 from service.cli.common import fail, out, run, settings_or_exit
@@ -116,6 +116,19 @@ async def bootstrap_key_lines(runtime: Runtime) -> list[str]:
     return lines
 
 
+async def _wind_down(
+    stop: asyncio.Event, tasks: list[asyncio.Task[None]], processing: Processing | None, runtime: Runtime
+) -> None:
+    """Stop the process's jobs and wait for them, then close its pipeline, its database
+    (stopping the embedded PostgreSQL) and its tracing, in that order."""
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if processing is not None:
+        await processing.aclose()
+    await runtime.close()
+    shutdown_tracing()
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
@@ -197,12 +210,7 @@ def serve(
                 await servers[0].serve(sockets=[sock])
         finally:
             sock.close()
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if processing is not None:
-                await processing.aclose()
-            await runtime.close()
-            shutdown_tracing()
+            await _wind_down(stop, tasks, processing, runtime)
 
     run(body)
 
@@ -254,12 +262,7 @@ def worker(
             settle_heap()
             await the_worker.run(stop)
         finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if processing is not None:
-                await processing.aclose()
-            await runtime.close()
-            shutdown_tracing()
+            await _wind_down(stop, tasks, processing, runtime)
 
     # uvloop's event loop: with it a worker spends less CPU per lifecycle (bench_telemetry,
     # "on, uvloop": 7 % and 16 % in two runs). `serve` keeps asyncio's: its time goes to FastAPI,

@@ -19,12 +19,12 @@ from fastapi.responses import RedirectResponse, Response
 from service.api.deps import KeysDep, PartsDep, SessionSignerDep
 from service.api.schemas import REQUEST_KEY
 from service.auth.keys import Scope
+from service.auth.sessions import clear_cookie, cookie_principal, set_cookie
 from service.pipeline.definitions import PIPELINES
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.repository import StreamRepository
 from service.web import assets
-from service.web.session import clear_cookie, cookie_principal, set_cookie
 from service.wiring import ServiceParts
 
 log = structlog.get_logger("reeltrace.web")

@@ -12,7 +12,7 @@ def test_settle_heap_freezes_start_up_and_raises_the_young_threshold() -> None:
     """After settle_heap, start-up objects are frozen and young passes come every 10,000 allocations."""
     # In a child process: freezing this test process's heap would outlive the test.
     code = (
-        "import gc, service.api.app\n"
+        "import gc, service.app\n"
         "from service.gc_tuning import settle_heap\n"
         "before = gc.get_threshold()\n"
         "settle_heap()\n"

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from service.api.app import create_app
+from service.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.tracing import configure_tracing

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.api.app import create_app
+from service.app import create_app
 from service.auth.keys import create_key
 from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from service.api.app import create_app
+from service.app import create_app
 from service.settings import Settings
 
 

@@ -10,8 +10,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from service.api import requests as submit_routes
-from service.api.app import create_app
 from service.api.deps import require_scope
+from service.app import create_app
 from service.auth.keys import Scope, revoke_key
 from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime

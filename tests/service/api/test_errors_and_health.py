@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from service.api.app import MAX_BODY_BYTES, create_app
+from service.app import MAX_BODY_BYTES, create_app
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.metrics import get_metrics

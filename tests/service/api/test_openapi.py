@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.settings import Settings
 
 

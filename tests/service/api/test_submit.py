@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 from sqlalchemy import text
 
-from service.api.app import create_app
 from service.api.schemas import RequestAccepted
+from service.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
 from service.wiring import assemble_api

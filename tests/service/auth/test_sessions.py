@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from service.auth.keys import hash_key, revoke_key
 from service.auth.repository import ApiKeyRepository
+from service.auth.sessions import COOKIE_NAME, SessionSigner, load_or_create_secret
 from service.runtime import Runtime
-from service.web.session import COOKIE_NAME, SessionSigner, load_or_create_secret
 
 KEY = "rt_" + "k" * 43
 

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
 

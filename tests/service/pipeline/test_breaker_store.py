@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from service.api.app import create_app
+from service.app import create_app
 from service.pipeline.breaker import BreakerBoard
 from service.pipeline.breaker_store import BreakerStore
 from service.runtime import Runtime

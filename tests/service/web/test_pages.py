@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.app import create_app
+from service.app import create_app
 from service.runtime import Runtime
 from service.settings import Settings
 from service.web.assets import STATIC_DIR
