@@ -86,7 +86,8 @@ class StageTracking(TrackingWriter):
                 # A completion does not name its attempt: the stage row knows it.
                 attempt=result.attempts if result else attempts,
                 status=status.value,
-                duration_ms=result.duration_ms if result else None,
+                # A start folded with its ending sees the ended row: its duration is the ending's.
+                duration_ms=result.duration_ms if result and status != StageStatus.IN_PROGRESS else None,
                 progress_percentage=result.progress_percentage if result else None,
                 **({"error_message": error} if error else {}),
             )
