@@ -27,7 +27,7 @@ BEGIN
     RAISE EXCEPTION 'Invalid status transition'
         USING ERRCODE = 'RT001', DETAIL = format('%s -> %s', OLD.status, NEW.status);
 END
-$function$;;
+$function$;
 
 -- function reeltrace_create_request
 CREATE OR REPLACE FUNCTION public.reeltrace_create_request(w jsonb, rate_limit integer, rate_window_seconds integer)
@@ -159,7 +159,7 @@ BEGIN
     RETURN QUERY SELECT rid, w->>'correlation_id', 'pending'::request_status, at, true, false, used, oldest,
                         NULL::text, NULL::numeric, NULL::numeric, NULL::timestamptz;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_fill_status_times
 CREATE OR REPLACE FUNCTION public.reeltrace_fill_status_times()
@@ -181,7 +181,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_maintain_rollups
 CREATE OR REPLACE FUNCTION public.reeltrace_maintain_rollups()
@@ -197,7 +197,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_record_tombstones
 CREATE OR REPLACE FUNCTION public.reeltrace_record_tombstones()
@@ -213,7 +213,7 @@ BEGIN
         SET deleted_at = EXCLUDED.deleted_at, reason = EXCLUDED.reason;
     RETURN NULL;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_rollup_apply
 CREATE OR REPLACE FUNCTION public.reeltrace_rollup_apply(r video_requests, sign integer)
@@ -252,7 +252,7 @@ BEGIN
         SET stages = t.stages + EXCLUDED.stages,
             duration_sum_ms = t.duration_sum_ms + EXCLUDED.duration_sum_ms;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_set_stage_request_created_at
 CREATE OR REPLACE FUNCTION public.reeltrace_set_stage_request_created_at()
@@ -272,7 +272,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_set_updated_at
 CREATE OR REPLACE FUNCTION public.reeltrace_set_updated_at()
@@ -283,7 +283,7 @@ BEGIN
     NEW.updated_at := clock_timestamp();
     RETURN NEW;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_sketch_index
 CREATE OR REPLACE FUNCTION public.reeltrace_sketch_index(duration_ms bigint)
@@ -294,7 +294,7 @@ AS $function$
     SELECT CASE WHEN duration_ms IS NULL THEN NULL
                 WHEN duration_ms <= 0 THEN -32768
                 ELSE ceil(ln(duration_ms::double precision) / ln(1.01 / 0.99))::smallint END
-$function$;;
+$function$;
 
 -- function reeltrace_sketch_quantiles
 CREATE OR REPLACE FUNCTION public.reeltrace_sketch_quantiles(indexes smallint[], counts bigint[], qs double precision[])
@@ -343,7 +343,7 @@ BEGIN
     END LOOP;
     RETURN result;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_sketch_value
 CREATE OR REPLACE FUNCTION public.reeltrace_sketch_value(sketch_index smallint)
@@ -353,7 +353,7 @@ CREATE OR REPLACE FUNCTION public.reeltrace_sketch_value(sketch_index smallint)
 AS $function$
     SELECT CASE WHEN sketch_index = -32768 THEN 0::double precision
                 ELSE 2 * power(1.01 / 0.99, sketch_index)::double precision / (1.01 / 0.99 + 1) END
-$function$;;
+$function$;
 
 -- function reeltrace_zero_cost_when_unbilled
 CREATE OR REPLACE FUNCTION public.reeltrace_zero_cost_when_unbilled()
@@ -370,7 +370,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END
-$function$;;
+$function$;
 
 -- function reeltrace_notify_events
 CREATE OR REPLACE FUNCTION public.reeltrace_notify_events()
