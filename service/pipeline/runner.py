@@ -131,7 +131,10 @@ class PipelineRunner:
         pipeline = get_pipeline(item.pipeline)
         async with self._request_trace(item), self.gate.admitted():
             try:
-                return await self._run(item, pipeline)
+                # The run's writes fold into as few statements as keep them durable in
+                # time (service.tracking.folding); leaving the block sends the rest.
+                async with self.tracker.folding(item.id):
+                    return await self._run(item, pipeline)
             except InvalidStatusTransition:
                 # Someone else (the watchdog, an operator) ended the request meanwhile.
                 log.warning("run_preempted", reason="request status changed under the run")
@@ -178,6 +181,8 @@ class PipelineRunner:
         final = await self._finish(state, failure)
         if not state.stages[NOTIFICATION].done:
             await self._notify(state, pipeline.stage(NOTIFICATION))
+        # The run is done: its last write also gives up its lease.
+        self.tracker.release_with_last_write(item.id)
         return final
 
     async def _finish(self, state: RunState, failure: StageFailed | None) -> RequestStatus:
@@ -212,6 +217,8 @@ class PipelineRunner:
             await self.tracker.skip_stage(state.item.id, stage.name, "no callback_url was given")
             return
         await self.tracker.start_stage(state.item.id, stage.name, max(state.stages[stage.name].attempts, 1))
+        # The callback's payload is read back from PostgreSQL: the ending must be there.
+        await self.tracker.flush(state.item.id)
         try:
             await self.bodies.notification(state, 1)
         except (TrackingUnavailable, ClaimLost):

@@ -100,9 +100,7 @@ class CostTracking(TrackingWriter):
                 data=data,
             ),
         )
-        await self._write(
-            write, lambda: self.repository.record_cost(write), "cost", request_id=str(request_id)
-        )
+        await self._track(write, "cost", lambda _: None, request_id=str(request_id))
         labels = {"pipeline": billed.pipeline, "model": billed.model}
         self.metrics.generation_billable_seconds.labels(**labels, outcome=billed.outcome).inc(
             float(billed.seconds)

@@ -33,6 +33,11 @@ class Claim:
     generation: int
     task: asyncio.Task[Any] | None = field(default=None)
     lost: bool = False
+    # When a write, a renewal or the claim itself last found the claim held
+    # (time.monotonic() when it was sent; never, by default).
+    confirmed_at: float = float("-inf")
+    # The run's last write cleared the lease: nothing is left for the worker to release.
+    released: bool = False
 
     def lose(self, reason: str) -> ClaimLost:
         """Mark the claim lost and cancel its run; returns the error for the caller to raise.

@@ -42,6 +42,7 @@ from service.tracking.writes import (
     RecordCost,
     RecordOperation,
     StageChange,
+    Step,
     Transition,
 )
 from telemetry.tracing import untraced
@@ -50,7 +51,7 @@ STATUS_GUARD_SQLSTATE = "RT001"
 # The stage a watchdog's ending leaves open: the notification sweep still runs it.
 NOTIFICATION_STAGE = "notification"
 
-AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent
+AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent | Step
 
 
 def _json(value: Any) -> str | None:
@@ -179,6 +180,106 @@ class StageResult:
     duration_ms: int | None
     progress_percentage: int
     retry_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What a step changed: the status change (if it had one) and each stage row."""
+
+    transition: TransitionResult | None
+    stages: dict[str, StageResult]
+
+
+def _stage_event(event: EventWrite, *, if_changed: bool = False) -> dict[str, Any]:
+    return {
+        "event_uid": str(event.event_uid),
+        "event_type": event.event_type,
+        "severity": event.severity.value,
+        "stage_name": event.stage_name,
+        "message": event.message,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+        "source_service": event.source_service,
+        "source_host": event.source_host,
+        "if_changed": if_changed,
+    }
+
+
+def _step_params(write: Step) -> dict[str, Any]:
+    """The statement's parameters: the parts merged (each column set by one part at most)."""
+    params: dict[str, Any] = {
+        "request_id": write.request_id,
+        "fence": write.fence,
+        "new_status": None,
+        "allowed_from": None,
+        "terminal": False,
+        "at": None,
+        "operation_name": None,
+        "gcs_prefix": None,
+        "video_urls": None,
+        "error_message": None,
+        "error_stage": None,
+        "error_details": None,
+        "record_cost": False,
+        "cost_usd": None,
+        "billable_seconds": None,
+        # Only a run's own (fenced) step may clear the lease its claim holds.
+        "release_lease": write.release_lease and write.fence is not None,
+    }
+    stages: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for part in write.parts:
+        match part:
+            case Transition():
+                params.update(
+                    new_status=part.new_status.value,
+                    allowed_from=[s.value for s in allowed_sources(part.new_status)],
+                    terminal=part.new_status in TERMINAL,
+                    at=part.at,
+                    video_urls=part.video_urls,
+                    error_message=part.error_message,
+                    error_stage=part.error_stage,
+                    error_details=_json(part.error_details),
+                )
+                params["operation_name"] = part.operation_name or params["operation_name"]
+                params["gcs_prefix"] = part.gcs_prefix or params["gcs_prefix"]
+            case StageChange():
+                row = {
+                    "stage_name": part.stage_name,
+                    "status": part.status.value,
+                    "starting": part.status == StageStatus.IN_PROGRESS,
+                    "finishing": part.status in _FINISHING,
+                    "started_at": part.at.isoformat(),
+                    "at": part.at.isoformat(),
+                    "attempts": part.attempts,
+                    "output": part.output,
+                    "error_message": part.error_message,
+                    "error_details": part.error_details,
+                }
+                started = stages.get(part.stage_name)
+                if started is not None:
+                    # Started earlier in this step: the row gets the start and the ending.
+                    row.update(
+                        starting=True,
+                        started_at=started["started_at"],
+                        attempts=part.attempts if part.attempts is not None else started["attempts"],
+                    )
+                stages[part.stage_name] = row
+            case RecordCost():
+                params.update(
+                    record_cost=True,
+                    cost_usd=None if part.cost_usd is None else str(part.cost_usd),
+                    billable_seconds=str(part.billable_seconds),
+                )
+            case RecordOperation():
+                params.update(operation_name=part.operation_name, gcs_prefix=part.gcs_prefix)
+        events.append(_stage_event(part.event, if_changed=isinstance(part, Transition)))
+    params["stages"] = json.dumps(list(stages.values()), default=str)
+    params["events"] = json.dumps(events, default=str)
+    return params
+
+
+_FINISHING = (StageStatus.COMPLETED, StageStatus.FAILED, StageStatus.SKIPPED)
 
 
 class TrackingRepository:
@@ -329,6 +430,52 @@ class TrackingRepository:
             retry_count=row["retry_count"],
         )
 
+    async def step(self, write: Step) -> StepResult:
+        """Apply a step's parts in one statement, all or none."""
+        rows = await self._run(sql.STEP, _step_params(write))
+        first = rows[0]
+        if first["found_status"] is None:
+            raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
+        if first["id"] is None:
+            if write.fence is not None and first["found_generation"] != write.fence:
+                raise _refused(write.request_id, write.fence, first["found_generation"])
+            new_status = next(p.new_status for p in write.parts if isinstance(p, Transition))
+            raise InvalidStatusTransition(old_status=first["found_status"], new_status=new_status.value)
+        transition = None
+        if any(isinstance(part, Transition) for part in write.parts):
+            transition = TransitionResult(
+                request_id=first["id"],
+                correlation_id=first["correlation_id"],
+                pipeline=first["pipeline"],
+                aspect_ratio=first["aspect_ratio"],
+                old_status=RequestStatus(first["old_status"]),
+                new_status=RequestStatus(first["status"]),
+                created_at=first["created_at"],
+                started_at=first["started_at"],
+                completed_at=first["completed_at"],
+                duration_ms=first["duration_ms"],
+                error_message=first["error_message"],
+            )
+        stages = {
+            row["stage_name"]: StageResult(
+                stage_name=row["stage_name"],
+                stage_order=row["stage_order"],
+                status=StageStatus(row["stage_status"]),
+                attempts=row["attempts"],
+                started_at=row["stage_started_at"],
+                completed_at=row["stage_completed_at"],
+                duration_ms=row["stage_duration_ms"],
+                progress_percentage=row["progress_percentage"],
+                retry_count=row["retry_count"],
+            )
+            for row in rows
+            if row["stage_name"] is not None
+        }
+        missing = {p.stage_name for p in write.parts if isinstance(p, StageChange)} - stages.keys()
+        if missing:
+            raise RequestNotFound(f"request {write.request_id} has no stage {sorted(missing)[0]!r}")
+        return StepResult(transition, stages)
+
     async def record_cost(self, write: RecordCost) -> None:
         params = {
             "request_id": write.request_id,
@@ -381,4 +528,6 @@ class TrackingRepository:
                 await self.record_cost(write)
             case LogEvent():
                 await self.log_event(write)
+            case Step():
+                return await self.step(write)
         return None

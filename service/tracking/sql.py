@@ -218,3 +218,114 @@ SELECT cur.claim_generation AS found_generation, upd.id
 FROM cur LEFT JOIN upd ON true
 """
 )
+
+# Several changes of one request in one statement (`Step`): stage rows, at most one
+# status change, the cost totals and the operation, and every change's event. A run
+# folds the writes that follow one another with nothing done in between (a stage's
+# completion and the next one's start, the last stage, the ending and the skipped
+# notification), so each costs one round trip instead of one per change. All apply
+# together or none do: under a lost claim (fence) or from a status the change is not
+# allowed from, nothing is written and the caller is told which.
+STEP: TextClause = text(
+    f"""
+WITH cur AS (
+    SELECT id, status, claim_generation FROM video_requests WHERE id = :request_id FOR UPDATE
+), ok AS (
+    SELECT cur.* FROM cur
+    WHERE {_FENCE.format(column="cur.claim_generation")}
+      AND (CAST(:new_status AS request_status) IS NULL
+           OR cur.status = ANY(CAST(:allowed_from AS request_status[])))
+), change AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:stages AS jsonb)) AS c(
+        stage_name text, status stage_status, starting boolean, finishing boolean, started_at timestamptz,
+        at timestamptz, attempts integer, output jsonb, error_message text, error_details jsonb)
+), st AS (
+    UPDATE request_stages s SET
+        status = c.status,
+        -- A stage started and ended in the same step has both times (started_at, at).
+        started_at = CASE WHEN c.starting THEN coalesce(s.started_at, c.started_at) ELSE s.started_at END,
+        completed_at = CASE WHEN c.finishing THEN c.at ELSE s.completed_at END,
+        duration_ms = CASE WHEN c.finishing
+                           THEN floor(extract(epoch FROM (c.at - coalesce(s.started_at, c.started_at, c.at)))
+                                      * 1000)::bigint
+                           ELSE s.duration_ms END,
+        attempts = coalesce(c.attempts, s.attempts),
+        output = coalesce(c.output, s.output),
+        error_message = coalesce(c.error_message, s.error_message),
+        error_details = coalesce(c.error_details, s.error_details)
+    FROM ok, change c
+    WHERE s.request_id = ok.id AND s.stage_name = c.stage_name
+    RETURNING s.stage_name, s.stage_order, s.status, s.attempts, s.started_at, s.completed_at, s.duration_ms
+), stages AS (
+    -- The stage rows as this step leaves them (a CTE sees the rows as they were).
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE coalesce(c.status, s.status) IN ('completed', 'skipped')) AS done,
+           coalesce(sum(greatest(coalesce(c.attempts, s.attempts) - 1, 0)), 0) AS retries,
+           count(c.stage_name) AS changed,
+           max(c.stage_name) FILTER (WHERE c.starting) AS started
+    FROM request_stages s LEFT JOIN change c ON c.stage_name = s.stage_name
+    WHERE s.request_id = :request_id
+), upd AS (
+    UPDATE video_requests v SET
+        status = coalesce(CAST(:new_status AS request_status), v.status),
+        started_at = CASE WHEN ok.status = 'pending' AND :new_status = 'generating'
+                          THEN CAST(:at AS timestamptz) ELSE v.started_at END,
+        completed_at = CASE WHEN :terminal THEN CAST(:at AS timestamptz) ELSE v.completed_at END,
+        duration_ms = CASE WHEN :terminal
+                           THEN floor(extract(epoch FROM (CAST(:at AS timestamptz)
+                                      - coalesce(v.started_at, CAST(:at AS timestamptz)))) * 1000)::bigint
+                           ELSE v.duration_ms END,
+        -- The stage a request is in while it is open: the one this step starts, if
+        -- any; an ended request is in none, and the notification stage, which runs
+        -- after the ending, is never current.
+        current_stage = CASE WHEN :terminal THEN NULL
+                             WHEN stages.started IS NOT NULL
+                                  AND coalesce(CAST(:new_status AS request_status), v.status)
+                                      IN ('pending', 'generating')
+                             THEN stages.started ELSE v.current_stage END,
+        progress_percentage = CASE
+            WHEN coalesce(CAST(:new_status AS request_status), v.status) = 'completed' THEN 100
+            WHEN stages.changed > 0 THEN (100 * stages.done / greatest(stages.total, 1))::smallint
+            ELSE v.progress_percentage END,
+        retry_count = CASE WHEN stages.changed > 0 THEN stages.retries ELSE v.retry_count END,
+        operation_name = coalesce(:operation_name, v.operation_name),
+        gcs_prefix = coalesce(:gcs_prefix, v.gcs_prefix),
+        video_urls = coalesce(CAST(:video_urls AS text[]), v.video_urls),
+        error_message = coalesce(:error_message, v.error_message),
+        error_stage = coalesce(:error_stage, v.error_stage),
+        error_details = coalesce(CAST(:error_details AS jsonb), v.error_details),
+        cost_usd = CASE WHEN :record_cost THEN CAST(:cost_usd AS numeric) ELSE v.cost_usd END,
+        billable_seconds = CASE WHEN :record_cost THEN CAST(:billable_seconds AS numeric)
+                                ELSE v.billable_seconds END,
+        lease_owner = CASE WHEN :release_lease THEN NULL ELSE v.lease_owner END,
+        lease_expires_at = CASE WHEN :release_lease THEN NULL ELSE v.lease_expires_at END
+    FROM ok, stages
+    WHERE v.id = ok.id
+    RETURNING ok.status AS old_status, v.id, v.status, v.correlation_id, v.pipeline, v.aspect_ratio,
+              v.created_at, v.started_at, v.completed_at, v.duration_ms, v.error_message,
+              v.progress_percentage, v.retry_count
+), event AS (
+    INSERT INTO request_events (event_uid, request_id, event_type, severity, stage_name, message,
+                                data, created_at, source_service, source_host)
+    SELECT e.event_uid, ok.id, e.event_type, CAST(e.severity AS event_severity), e.stage_name, e.message,
+           e.data, e.created_at, e.source_service, e.source_host
+    FROM ok, jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
+        event_uid uuid, event_type text, severity text, stage_name text, message text, data jsonb,
+        created_at timestamptz, source_service text, source_host text, if_changed boolean)
+    -- A status change's event is written only when the status changes (setting the
+    -- current status again is a no-op, as in TRANSITION).
+    WHERE NOT e.if_changed OR ok.status IS DISTINCT FROM CAST(:new_status AS request_status)
+    ON CONFLICT (event_uid) DO NOTHING
+)
+SELECT cur.status AS found_status, cur.claim_generation AS found_generation,
+       upd.old_status, upd.id, upd.status, upd.correlation_id, upd.pipeline, upd.aspect_ratio,
+       upd.created_at, upd.started_at, upd.completed_at, upd.duration_ms, upd.error_message,
+       upd.progress_percentage, upd.retry_count,
+       st.stage_name, st.stage_order, st.status AS stage_status, st.attempts, st.started_at AS stage_started_at,
+       st.completed_at AS stage_completed_at, st.duration_ms AS stage_duration_ms
+FROM (SELECT 1) AS one
+LEFT JOIN cur ON true
+LEFT JOIN upd ON true
+LEFT JOIN st ON true
+"""
+)

@@ -77,23 +77,30 @@ class StageTracking(TrackingWriter):
                 data={**({"attempt": attempts} if attempts is not None else {}), **(data or {})},
             ),
         )
-        result: StageResult | None = await self._write(
+
+        def applied(result: StageResult | None) -> None:
+            log.info(
+                event_type,
+                request_id=str(request_id),
+                stage=stage,
+                # A completion does not name its attempt: the stage row knows it.
+                attempt=result.attempts if result else attempts,
+                status=status.value,
+                # A start folded with its ending sees the ended row: its duration is the ending's.
+                duration_ms=result.duration_ms if result and status != StageStatus.IN_PROGRESS else None,
+                progress_percentage=result.progress_percentage if result else None,
+                **({"error_message": error} if error else {}),
+            )
+
+        # A retry is sent at once: the run now waits out its backoff, and the retry
+        # shows meanwhile. Other stage changes fold into the run's next write.
+        result: StageResult | None = await self._track(
             write,
-            lambda: self.repository.stage_change(write),
             f"stage_{status.value}",
+            applied,
+            now=event_type == "retry",
             request_id=str(request_id),
             stage=stage,
-        )
-        log.info(
-            event_type,
-            request_id=str(request_id),
-            stage=stage,
-            # A completion does not name its attempt: the stage row knows it.
-            attempt=result.attempts if result else attempts,
-            status=status.value,
-            duration_ms=result.duration_ms if result else None,
-            progress_percentage=result.progress_percentage if result else None,
-            **({"error_message": error} if error else {}),
         )
         return result
 

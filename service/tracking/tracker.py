@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from opentelemetry import trace
@@ -245,13 +245,28 @@ class RequestTracker(StageTracking, CostTracking):
                 data={"status": new_status.value, **({"video_urls": video_urls} if video_urls else {})},
             ),
         )
+
+        def applied(result: TransitionResult | None) -> None:
+            if result is None:
+                return
+            if not result.changed:
+                log.info(
+                    "status_unchanged",
+                    request_id=str(request_id),
+                    status=new_status.value,
+                    completed_at=result.completed_at.isoformat() if result.completed_at else None,
+                )
+                return
+            self._record_transition(result)
+
         try:
-            result: TransitionResult | None = await self._write(
-                write,
-                lambda: self.repository.transition(write),
-                "transition",
-                request_id=str(request_id),
-                new_status=new_status.value,
+            # Inside a run's fold the change goes with the run's next write (the
+            # watchdog's and an operator's are sent at once).
+            return cast(
+                "TransitionResult | None",
+                await self._track(
+                    write, "transition", applied, request_id=str(request_id), new_status=new_status.value
+                ),
             )
         except InvalidStatusTransition as exc:
             log.warning(
@@ -261,18 +276,6 @@ class RequestTracker(StageTracking, CostTracking):
                 new_status=new_status.value,
             )
             raise
-        if result is None:
-            return None
-        if not result.changed:
-            log.info(
-                "status_unchanged",
-                request_id=str(request_id),
-                status=new_status.value,
-                completed_at=result.completed_at.isoformat() if result.completed_at else None,
-            )
-            return result
-        self._record_transition(result)
-        return result
 
     def _record_transition(self, result: TransitionResult) -> None:
         fields: dict[str, Any] = {
@@ -366,10 +369,7 @@ class RequestTracker(StageTracking, CostTracking):
                 data={"operation_name": operation_name, "gcs_prefix": gcs_prefix},
             ),
         )
-        await self._write(
-            write,
-            lambda: self.repository.record_operation(write),
-            "operation",
-            request_id=str(request_id),
-            operation_name=operation_name,
+        # Folded: the run's next call out (the first poll) sends it first.
+        await self._track(
+            write, "operation", lambda _: None, request_id=str(request_id), operation_name=operation_name
         )

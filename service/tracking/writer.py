@@ -18,7 +18,8 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +30,12 @@ from service.cost.pricing import Pricing
 from service.errors import ClaimLost, ReeltraceError, TrackingUnavailable
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.fence import current_claim, fence_of
+from service.tracking.folding import Applied, Fold, current_fold, fold_for, part_request_id
 from service.tracking.journal import Journal, ReplayReport
-from service.tracking.repository import TrackingRepository, TransitionResult
+from service.tracking.repository import StepResult, TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
 from service.tracking.states import RequestStatus, Severity
-from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
+from service.tracking.writes import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
 from telemetry.database import record_write
 from telemetry.metrics import Metrics, get_metrics
 
@@ -51,7 +53,27 @@ _TABLES = {
     "stage": "request_stages",
     "event": "request_events",
     "cost": "video_requests",
+    "step": "video_requests",
 }
+
+# A run whose claim a write or a renewal confirmed this recently calls out without
+# confirming it again: no other worker can claim a request whose lease has not
+# expired, and the watchdog's ending of a run this young is no likelier than one
+# landing during the call itself (which the claim check never covered).
+CLAIM_FRESH_SECONDS = 1.0
+
+
+def _events(write: TrackingWrite) -> list[EventWrite]:
+    return [part.event for part in write.parts] if isinstance(write, Step) else [write.event]
+
+
+def _part_result(result: Any, part: StepPart) -> Any:
+    """A part's own result within a step's (None when journaled)."""
+    if result is None:
+        return None
+    if isinstance(part, StageChange):
+        return result.stages.get(part.stage_name)
+    return result.transition if part.op == "transition" else None
 
 
 class TrackingWriter:
@@ -132,21 +154,28 @@ class TrackingWriter:
         `tracking.<event type>` (telemetry.database).
         """
         request_id = write.event.request_id
-        name, table, started = f"tracking.{write.event.event_type}", _TABLES[write.op], time.time_ns()
+        table, started = _TABLES[write.op], time.time_ns()
+
+        def record(**outcome: Any) -> None:
+            # A step is recorded as its parts, each by what it did.
+            for event in _events(write):
+                record_write(f"tracking.{event.event_type}", table, started, **outcome)
+
         if self.journal.has_pending() and await asyncio.to_thread(self.journal.holds, request_id):
             # Earlier writes of this request wait in the journal; this one must land after them.
             if admit is not None:
                 admit()
             await self._journal(journal_as() if journal_as else write, operation)
-            record_write(name, table, started, journaled=True)
+            record(journaled=True)
             log.warning(
                 "tracking_write_queued", operation=operation, reason="journal has pending writes", **context
             )
             return None
+        sent = time.monotonic()
         try:
             result = await apply()
         except ClaimLost as exc:
-            record_write(name, table, started, error=type(exc).__name__)
+            record(error=type(exc).__name__)
             claim = current_claim(request_id)
             if claim is not None:
                 raise claim.lose(f"{operation} refused") from exc
@@ -155,12 +184,18 @@ class TrackingWriter:
             if admit is not None:
                 admit()
             await self._journal_failed(write, exc, operation, journal_as, **context)
-            record_write(name, table, started, journaled=True)
+            record(journaled=True)
             return None
         except ReeltraceError as exc:
-            record_write(name, table, started, error=type(exc).__name__)
+            record(error=type(exc).__name__)
             raise
-        record_write(name, table, started)
+        record()
+        claim = current_claim(request_id)
+        if claim is not None and getattr(write, "fence", None) == claim.generation:
+            # The write was checked against the claim under the request's row lock.
+            claim.confirmed_at = sent
+            if isinstance(write, Step) and write.release_lease:
+                claim.released = True
         return result
 
     async def _journal_failed(
@@ -194,17 +229,112 @@ class TrackingWriter:
         (degraded mode): no other worker can claim the request through a database this
         process cannot reach either, and the first renewal once it answers settles it.
         """
+        fold = fold_for(request_id)
+        if fold is not None and fold.parts:
+            # What the run did so far lands before it calls out (and confirms the claim).
+            await self._flush(fold)
         claim = current_claim(request_id)
         if claim is None:
             return
         if claim.lost:
             raise claim.lose("claim already lost")
+        sent = time.monotonic()
+        if sent - claim.confirmed_at < CLAIM_FRESH_SECONDS:
+            return
         try:
             held = await self.repository.renew_claim(request_id, claim.generation, self.lease_seconds)
         except TrackingUnavailable:
             return
         if held is False:
             raise claim.lose("lease renewal refused")
+        if held:
+            claim.confirmed_at = sent
+
+    # --- folding -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def folding(self, request_id: uuid.UUID) -> AsyncIterator[None]:
+        """Fold the calling run's writes for `request_id` (see `service.tracking.folding`).
+
+        Leaving the block sends what waits, however the run ended (a run that stopped
+        part-way still records what it did), except after a lost claim, whose writes
+        would be refused.
+        """
+        if fold_for(request_id) is not None:
+            yield
+            return
+        fold = Fold(request_id)
+        token = current_fold.set(fold)
+        try:
+            try:
+                yield
+            except ClaimLost:
+                fold.take()
+                raise
+            except BaseException:
+                if fold.parts:
+                    try:
+                        await asyncio.shield(self._flush(fold))
+                    except Exception as exc:  # the run's own error is the one to raise
+                        log.warning("tracking_flush_failed", request_id=str(request_id), error=str(exc))
+                raise
+            if fold.parts:
+                await self._flush(fold)
+        finally:
+            current_fold.reset(token)
+
+    async def flush(self, request_id: uuid.UUID) -> None:
+        """Send what the calling run has folded for `request_id` (before reading it back)."""
+        fold = fold_for(request_id)
+        if fold is not None and fold.parts:
+            await self._flush(fold)
+
+    def release_with_last_write(self, request_id: uuid.UUID) -> None:
+        """The run is over: its last folded write also clears its lease."""
+        fold = fold_for(request_id)
+        if fold is not None and fold.parts and current_claim(request_id) is not None:
+            fold.release_lease = True
+
+    async def _track(
+        self, part: StepPart, operation: str, applied: Applied, *, now: bool = False, **context: Any
+    ) -> Any:
+        """Write `part`, or fold it into the run's next write (`now`: send it at once).
+
+        `applied` gets the part's result once it is written (None when journaled). The
+        result is returned when the part was sent now, else None.
+        """
+        request_id = part_request_id(part)
+        fold = fold_for(request_id)
+        if fold is None:
+            result = await self._write(part, lambda: self.repository.apply(part), operation, **context)
+            applied(result)
+            return result
+        if not fold.accepts(part):
+            await self._flush(fold)
+        fold.add(part, applied, operation)
+        return await self._flush(fold, last=part) if now else None
+
+    async def _flush(self, fold: Fold, last: StepPart | None = None) -> Any:
+        """Send the fold's parts as one write; returns the result of `last`, if given."""
+        parts, applied, operations, release = fold.take()
+        if not parts:
+            return None
+        write: TrackingWrite
+        if len(parts) == 1 and not release:
+            write, operation = parts[0], operations[0]
+        else:
+            write = Step(request_id=fold.request_id, fence=parts[0].fence, parts=parts, release_lease=release)
+            operation = "+".join(operations)
+        result = await self._write(
+            write, lambda: self.repository.apply(write), operation, request_id=str(fold.request_id)
+        )
+        found: Any = None
+        for part, done in zip(parts, applied, strict=True):
+            part_result = result if write is part else _part_result(result, part)
+            done(part_result)
+            if part is last:
+                found = part_result
+        return found
 
     # --- events ----------------------------------------------------------------------
 
@@ -230,13 +360,7 @@ class TrackingWriter:
                 data=data,
             ),
         )
-        await self._write(
-            write,
-            lambda: self.repository.log_event(write),
-            "event",
-            request_id=str(request_id),
-            event_type=event_type,
-        )
+        await self._track(write, "event", lambda _: None, request_id=str(request_id), event_type=event_type)
 
     # --- journal -----------------------------------------------------------------------
 
@@ -245,6 +369,8 @@ class TrackingWriter:
 
     async def _apply_replayed(self, write: TrackingWrite) -> object:
         result = await self.repository.apply(write)
+        if isinstance(result, StepResult):
+            result = result.transition
         if isinstance(result, TransitionResult) and result.changed:
             # A journaled status change was neither logged nor counted when it happened
             # (its figures come from the database): without this, requests that ended

@@ -134,7 +134,34 @@ class LogEvent(_Fenced):
     event: EventWrite
 
 
+StepPart = Annotated[
+    Transition | StageChange | RecordCost | RecordOperation | LogEvent, Field(discriminator="op")
+]
+
+
+class Step(_Fenced):
+    """Several changes of one request, applied together in one statement.
+
+    A run folds the writes it makes one after another, with no external call between
+    them, into one: a stage's completion with the next stage's start, the last
+    stage with the ending and the skipped notification. Its parts keep their own
+    events (one row each), and a journaled step replays as the one write it was.
+    At most one part per stage row, and at most one status change, cost or operation.
+    """
+
+    op: Literal["step"] = "step"
+    request_id: uuid.UUID
+    parts: list[StepPart]
+    # The run is over: its lease is cleared in the same statement (fenced writes only).
+    release_lease: bool = False
+
+    @property
+    def event(self) -> EventWrite:
+        """The first part's event: all land together, so it tells whether the step did."""
+        return self.parts[0].event
+
+
 TrackingWrite = Annotated[
-    CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent,
+    CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent | Step,
     Field(discriminator="op"),
 ]

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -132,12 +133,13 @@ class Worker:
             return 0
         if self._journal_pending():
             return 0
+        sent = time.monotonic()
         try:
             items = await self.repo.claim(self.worker_id, limit, self.settings.lease_seconds)
         except TrackingUnavailable:
             log.warning("claim_failed", reason="PostgreSQL unreachable")
             return 0
-        self._start_runs(items)
+        self._start_runs(items, sent)
         return len(items)
 
     def _journal_pending(self) -> bool:
@@ -159,7 +161,8 @@ class Worker:
         self._deferring = pending
         return pending
 
-    def _start_runs(self, items: list[WorkItem]) -> None:
+    def _start_runs(self, items: list[WorkItem], claimed_at: float) -> None:
+        """Run each claimed request; `claimed_at` (time.monotonic()) is when the claim was sent."""
         for item in items:
             if item.id in self.active:
                 # This process stalled past its own lease and claimed a request it is
@@ -169,8 +172,9 @@ class Worker:
                 claim = self.claims.get(item.id)
                 if claim is not None:
                     claim.generation = item.claim_generation
+                    claim.confirmed_at = claimed_at
                 continue
-            claim = Claim(item.id, item.claim_generation)
+            claim = Claim(item.id, item.claim_generation, confirmed_at=claimed_at)
             task = asyncio.create_task(self._run_one(item, claim), name=f"request-{item.id}")
             claim.task = task
             self.claims[item.id] = claim
@@ -183,10 +187,11 @@ class Worker:
         capacity = self.settings.worker_concurrency - len(self.active)
         if capacity <= 0 or self._journal_pending():
             return 0
+        sent = time.monotonic()
         items = await self.repo.claim_unnotified(
             self.worker_id, min(capacity, CLAIM_BATCH), self.settings.lease_seconds, UNNOTIFIED_WINDOW_SECONDS
         )
-        self._start_runs(items)
+        self._start_runs(items, sent)
         return len(items)
 
     async def _run_one(self, item: WorkItem, claim: Claim) -> None:
@@ -214,7 +219,7 @@ class Worker:
         finally:
             self.active.pop(item.id, None)
             self.claims.pop(item.id, None)
-            if release and not claim.lost:
+            if release and not claim.lost and not claim.released:
                 held = {item.id: claim.generation}
                 with contextlib.suppress(TrackingUnavailable):
                     if unnotified:

@@ -139,10 +139,12 @@ async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver
             )
             if counting[0] and worker_connection:
                 statement = str(query)
-                if "lease_owner" in statement and "UPDATE" in statement:
-                    statements["queue"] += 1  # claim, heartbeat, release
+                if "request_events" in statement and WRITE.search(statement):
+                    statements["tracking"] += 1  # every tracking write inserts its events
+                elif "lease_expires_at" in statement and WRITE.search(statement):
+                    statements["queue"] += 1  # claim, heartbeat, release, renewal
                 elif WRITE.search(statement):
-                    statements["tracking"] += 1
+                    statements["sweep"] += 1  # the webhook and retention sweeps
                 else:
                     statements["read"] += 1
             return await original_execute(cursor, query, *args, **kwargs)
@@ -198,8 +200,8 @@ async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver
     print("\n2. database writes per lifecycle (create excluded; it is the API's, 1 statement):")
     print(
         f"   statements sent by the worker: {per.get('tracking', 0):.1f} tracking writes"
-        f" + {per.get('queue', 0):.2f} lease writes (claim/heartbeat/release, batched)"
-        f" + {per.get('read', 0):.1f} reads"
+        f" + {per.get('queue', 0):.2f} lease writes (claim/heartbeat/release/renewal)"
+        f" + {per.get('sweep', 0):.2f} sweeps + {per.get('read', 0):.1f} reads"
     )
     print(counted.summary(done))
     touched = {t: n / done for t, n in rows.items() if n}

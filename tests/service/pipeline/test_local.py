@@ -45,7 +45,7 @@ async def test_request_runs_while_postgres_is_down(own_cluster: PgCluster, setti
         await runs(new, created)
         [task] = runs.tasks
         assert await asyncio.wait_for(task, 20) == "completed"
-        assert runtime.journal.pending_count() > 5
+        assert runtime.journal.pending_count() > 3  # the create and the run's folded writes
 
         own_cluster.start()
         await runtime.engine.dispose()  # its pooled connections died with the server

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import psycopg
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
 
 from service.db import migrate
 from service.db.models import Base
-from service.db.urls import sqlalchemy_url
+from service.db.urls import libpq_dsn, sqlalchemy_url
 from tests.support.pg import PgCluster
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def schema_diff(url: str) -> list[object]:
@@ -66,5 +72,41 @@ def test_downgrade_to_base_then_upgrade_again(pg_cluster: PgCluster) -> None:
         migrate.upgrade(url)
         assert objects(url) == at_head
         assert schema_diff(url) == []
+    finally:
+        pg_cluster.drop_database(name)
+
+
+def _definitions(url: str) -> dict[str, str]:
+    """Every function's and trigger's definition in the database, by name."""
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        functions = conn.execute(
+            """SELECT 'function ' || p.proname, pg_get_functiondef(p.oid)
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'public' AND p.prokind = 'f'
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"""
+        ).fetchall()
+        triggers = conn.execute(
+            """SELECT 'trigger ' || t.tgname, pg_get_triggerdef(t.oid)
+               FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE NOT t.tgisinternal AND n.nspname = 'public'"""
+        ).fetchall()
+    return dict(functions + triggers)
+
+
+def test_the_functions_file_is_what_the_database_runs(pg_cluster: PgCluster) -> None:
+    """At head, the database's functions and triggers are exactly those of the latest file in
+    migrations/functions/: running the file again changes no definition and adds none."""
+    latest = max((REPO / "migrations" / "functions").glob("*.sql"))
+    name = pg_cluster.new_database(from_template=False)
+    try:
+        url = pg_cluster.url(name)
+        migrate.upgrade(url)
+        before = _definitions(url)
+        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
+            conn.execute(latest.read_text(encoding="utf-8"))  # type: ignore[call-overload]
+        assert _definitions(url) == before
+        declared = set(re.findall(r"^-- (function|trigger) (\w+)", latest.read_text(), re.MULTILINE))
+        assert {tuple(key.split(" ")) for key in before} == declared
     finally:
         pg_cluster.drop_database(name)
