@@ -71,10 +71,15 @@ async def test_folded_writes_are_sent_before_the_run_calls_out(runtime: Runtime)
 async def test_a_step_applies_all_of_its_changes_or_none(runtime: Runtime) -> None:
     """A step whose status change is not allowed writes none of its parts (the stage start too)."""
     rid, claim = await _claimed(runtime)
-    with holding(claim), pytest.raises(InvalidStatusTransition):
-        async with runtime.tracker.folding(rid):
-            await runtime.tracker.start_stage(rid, "validation")
-            await runtime.tracker.complete_request(rid, [])  # pending -> completed is not allowed
+
+    async def run() -> None:
+        with holding(claim):
+            async with runtime.tracker.folding(rid):
+                await runtime.tracker.start_stage(rid, "validation")
+                await runtime.tracker.complete_request(rid, [])  # pending -> completed is not allowed
+
+    with pytest.raises(InvalidStatusTransition):
+        await run()
     read = await runtime.queries.get_request(rid)
     assert read.status == "pending"
     assert {s.name: s.status for s in read.stages}["validation"] == "pending"
@@ -92,7 +97,8 @@ async def test_a_stage_started_and_ended_in_one_step_keeps_both_times(runtime: R
             await runtime.tracker.complete_stage(rid, "validation", {"checked": ["prompt"]})
     stage = {s.name: s for s in (await runtime.queries.get_request(rid)).stages}["validation"]
     assert stage.status == "completed"
-    assert stage.started_at is not None and stage.completed_at is not None
+    assert stage.started_at is not None
+    assert stage.completed_at is not None
     assert stage.started_at <= stage.completed_at
     elapsed = (stage.completed_at - stage.started_at).total_seconds()
     assert stage.duration_seconds == pytest.approx(elapsed, abs=0.001)
