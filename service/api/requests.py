@@ -7,13 +7,11 @@ from fastapi import APIRouter, Request, Response
 from service.api import responses
 from service.api.deps import SubmitAccess
 from service.api.links import request_links
-from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
+from service.api.schemas import RequestAccepted, RequestCreate
 from service.cost.budgets import BudgetDefaults
 from service.errors import ReeltraceError
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.idempotency import differing_fields
-from service.tracking.tracker import NewRequest
 from telemetry.tracing import current_trace_ids
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
@@ -45,19 +43,8 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     # Read here rather than as dependencies: the submit path's one dependency is auth.
     runtime: Runtime = request.app.state.runtime
     settings: Settings = request.app.state.settings
-    new = NewRequest(
-        id=body.request_id,
-        user_id=body.user_id,
-        guild_id=body.guild_id,
-        channel_id=body.channel_id,
-        prompt=body.prompt,
-        duration_seconds=body.duration_seconds,
-        aspect_ratio=body.aspect_ratio,
-        resolution=body.resolution,
-        generate_audio=body.generate_audio,
-        pipeline=body.pipeline,
-        parameters=body.parameters(),
-    )
+    # The body is the request value itself: it goes on as it was validated.
+    new = body
     trace_id, traceparent = current_trace_ids()
     created = await runtime.tracker.create_request(
         new,
@@ -80,7 +67,9 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
         existing = await runtime.queries.get_request(created.id)
         if existing.user_id != new.user_id:
             raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
-        differing = differing_fields(new, existing, EXTRA_PARAMETERS)
+        # A repeated request_id must repeat the request it named: the same id with other
+        # values is a client bug (a key reused), answered with the fields that differ.
+        differing = new.differing(existing.model_dump())
         if differing:
             raise RequestIdConflict(
                 f"request_id {created.id} was already used for a request with other values of: "
