@@ -25,7 +25,7 @@ from service.cli.common import fail, out, run, settings_or_exit
 from service.db.urls import redact
 from service.heap import settle_heap
 from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
+from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.worker.worker import Worker
 from telemetry.metrics import get_metrics

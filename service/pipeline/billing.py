@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from service.backends.base import OperationStatus
 from service.cost.pricing import billable_seconds
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.tracking.cost_tracking import BilledAttempt
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus

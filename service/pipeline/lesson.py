@@ -21,8 +21,8 @@ from service.backends.base import BackendError
 from service.backends.factory import Backends
 from service.corpus.rows import RetrievedChunk
 from service.pipeline.billing import bill_call
-from service.pipeline.calls import ExternalCalls
-from service.pipeline.work import RunState
+from service.pipeline.external_calls import ExternalCalls
+from service.pipeline.run_state import RunState
 from service.tracking.tracker import RequestTracker
 
 TOP_K = 5

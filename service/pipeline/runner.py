@@ -38,11 +38,11 @@ from tenacity import (
 
 from service.backends.base import BackendError
 from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.pipeline.admission import RunGate
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
-from service.pipeline.gate import RunGate
 from service.pipeline.resume import cut_off, resume_link
+from service.pipeline.run_state import RunState, WorkItem
 from service.pipeline.stages import GenerationTimedOut, ProcessingOutput, StageBodies, StageTimedOut
-from service.pipeline.work import RunState, WorkItem
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus, StageStatus

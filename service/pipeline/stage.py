@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from service.pipeline.run_state import RunState
     from service.pipeline.stages import StageBodies
-    from service.pipeline.work import RunState
 
 Out = TypeVar("Out", bound=Mapping[str, Any])
 

@@ -25,13 +25,13 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.backends.factory import Backends
+from service.pipeline.admission import outside_gate
 from service.pipeline.billing import bill_operation
 from service.pipeline.breaker import CircuitOpen
-from service.pipeline.calls import ExternalCalls
-from service.pipeline.gate import outside_gate
+from service.pipeline.external_calls import ExternalCalls
 from service.pipeline.lesson import LessonBodies, ScriptOutput
 from service.pipeline.payload import final_payload
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus, Severity

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.pipeline.work import WorkItem
+from service.pipeline.run_state import WorkItem
 from service.tracking.repository import fetch_rows
 from telemetry.tracing import untraced
 

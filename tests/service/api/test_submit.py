@@ -16,7 +16,7 @@ from sqlalchemy import text
 from service.api.app import create_app
 from service.api.schemas import RequestAccepted
 from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
+from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.service.api.conftest import Headers, body

@@ -8,8 +8,8 @@ from typing import get_args
 
 from service.pipeline.definitions import PIPELINES, VIDEO_GENERATION, tracked_pipelines
 from service.pipeline.lesson import ScriptOutput
+from service.pipeline.run_state import RunState, StageState, WorkItem
 from service.pipeline.stages import GenerationOutput
-from service.pipeline.work import RunState, StageState, WorkItem
 from service.tracking.states import RequestStatus
 from service.video_request import PipelineName, VideoRequest
 

@@ -18,7 +18,7 @@ from service.backends.factory import build_backends
 from service.corpus.rows import RetrievedChunk
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.states import RequestStatus

@@ -12,8 +12,8 @@ import asyncio
 
 import structlog
 
+from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
-from service.pipeline.work import WorkItem
 from service.tracking.fence import Claim, holding
 from service.tracking.states import RequestStatus
 from service.tracking.tracker import CreatedRequest

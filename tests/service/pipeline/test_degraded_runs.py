@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
+from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
 from service.video_request import VideoRequest
