@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
@@ -15,7 +15,7 @@ from service.pipeline.breaker_store import BreakerStore
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
-from service.video_request import IDENTIFIER
+from service.video_request import IDENTIFIER, PipelineName
 from service.webhooks.repository import DeliveryRepository
 from service.webhooks.schemas import DeliveryRead
 
@@ -30,7 +30,6 @@ RequestKey = Annotated[
         description="The request's UUID or its correlation ID (`vvd_<epoch_ms>_<8 hex>`).",
     ),
 ]
-Pipeline = Literal["veo", "lesson"]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (prefer `cursor`).")]
 Cursor = Annotated[
@@ -82,7 +81,7 @@ async def list_requests(
     status: RequestStatus | None = None,
     user_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
     guild_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=IDENTIFIER)] = None,
-    pipeline: Pipeline | None = None,
+    pipeline: PipelineName | None = None,
     since: Annotated[IsoDateTime | None, Query(description="Created at or after (ISO 8601).")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -129,7 +128,7 @@ async def hourly_metrics(
     runtime: RuntimeDep,
     since: Annotated[IsoDateTime | None, Query(description="Start (default: 24 h before `until`).")] = None,
     until: Annotated[IsoDateTime | None, Query(description="End (default: now).")] = None,
-    pipeline: Pipeline | None = None,
+    pipeline: PipelineName | None = None,
     exact: Exact = False,
 ) -> list[HourlyBucket]:
     """Hourly buckets (whole UTC hours): counts, failure rate, average, P50 and P95
