@@ -43,11 +43,9 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     # Read here rather than as dependencies: the submit path's one dependency is auth.
     runtime: Runtime = request.app.state.runtime
     settings: Settings = request.app.state.settings
-    # The body is the request value itself: it goes on as it was validated.
-    new = body
     trace_id, traceparent = current_trace_ids()
     created = await runtime.tracker.create_request(
-        new,
+        body,  # the request value itself, validated once, here
         trace_id=trace_id,
         traceparent=traceparent,
         rate_limit=settings.rate,
@@ -56,7 +54,7 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     if created.journaled:
         runner = getattr(request.app.state, "degraded_runner", None)
         if runner is not None:
-            await runner(new, created)
+            await runner(body, created)
     elif created.created:
         # A worker in this process (`serve`) claims it now rather than at its next poll.
         worker = getattr(request.app.state, "worker", None)
@@ -65,11 +63,11 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     else:
         # An idempotent repeat: answer with the original request's identity.
         existing = await runtime.queries.get_request(created.id)
-        if existing.user_id != new.user_id:
+        if existing.user_id != body.user_id:
             raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
         # A repeated request_id must repeat the request it named: the same id with other
         # values is a client bug (a key reused), answered with the fields that differ.
-        differing = new.differing(existing.model_dump())
+        differing = body.differing(existing.model_dump())
         if differing:
             raise RequestIdConflict(
                 f"request_id {created.id} was already used for a request with other values of: "
