@@ -44,7 +44,7 @@ LongText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
 ]
 
-# The pipelines a request may name; service.pipeline.registry defines one for each.
+# The pipelines a request may name; service.pipeline.definitions defines one for each.
 PipelineName = Literal["veo", "lesson"]
 DurationSeconds = Literal[4, 6, 8]
 # The aspect ratios Veo renders.

@@ -42,6 +42,11 @@ class Pipeline:
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    @property
+    def outputs(self) -> dict[type[Any], str]:
+        """The stage whose output each declared output type is."""
+        return {s.output: s.name for s in self.stages}
+
     def budget_seconds(self, generation_timeout: float) -> float:
         """How long a request may stay non-terminal before the watchdog ends it."""
         others = sum(

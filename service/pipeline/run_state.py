@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, TypeVar, cast
 
 from service.tracking.cost_tracking import Spend
 from service.tracking.schemas import RequestRead, StageRead
 from service.tracking.states import RequestStatus, StageStatus
 from service.video_request import VideoRequest
 
-if TYPE_CHECKING:
-    from service.pipeline.stage import Out, StageDefinition
+# A stage's output type (a TypedDict its definition declares).
+Out = TypeVar("Out", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,20 +93,22 @@ class RunState:
     usd_per_second: Decimal | None = None
     price_version: str | None = None
     """The price the request was given at submit (None: priced now, from the current table)."""
-    definitions: tuple[StageDefinition[Any], ...] = ()
-    """The pipeline's stages, whose declared output types name their outputs."""
+    outputs: Mapping[type[Any], str] = field(default_factory=dict)
+    """The stage whose output each output type is (as the pipeline's definitions declare)."""
 
     @classmethod
     def fresh(
-        cls, item: WorkItem, definitions: tuple[StageDefinition[Any], ...], max_retries: dict[str, int]
+        cls,
+        item: WorkItem,
+        stage_names: list[str],
+        max_retries: dict[str, int],
+        outputs: Mapping[type[Any], str],
     ) -> RunState:
-        stages = {s.name: StageState(max_retries=max_retries[s.name]) for s in definitions}
-        return cls(item, stages, item.operation_name, item.gcs_prefix, definitions=definitions)
+        stages = {name: StageState(max_retries=max_retries[name]) for name in stage_names}
+        return cls(item, stages, item.operation_name, item.gcs_prefix, outputs=outputs)
 
     @classmethod
-    def from_read(
-        cls, item: WorkItem, read: RequestRead, definitions: tuple[StageDefinition[Any], ...]
-    ) -> RunState:
+    def from_read(cls, item: WorkItem, read: RequestRead, outputs: Mapping[type[Any], str]) -> RunState:
         stages = {s.name: StageState.from_read(s) for s in read.stages}
         # A NULL cost with billed seconds is an unpriced attempt (a NULL cost after an
         # unpriced per-call charge alone reads as unbilled: its seconds are 0).
@@ -118,16 +121,13 @@ class RunState:
         return cls(
             item, stages, read.operation_name, read.gcs_prefix,
             spend=spend, usd_per_second=unit, price_version=read.price_version,
-            definitions=definitions,
+            outputs=outputs,
         )  # fmt: skip
 
     def output(self, kind: type[Out]) -> Out:
         """The output of the stage declaring `kind` ({} if the pipeline has no such stage, or it none)."""
-        for stage in self.definitions:
-            if stage.output is kind:
-                row = self.stages.get(stage.name)
-                return cast("Out", (row.output if row else None) or {})
-        return cast("Out", {})
+        row = self.stages.get(self.outputs.get(kind, ""))
+        return cast("Out", (row.output if row else None) or {})
 
     @property
     def request(self) -> VideoRequest:

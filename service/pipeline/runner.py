@@ -118,11 +118,11 @@ class PipelineRunner:
 
     async def _load(self, item: WorkItem, pipeline: Pipeline) -> RunState:
         try:
-            return RunState.from_read(item, await self.queries.get_request(item.id), pipeline.stages)
+            return RunState.from_read(item, await self.queries.get_request(item.id), pipeline.outputs)
         except (TrackingUnavailable, RequestNotFound):
             # Degraded mode: the request lives only in the journal for now.
             max_retries = {s.name: s.max_retries for s in pipeline.stage_specs(self.settings.max_retries)}
-            state = RunState.fresh(item, pipeline.stages, max_retries)
+            state = RunState.fresh(item, pipeline.stage_names, max_retries, pipeline.outputs)
             state.tracked = False
             return state
 

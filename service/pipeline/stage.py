@@ -8,15 +8,14 @@ stored on the stage row and read back by later stages by its type
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic
+
+from service.pipeline.run_state import Out, RunState
 
 if TYPE_CHECKING:
-    from service.pipeline.run_state import RunState
     from service.pipeline.stages import StageBodies
-
-Out = TypeVar("Out", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ def state(pipeline: str) -> RunState:
         status=RequestStatus.PENDING, operation_name=None, gcs_prefix=None, trace_id=None, traceparent=None,
         created_at=datetime.now(UTC),
     )  # fmt: skip
-    stages = PIPELINES[pipeline].stages  # type: ignore[index]
-    return RunState.fresh(item, stages, {s.name: s.max_retries for s in stages})
+    definition = PIPELINES[pipeline]  # type: ignore[index]
+    retries = {s.name: s.max_retries for s in definition.stages}
+    return RunState.fresh(item, definition.stage_names, retries, definition.outputs)
 
 
 def test_every_pipeline_name_has_a_pipeline() -> None:

@@ -298,7 +298,7 @@ async def test_callback_never_carries_a_status_the_run_has_moved_past(runtime: R
         [rid] = await submit(runtime, parameters={"callback_url": callback.url})
         await runtime.tracker.start_request(rid)
         [item] = await WorkRepository(runtime.engine).claim("w", 1, 30)
-        state = RunState.from_read(item, await runtime.queries.get_request(rid), PIPELINES["veo"].stages)
+        state = RunState.from_read(item, await runtime.queries.get_request(rid), PIPELINES["veo"].outputs)
         state.final_status = RequestStatus.COMPLETED
         state.video_urls = ["http://media.test/x.mp4"]
         services = build_pipeline(runtime)
