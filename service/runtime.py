@@ -19,6 +19,7 @@ from service.db import migrate
 from service.db.embedded import stop_embedded
 from service.db.engine import create_engine, resolve_database
 from service.db.urls import redact
+from service.pipeline.definitions import tracked_pipelines
 from service.settings import Settings
 from service.tracking.journal import Journal
 from service.tracking.queries import RequestQueries
@@ -63,9 +64,9 @@ class Runtime:
         tracker = RequestTracker(
             TrackingRepository(engine),
             journal,
+            # Tracking knows no pipeline: it is told each one's stage rows and budget.
+            pipelines=tracked_pipelines(settings.max_retries, settings.generation_timeout_seconds),
             source_service=source_service,
-            max_retries=settings.max_retries,
-            generation_timeout=settings.generation_timeout_seconds,
             pricing=Pricing(load_prices(settings.prices_file), settings.veo_model),
             lease_seconds=settings.lease_seconds,
         )

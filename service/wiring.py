@@ -22,7 +22,7 @@ from service.background import background_jobs
 from service.db.urls import libpq_dsn
 from service.pipeline.assembly import PipelineServices, build_pipeline
 from service.pipeline.breaker import BreakerBoard
-from service.pipeline.local import LocalRuns
+from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub

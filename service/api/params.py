@@ -1,5 +1,5 @@
-"""Query parameter types the routes share: pipeline names, and ISO 8601 date-times that
-arithmetic cannot overflow.
+"""Query parameter types the routes share: ISO 8601 date-times that arithmetic cannot
+overflow (pipeline names are `service.video_request.PipelineName`).
 
 Pydantic's lax datetime parsing takes a number (`since=0.5`) as a Unix timestamp,
 which the OpenAPI `date-time` format forbids; a naive time compared with an aware one
@@ -12,19 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator
-
-from service.pipeline.definitions import PIPELINES
-
-if TYPE_CHECKING:
-    PipelineName = str
-else:
-    # The names of the pipelines table, as a Literal: OpenAPI lists them as the enum
-    # and a name outside it is a 422 naming the choices. (A Literal made from a table
-    # at run time is beyond a static checker, which sees the `str` it is.)
-    PipelineName = Literal[tuple(PIPELINES)]
 
 # The range every route can compute windows in (a day of margin on either side of
 # Python's own limits, and PostgreSQL's timestamptz covers far more).

@@ -7,11 +7,9 @@ from fastapi import APIRouter, Request, Response
 from service.api import responses
 from service.api.deps import SubmitAccess, parts_of
 from service.api.links import request_links
-from service.api.schemas import EXTRA_PARAMETERS, RequestAccepted, RequestCreate
+from service.api.schemas import RequestAccepted, RequestCreate
 from service.cost.budgets import BudgetDefaults
 from service.errors import ReeltraceError
-from service.tracking.idempotency import differing_fields
-from service.tracking.tracker import NewRequest
 from telemetry.tracing import current_trace_ids
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
@@ -43,22 +41,9 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     # Read here rather than as dependencies: the submit path's one dependency is auth.
     parts = parts_of(request)
     runtime, settings = parts.runtime, parts.settings
-    new = NewRequest(
-        id=body.request_id,
-        user_id=body.user_id,
-        guild_id=body.guild_id,
-        channel_id=body.channel_id,
-        prompt=body.prompt,
-        duration_seconds=body.duration_seconds,
-        aspect_ratio=body.aspect_ratio,
-        resolution=body.resolution,
-        generate_audio=body.generate_audio,
-        pipeline=body.pipeline,
-        parameters=body.parameters(),
-    )
     trace_id, traceparent = current_trace_ids()
     created = await runtime.tracker.create_request(
-        new,
+        body,  # the request value itself, validated once, here
         trace_id=trace_id,
         traceparent=traceparent,
         rate_limit=settings.rate,
@@ -66,7 +51,7 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     )
     if created.journaled:
         if parts.degraded_runner is not None:
-            await parts.degraded_runner(new, created)
+            await parts.degraded_runner(body, created)
     elif created.created:
         # A worker in this process (`serve`) claims it now rather than at its next poll.
         if parts.worker is not None:
@@ -74,9 +59,11 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
     else:
         # An idempotent repeat: answer with the original request's identity.
         existing = await runtime.queries.get_request(created.id)
-        if existing.user_id != new.user_id:
+        if existing.user_id != body.user_id:
             raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
-        differing = differing_fields(new, existing, EXTRA_PARAMETERS)
+        # A repeated request_id must repeat the request it named: the same id with other
+        # values is a client bug (a key reused), answered with the fields that differ.
+        differing = body.differing(existing.model_dump())
         if differing:
             raise RequestIdConflict(
                 f"request_id {created.id} was already used for a request with other values of: "

@@ -4,108 +4,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.tracking.schemas import RequestRead
 from service.tracking.states import RequestStatus
+from service.video_request import PATTERN_MESSAGES as REQUEST_PATTERN_MESSAGES
+from service.video_request import VideoRequest
 from service.webhooks.schemas import DeliveryRead
 
-# PostgreSQL text cannot hold NUL; identifiers hold no control characters at all.
-NO_NUL = r"^[^\x00]*$"
-IDENTIFIER = r"^[^\x00-\x1f\x7f]+$"
 # A request UUID or correlation ID (anything else cannot name a request).
 REQUEST_KEY = r"^[A-Za-z0-9_-]+$"
 # What a value failing each pattern is told, in place of the pattern itself.
 PATTERN_MESSAGES = {
-    NO_NUL: "must not contain a NUL character",
-    IDENTIFIER: "must not contain control characters",
+    **REQUEST_PATTERN_MESSAGES,
     REQUEST_KEY: "must be a request UUID or correlation ID (letters, digits, '-' and '_')",
 }
 
-Prompt = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
-]
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=IDENTIFIER)
-]
-ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
-]
-LongText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
-]
 
-# Fields that travel in `parameters` to the pipeline rather than in their own columns.
-EXTRA_PARAMETERS = ("callback_url", "topic", "learning_objective", "negative_prompt", "seed", "sample_count")
-
-
-class RequestCreate(BaseModel):
+class RequestCreate(VideoRequest):
     """A video request. Unknown fields are refused, so a typo never passes silently."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "user_id": "123456789012345678",
-                    "guild_id": "987654321098765432",
-                    "channel_id": "112233445566778899",
-                    "prompt": "A red fox running through fresh snow at dawn, cinematic",
-                    "duration_seconds": 8,
-                    "aspect_ratio": "16:9",
-                    "resolution": "720p",
-                    "generate_audio": True,
-                }
-            ]
-        },
-    )
-
-    user_id: Identifier = Field(description="The submitting user (a Discord user ID, a learner ID, ...).")
-    guild_id: Identifier | None = None
-    channel_id: Identifier | None = None
-    prompt: Prompt = Field(description="What to generate; 1 to 2000 characters after trimming.")
-    duration_seconds: Literal[4, 6, 8] = 8
-    aspect_ratio: Literal["16:9", "9:16"] = "16:9"
-    resolution: Literal["720p", "1080p"] = "720p"
-    generate_audio: bool = False
-    pipeline: Literal["veo", "lesson"] = "veo"
-    callback_url: HttpUrl | None = Field(
-        default=None, description="Called with the outcome when the request finishes."
-    )
-    request_id: uuid.UUID | None = Field(
-        default=None,
-        description="A UUID chosen by the client. Sending the same one again returns the existing request.",
-    )
-    topic: ShortText | None = Field(
-        default=None, validate_default=True, description="Required for the `lesson` pipeline."
-    )
-    learning_objective: LongText | None = Field(default=None, description="For the `lesson` pipeline.")
-    negative_prompt: LongText | None = Field(default=None, description="What the video should not show.")
-    seed: int | None = Field(default=None, ge=0, le=4294967295)
-    sample_count: int | None = Field(default=None, ge=1, le=4, description="Videos to generate (1-4).")
-
-    @field_validator("topic")
-    @classmethod
-    def _topic_for_lessons(cls, value: str | None, info: ValidationInfo) -> str | None:
-        pipeline = info.data.get("pipeline")
-        if pipeline == "lesson" and value is None:
-            raise ValueError("the lesson pipeline needs a topic")
-        if pipeline == "veo" and value is not None:
-            raise ValueError("topic applies to the lesson pipeline only")
-        return value
-
-    @field_validator("learning_objective")
-    @classmethod
-    def _objective_for_lessons(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and info.data.get("pipeline") == "veo":
-            raise ValueError("learning_objective applies to the lesson pipeline only")
-        return value
-
-    def parameters(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in EXTRA_PARAMETERS}
-        return {k: (str(v) if isinstance(v, HttpUrl) else v) for k, v in values.items() if v is not None}
 
 
 class Links(BaseModel):

@@ -27,12 +27,13 @@ from starlette.background import BackgroundTask
 
 from service.api import responses
 from service.api.deps import HubDep, RuntimeDep, SettingsDep, read_access
-from service.api.schemas import IDENTIFIER, REQUEST_KEY
+from service.api.schemas import REQUEST_KEY
 from service.errors import ValidationFailed
 from service.streaming.cursor import EventCursor
 from service.streaming.listener import Subscription
 from service.streaming.repository import StreamEvent, StreamRepository
 from service.tracking.states import TERMINAL
+from service.video_request import IDENTIFIER
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[read_access])
 

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from service.corpus.rows import RetrievedChunk
 from service.errors import ReeltraceError
+from service.video_request import VideoRequest
 
 
 class BackendError(ReeltraceError):
@@ -55,21 +56,24 @@ class InvalidBackendRequest(BackendError):
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
+    """One generation start: the request as submitted, and what this start adds to it."""
+
     request_id: uuid.UUID
     correlation_id: str
+    video: VideoRequest
+    """Duration, aspect ratio, resolution, audio, samples, seed, negative prompt, ..."""
     prompt: str
-    duration_seconds: int
-    aspect_ratio: str
-    resolution: str
-    generate_audio: bool
+    """What the model is asked: the request's prompt (a lesson's script follows it)."""
     output_prefix: str
     """Where outputs go: the request's gcs_prefix (`gs://bucket/.../<id>/` or `local://...`)."""
-    sample_count: int = 1
-    negative_prompt: str | None = None
-    seed: int | None = None
-    person_generation: str | None = None
     idempotency_key: str | None = None
     """`<request id>:<attempt>`; backends that can deduplicate starts honour it."""
+    person_generation: str | None = None
+    """Veo's personGeneration, when an operator sets it (no request field sets it)."""
+
+    @property
+    def sample_count(self) -> int:
+        return self.video.sample_count or 1
 
 
 class OperationState(StrEnum):

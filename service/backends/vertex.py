@@ -48,14 +48,15 @@ class VertexGeneration:
     @staticmethod
     def config_for(request: GenerationRequest) -> types.GenerateVideosConfig:
         """The request's parameters in SDK form (sent as Veo's `parameters` object)."""
+        video = request.video
         return types.GenerateVideosConfig(
             number_of_videos=request.sample_count,
-            duration_seconds=request.duration_seconds,
-            aspect_ratio=request.aspect_ratio,
-            resolution=request.resolution,
-            generate_audio=request.generate_audio,
-            negative_prompt=request.negative_prompt,
-            seed=request.seed,
+            duration_seconds=video.duration_seconds,
+            aspect_ratio=video.aspect_ratio,
+            resolution=video.resolution,
+            generate_audio=video.generate_audio,
+            negative_prompt=video.negative_prompt,
+            seed=video.seed,
             person_generation=request.person_generation,
             output_gcs_uri=request.output_prefix,
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from service.backends.factory import Backends, build_backends
 from service.backends.webhook import WebhookNotifier, load_or_create_secret
 from service.pipeline.breaker import BreakerBoard
-from service.pipeline.calls import ExternalCalls
+from service.pipeline.external_calls import ExternalCalls
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.stages import StageBodies
 from service.runtime import Runtime

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from service.backends.base import OperationStatus
 from service.cost.pricing import billable_seconds
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.tracking.cost_tracking import BilledAttempt
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus
@@ -31,9 +31,10 @@ async def bill_operation(
             return
     if state.price_version is None:
         # Created while PostgreSQL was unreachable (or before prices existed): price it now.
-        quote = tracker.pricing.quote(item.duration_seconds, item.resolution, item.generate_audio)
+        request = state.request
+        quote = tracker.pricing.quote(request.duration_seconds, request.resolution, request.generate_audio)
         state.usd_per_second, state.price_version = quote.usd_per_second, quote.version
-    seconds = billable_seconds(status, item.duration_seconds, int(state.param.get("sample_count", 1)))
+    seconds = billable_seconds(status, state.request.duration_seconds, state.request.sample_count or 1)
     billed = BilledAttempt(
         pipeline=item.pipeline,
         model=model,

@@ -13,7 +13,7 @@ writer and keeps them as its citations.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from opentelemetry import trace
 
@@ -21,11 +21,23 @@ from service.backends.base import BackendError
 from service.backends.factory import Backends
 from service.corpus.rows import RetrievedChunk
 from service.pipeline.billing import bill_call
-from service.pipeline.calls import ExternalCalls
-from service.pipeline.work import RunState
+from service.pipeline.external_calls import ExternalCalls
+from service.pipeline.run_state import RunState
 from service.tracking.tracker import RequestTracker
 
 TOP_K = 5
+
+
+class RetrievalOutput(TypedDict):
+    query: str
+    method: str
+    # Chunks as dicts (a run stored before sources were kept has bare texts).
+    chunks: list[Any]
+
+
+class ScriptOutput(TypedDict):
+    script: str
+    citations: list[dict[str, Any]]
 
 
 class NoPassagesFound(BackendError):
@@ -36,10 +48,10 @@ class NoPassagesFound(BackendError):
 
 
 def lesson_query(state: RunState) -> str:
-    return " ".join(filter(None, [state.param.get("topic"), state.param.get("learning_objective")]))
+    return " ".join(filter(None, [state.request.topic, state.request.learning_objective]))
 
 
-def passages(output: dict[str, Any]) -> list[dict[str, Any]]:
+def passages(output: RetrievalOutput) -> list[dict[str, Any]]:
     """The retrieval stage's chunks as dicts (a run stored before sources were kept has bare texts)."""
     return [c if isinstance(c, dict) else {"text": str(c)} for c in output.get("chunks", [])]
 
@@ -64,9 +76,9 @@ class LessonBodies:
             span_name=f"embeddings {embedder.model}",
         )  # fmt: skip
 
-    async def rag_retrieval(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def rag_retrieval(self, state: RunState, attempt: int) -> RetrievalOutput:
         query = lesson_query(state)
-        topic, objective = state.param.get("topic") or "", state.param.get("learning_objective")
+        topic, objective = state.request.topic or "", state.request.learning_objective
         vector = await self._query_embedding(state, query)
         retrieval = self.backends.retrieval
         method = "fulltext" if vector is None else "fused"
@@ -112,17 +124,15 @@ class LessonBodies:
         )  # fmt: skip
         return {"query": query, "method": method, "chunks": [c.as_output() for c in chunks]}
 
-    async def script_generation(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def script_generation(self, state: RunState, attempt: int) -> ScriptOutput:
         script = self.backends.script
-        found = passages(state.output("rag_retrieval"))
+        found = passages(state.output(RetrievalOutput))
         context = [_numbered(n, chunk) for n, chunk in enumerate(found, 1)]
         text = await self.calls.call(
             state.item.id,
             "script",
             "generate_content",
-            lambda: script.write_script(
-                state.param.get("topic", ""), state.param.get("learning_objective"), context
-            ),
+            lambda: script.write_script(state.request.topic or "", state.request.learning_objective, context),
             attributes={
                 "gen_ai.operation.name": "generate_content",
                 "gen_ai.provider.name": script.provider,

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.tracking.queries import RequestQueries
 
 log = structlog.get_logger("reeltrace.stages")

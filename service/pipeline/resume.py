@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.tracking.queries import RequestQueries
 from service.tracking.states import StageStatus
 

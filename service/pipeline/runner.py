@@ -38,11 +38,11 @@ from tenacity import (
 
 from service.backends.base import BackendError
 from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.pipeline.admission import RunGate
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
-from service.pipeline.gate import RunGate
 from service.pipeline.resume import cut_off, resume_link
-from service.pipeline.stages import GenerationTimedOut, StageBodies, StageTimedOut
-from service.pipeline.work import RunState, WorkItem
+from service.pipeline.run_state import RunState, WorkItem
+from service.pipeline.stages import GenerationTimedOut, ProcessingOutput, StageBodies, StageTimedOut
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus, StageStatus
@@ -118,11 +118,11 @@ class PipelineRunner:
 
     async def _load(self, item: WorkItem, pipeline: Pipeline) -> RunState:
         try:
-            return RunState.from_read(item, await self.queries.get_request(item.id))
+            return RunState.from_read(item, await self.queries.get_request(item.id), pipeline.outputs)
         except (TrackingUnavailable, RequestNotFound):
             # Degraded mode: the request lives only in the journal for now.
             max_retries = {s.name: s.max_retries for s in pipeline.stage_specs(self.settings.max_retries)}
-            state = RunState.fresh(item, pipeline.stage_names, max_retries)
+            state = RunState.fresh(item, pipeline.stage_names, max_retries, pipeline.outputs)
             state.tracked = False
             return state
 
@@ -188,7 +188,7 @@ class PipelineRunner:
     async def _finish(self, state: RunState, failure: StageFailed | None) -> RequestStatus:
         item = state.item
         if failure is None:
-            urls = state.video_urls or list(state.output("video_processing").get("video_urls", []))
+            urls = state.video_urls or list(state.output(ProcessingOutput).get("video_urls", []))
             await self.tracker.complete_request(item.id, urls)
             state.final_status = RequestStatus.COMPLETED
         elif failure.timed_out:
@@ -207,13 +207,13 @@ class PipelineRunner:
             state.final_status = RequestStatus.FAILED
         return state.final_status
 
-    async def _notify(self, state: RunState, stage: StageDefinition) -> None:
+    async def _notify(self, state: RunState, stage: StageDefinition[Any]) -> None:
         """Hand the callback to its delivery: the stage row then shows the delivery's state.
 
         The stage is not retried here: a delivery retries on its own schedule (in any
         worker's sweep) and never changes the request's outcome.
         """
-        if not state.param.get("callback_url"):
+        if not state.request.callback_url:
             await self.tracker.skip_stage(state.item.id, stage.name, "no callback_url was given")
             return
         await self.tracker.start_stage(state.item.id, stage.name, max(state.stages[stage.name].attempts, 1))
@@ -226,11 +226,11 @@ class PipelineRunner:
         except Exception:
             # Not the receiver's failure (that is the delivery's outcome): a bug, logged;
             # the request's outcome stands.
-            log.exception("notification_failed", callback_host=_host(state.param.get("callback_url")))
+            log.exception("notification_failed", callback_host=_host(state.request.callback_url))
 
     # --- a stage ------------------------------------------------------------------------
 
-    async def _run_stage(self, state: RunState, stage: StageDefinition) -> None:
+    async def _run_stage(self, state: RunState, stage: StageDefinition[Any]) -> None:
         item = state.item
         row = state.stages[stage.name]
         prior = row.attempts
@@ -281,7 +281,7 @@ class PipelineRunner:
         row.attempts = number
 
     async def _attempt(
-        self, state: RunState, stage: StageDefinition, number: int, last_attempt: int, links: list[Link]
+        self, state: RunState, stage: StageDefinition[Any], number: int, last_attempt: int, links: list[Link]
     ) -> dict[str, Any] | None:
         item = state.item
 
@@ -297,7 +297,6 @@ class PipelineRunner:
         started = time.perf_counter()
         # Stays None if the attempt is cancelled (shutdown, lost lease): it has no outcome.
         outcome: str | None = None
-        body = self.bodies.body(stage.name)
         with tracer.start_as_current_span(
             f"stage {stage.name}",
             kind=SpanKind.INTERNAL,
@@ -316,7 +315,7 @@ class PipelineRunner:
                 async with self.tracker.track_stage(
                     item.id, stage.name, attempt=number, will_retry=will_retry, span_ids=span_ids
                 ) as handle:
-                    handle.output = await self._bounded(stage, body(state, number))
+                    handle.output = await self._bounded(stage, stage.body(self.bodies, state, number))
                 outcome = "completed"
                 return handle.output
             except Exception as exc:
@@ -331,7 +330,7 @@ class PipelineRunner:
                         pipeline=item.pipeline, stage=stage.name, status=outcome
                     ).observe(time.perf_counter() - started, current_exemplar())
 
-    async def _bounded(self, stage: StageDefinition, body: Awaitable[T]) -> T:
+    async def _bounded(self, stage: StageDefinition[Any], body: Awaitable[T]) -> T:
         """Run a stage body within its definition's timeout (a retryable failure past it).
 
         The generation stage is bounded by the generation timeout instead, which its

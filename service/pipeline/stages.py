@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import structlog
 
@@ -26,29 +25,49 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.backends.factory import Backends
+from service.pipeline.admission import outside_gate
 from service.pipeline.billing import bill_operation
 from service.pipeline.breaker import CircuitOpen
-from service.pipeline.calls import ExternalCalls
-from service.pipeline.definitions import ASPECT_RATIOS
-from service.pipeline.gate import outside_gate
-from service.pipeline.lesson import LessonBodies
+from service.pipeline.external_calls import ExternalCalls
+from service.pipeline.lesson import LessonBodies, ScriptOutput
 from service.pipeline.payload import final_payload
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.states import RequestStatus, Severity
 from service.tracking.tracker import RequestTracker, timeout_message
+from service.video_request import problems
 from service.webhooks.delivery import Notifications
 from telemetry.metrics import get_metrics
 
 log = structlog.get_logger("reeltrace.stages")
 
-StageBody = Callable[[RunState, int], Awaitable[dict[str, Any] | None]]
 
-VALID_DURATIONS = {4, 6, 8}
-VALID_ASPECTS = set(ASPECT_RATIOS)
-VALID_RESOLUTIONS = {"720p", "1080p"}
-MAX_PROMPT = 2000
+class ValidationOutput(TypedDict):
+    checked: list[str]
+
+
+class GenerationOutput(TypedDict):
+    operation_name: str
+    videos: list[str]
+    polls: int
+
+
+class ProcessingOutput(TypedDict):
+    objects: list[str]
+    video_count: int
+    video_urls: list[str]
+
+
+class NotificationOutput(TypedDict, total=False):
+    """The callback delivery's state (`sent` alone when no callback_url was given)."""
+
+    sent: bool
+    delivery_id: str
+    outcome: str
+    attempts: int
+    status_code: int | None
+    next_attempt_at: str | None
 
 
 class GenerationFailed(BackendError):
@@ -101,36 +120,14 @@ class StageBodies:
         self.notifications = notifications
         self.lesson = LessonBodies(backends, calls, tracker)
 
-    def body(self, stage: str) -> StageBody:
-        bodies: dict[str, StageBody] = {
-            "validation": self.validation,
-            "rag_retrieval": self.lesson.rag_retrieval,
-            "script_generation": self.lesson.script_generation,
-            "video_generation": self.video_generation,
-            "video_processing": self.video_processing,
-            "notification": self.notification,
-        }
-        return bodies[stage]
-
     # --- validation ----------------------------------------------------------------
 
-    async def validation(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def validation(self, state: RunState, attempt: int) -> ValidationOutput:
+        """Check the stored request against the API's rules (a row may not have come through it)."""
         item = state.item
-        problems = []
-        if not item.prompt.strip():
-            problems.append("prompt is empty")
-        if len(item.prompt) > MAX_PROMPT:
-            problems.append(f"prompt is longer than {MAX_PROMPT} characters")
-        if item.duration_seconds not in VALID_DURATIONS:
-            problems.append(f"duration_seconds must be one of {sorted(VALID_DURATIONS)}")
-        if item.aspect_ratio not in VALID_ASPECTS:
-            problems.append(f"aspect_ratio must be one of {sorted(VALID_ASPECTS)}")
-        if item.resolution not in VALID_RESOLUTIONS:
-            problems.append(f"resolution must be one of {sorted(VALID_RESOLUTIONS)}")
-        if item.pipeline == "lesson" and not state.param.get("topic"):
-            problems.append("the lesson pipeline needs a topic")
-        if problems:
-            raise InvalidBackendRequest("validation failed: " + "; ".join(problems), code="invalid_request")
+        found = problems(state.request)
+        if found:
+            raise InvalidBackendRequest("validation failed: " + "; ".join(found), code="invalid_request")
         await self.tracker.log_event(
             item.id, "validation_passed", "request parameters are valid", stage="validation"
         )
@@ -139,8 +136,8 @@ class StageBodies:
     # --- generation ----------------------------------------------------------------------
 
     def _generation_prompt(self, state: RunState) -> str:
-        script = state.output("script_generation").get("script")
-        return f"{state.item.prompt}\n\n{script}" if script else state.item.prompt
+        script = state.output(ScriptOutput).get("script")
+        return f"{state.request.prompt}\n\n{script}" if script else state.request.prompt
 
     async def _submission_key(self, state: RunState, attempt: int) -> str:
         """Reuse the key of a start that may have created an operation nobody recorded.
@@ -186,16 +183,9 @@ class StageBodies:
         request = GenerationRequest(
             request_id=item.id,
             correlation_id=item.correlation_id,
+            video=state.request,
             prompt=self._generation_prompt(state),
-            duration_seconds=item.duration_seconds,
-            aspect_ratio=item.aspect_ratio,
-            resolution=item.resolution,
-            generate_audio=item.generate_audio,
             output_prefix=prefix,
-            sample_count=int(state.param.get("sample_count", 1)),
-            negative_prompt=state.param.get("negative_prompt"),
-            seed=state.param.get("seed"),
-            person_generation=state.param.get("person_generation"),
             idempotency_key=key,
         )
         # Write-ahead: if this process dies between start and record_operation, the
@@ -232,7 +222,7 @@ class StageBodies:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return time.monotonic() + self.settings.generation_timeout_seconds - max(elapsed, 0.0)
 
-    async def video_generation(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def video_generation(self, state: RunState, attempt: int) -> GenerationOutput:
         gen = self.backends.generation
         name = state.operation_name or await self._start_generation(state, attempt)
         deadline = self._deadline(state)
@@ -281,11 +271,11 @@ class StageBodies:
 
     # --- processing ------------------------------------------------------------------------
 
-    async def video_processing(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def video_processing(self, state: RunState, attempt: int) -> ProcessingOutput:
         item = state.item
         storage = self.backends.storage
         prefix = state.gcs_prefix or storage.prefix_for(item.id)
-        expected = set(state.output("video_generation").get("videos", []))
+        expected = set(state.output(GenerationOutput).get("videos", []))
         objects = await self.calls.call(item.id, "storage", "list", lambda: storage.list(prefix))
         videos = [o for o in objects if o.uri.endswith(".mp4") or (o.content_type or "").startswith("video/")]
         missing = expected - {o.uri for o in videos}
@@ -296,7 +286,7 @@ class StageBodies:
             "request_id": str(item.id),
             "correlation_id": item.correlation_id,
             "operation_name": state.operation_name,
-            "prompt": item.prompt,
+            "prompt": state.request.prompt,
             "videos": [{"uri": v.uri, "size": v.size} for v in videos],
             "processed_at": datetime.now(UTC).isoformat(),
         }
@@ -313,17 +303,19 @@ class StageBodies:
 
     # --- notification -----------------------------------------------------------------------
 
-    async def notification(self, state: RunState, attempt: int) -> dict[str, Any]:
+    async def notification(self, state: RunState, attempt: int) -> NotificationOutput:
         """Enqueue the callback as a durable delivery and make its first attempt.
 
         Its later attempts, if any, are the delivery sweep's: this returns the
         delivery's state, which the notification stage row shows.
         """
-        url = state.param.get("callback_url")
+        url = state.request.callback_url
         if not url:
             return {"sent": False}
         payload = await final_payload(self.queries, state)
         event = f"request.{payload.get('status', 'unknown')}"
         # The delivery calls the receiver: not for a run that has lost its claim.
         await self.tracker.hold_claim(state.item.id)
-        return await self.notifications.notify(state.item.id, str(url), event, payload)
+        return cast(
+            NotificationOutput, await self.notifications.notify(state.item.id, str(url), event, payload)
+        )

@@ -325,7 +325,8 @@ class TrackingRepository:
             scope = row["over_budget"]
             spent, limit = float(row["budget_spent"]), float(row["budget_limit"])
             resets = row["budget_resets"].isoformat().replace("+00:00", "Z")
-            whose = f"guild {write.guild_id}" if scope.startswith("guild") else f"user {write.user_id}"
+            request = write.request
+            whose = f"guild {request.guild_id}" if scope.startswith("guild") else f"user {request.user_id}"
             estimate = (
                 f"{write.estimated_cost_usd:.2f}" if write.estimated_cost_usd is not None else "unknown"
             )

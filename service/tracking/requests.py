@@ -1,15 +1,11 @@
-"""What the tracker takes and gives for a request, and the spec's timeout message."""
+"""What the tracker gives back for a created request, and the spec's timeout message."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from service.pipeline.definitions import DEFAULT_PIPELINE
 from service.tracking.states import RequestStatus
 
 
@@ -25,24 +21,6 @@ def timeout_message(timeout_seconds: float) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class NewRequest(BaseModel):
-    """What a client asks for; the tracker adds identity, timing and stages."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: uuid.UUID | None = None
-    user_id: str
-    guild_id: str | None = None
-    channel_id: str | None = None
-    prompt: str
-    duration_seconds: int = 8
-    aspect_ratio: str = "16:9"
-    resolution: str = "720p"
-    generate_audio: bool = False
-    pipeline: str = DEFAULT_PIPELINE
-    parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,24 +17,24 @@ from opentelemetry import trace
 
 from service.cost.budgets import BudgetDefaults
 from service.errors import InvalidStatusTransition
-from service.pipeline.definitions import get_pipeline
 from service.settings import RateLimit
 from service.tracking.cost_tracking import CostTracking
 from service.tracking.fence import fence_of
 from service.tracking.local_limit import LocalRateCount
+from service.tracking.pipelines import tracked
 from service.tracking.repository import TransitionResult
-from service.tracking.requests import CreatedRequest, NewRequest, timeout_message
+from service.tracking.requests import CreatedRequest, timeout_message
 from service.tracking.sanitize import sanitize_error
 from service.tracking.stage_tracking import StageHandle, StageTracking, error_details
 from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import CreateRequest, RecordOperation, Transition
+from service.video_request import VideoRequest
 from telemetry.correlation import new_correlation_id, request_context
 from telemetry.logging import truncate_prompt
 from telemetry.metrics import current_exemplar
 
 __all__ = [
     "CreatedRequest",
-    "NewRequest",
     "RequestTracker",
     "StageHandle",
     "error_details",
@@ -56,7 +56,7 @@ class RequestTracker(StageTracking, CostTracking):
 
     async def create_request(
         self,
-        new: NewRequest,
+        new: VideoRequest,
         *,
         trace_id: str | None = None,
         traceparent: str | None = None,
@@ -71,15 +71,15 @@ class RequestTracker(StageTracking, CostTracking):
         raises BudgetExceeded (storing nothing) when the request's estimated cost would
         take its user or guild past a budget; unreachable PostgreSQL lets it through too.
         """
-        pipeline = get_pipeline(new.pipeline)
+        pipeline = tracked(self.pipelines, new.pipeline)
         now = self.clock()
-        request_id = new.id or uuid.uuid4()
+        request_id = new.request_id or uuid.uuid4()
         correlation_id = new_correlation_id(int(now.timestamp() * 1000))
         quote = self.pricing.quote(
             new.duration_seconds,
             new.resolution,
             new.generate_audio,
-            int(new.parameters.get("sample_count", 1)),
+            new.sample_count or 1,
         )
         params = {
             "duration_seconds": new.duration_seconds,
@@ -90,20 +90,11 @@ class RequestTracker(StageTracking, CostTracking):
         write = CreateRequest(
             id=request_id,
             correlation_id=correlation_id,
-            pipeline=pipeline.name,
-            user_id=new.user_id,
-            guild_id=new.guild_id,
-            channel_id=new.channel_id,
-            prompt=new.prompt,
-            duration_seconds=new.duration_seconds,
-            aspect_ratio=new.aspect_ratio,
-            resolution=new.resolution,
-            generate_audio=new.generate_audio,
-            parameters=new.parameters,
+            request=new,
             trace_id=trace_id,
             traceparent=traceparent,
             created_at=now,
-            stages=pipeline.stage_specs(self.max_retries),
+            stages=list(pipeline.stages),
             estimated_cost_usd=quote.estimated_cost_usd,
             usd_per_second=quote.usd_per_second,
             price_version=quote.version,
@@ -145,8 +136,7 @@ class RequestTracker(StageTracking, CostTracking):
             return write.model_copy(
                 update={
                     "lease_owner": f"local:{self.source_host}:{os.getpid()}",
-                    "lease_expires_at": now
-                    + timedelta(seconds=pipeline.budget_seconds(self.generation_timeout)),
+                    "lease_expires_at": now + timedelta(seconds=pipeline.budget_seconds),
                 }
             )
 

@@ -28,14 +28,15 @@ import structlog
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
 from service.errors import ClaimLost, ReeltraceError, TrackingUnavailable
-from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.fence import current_claim, fence_of
 from service.tracking.folding import Applied, Fold, current_fold, fold_for, part_request_id
 from service.tracking.journal import Journal, ReplayReport
+from service.tracking.pipelines import TrackedPipelines
 from service.tracking.repository import StepResult, TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
 from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
+from service.video_request import ASPECT_RATIOS
 from telemetry.database import record_write
 from telemetry.metrics import Metrics, get_metrics
 
@@ -84,9 +85,8 @@ class TrackingWriter:
         repository: TrackingRepository,
         journal: Journal,
         *,
+        pipelines: TrackedPipelines,
         source_service: str = "reeltrace",
-        max_retries: int | None = None,
-        generation_timeout: float = 300.0,
         lease_seconds: float = 30.0,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -96,16 +96,15 @@ class TrackingWriter:
         self.journal = journal
         self.source_service = source_service
         self.source_host = socket.gethostname()
-        self.max_retries = max_retries
-        self.generation_timeout = generation_timeout
+        self.pipelines = pipelines
         self.lease_seconds = lease_seconds
         self.metrics = metrics or get_metrics()
         self.metrics.declare_pipelines(
-            PIPELINES, [status.value for status in RequestStatus if status.is_terminal], ASPECT_RATIOS
+            pipelines, [status.value for status in RequestStatus if status.is_terminal], ASPECT_RATIOS
         )
         self.clock = clock
         self.pricing = pricing or Pricing(load_prices(), DEFAULT_VEO_MODEL)
-        self.metrics.declare_costs(PIPELINES, self.pricing.model)
+        self.metrics.declare_costs(pipelines, self.pricing.model)
 
     # --- plumbing ------------------------------------------------------------------
 

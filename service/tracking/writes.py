@@ -13,9 +13,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from service.tracking.states import RequestStatus, Severity, StageStatus
+from service.video_request import VideoRequest
 
 
 class _Write(BaseModel):
@@ -49,19 +57,14 @@ class StageSpec(_Write):
 
 
 class CreateRequest(_Write):
+    """A new request. Its JSON is flat, the request's record beside the write's own
+    fields, as the create function reads it (and as older journals hold it)."""
+
     op: Literal["create"] = "create"
     id: uuid.UUID
     correlation_id: str
-    pipeline: str
-    user_id: str
-    guild_id: str | None
-    channel_id: str | None
-    prompt: str
-    duration_seconds: int
-    aspect_ratio: str
-    resolution: str
-    generate_audio: bool
-    parameters: dict[str, Any]
+    # Written as its record (`_flat`), not as the model.
+    request: VideoRequest = Field(exclude=True)
     trace_id: str | None
     traceparent: str | None
     created_at: datetime
@@ -76,6 +79,18 @@ class CreateRequest(_Write):
     estimated_cost_usd: Decimal | None = None
     usd_per_second: Decimal | None = None
     price_version: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {**self.request.to_record(), **data}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "request" not in data:
+            return {**data, "request": VideoRequest.from_record(data)}
+        return data
 
 
 class Transition(_Fenced):

@@ -33,7 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from service.backends.webhook import WebhookNotifier
 from service.errors import RequestNotFound, TrackingUnavailable
-from service.pipeline.gate import outside_gate
+from service.pipeline.admission import outside_gate
 from service.settings import Settings
 from service.tracking.sanitize import sanitize_error
 from service.tracking.tracker import RequestTracker

@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.pipeline.work import WorkItem
+from service.pipeline.run_state import WorkItem
 from service.tracking.repository import fetch_rows
 from telemetry.tracing import untraced
 
 # The columns of a claimed request that a run needs (`WorkItem`).
-_WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.prompt, v.duration_seconds,
+_WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.channel_id, v.prompt, v.duration_seconds,
           v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
           v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims, v.claim_generation"""
 

@@ -31,8 +31,8 @@ from service.errors import ClaimLost, InvalidStatusTransition, TrackingUnavailab
 from service.pipeline.breaker import BreakerBoard
 from service.pipeline.breaker_store import BreakerStore
 from service.pipeline.definitions import PIPELINES
+from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
-from service.pipeline.work import WorkItem
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
 from service.tracking.states import RequestStatus

@@ -45,7 +45,7 @@ from service.db import migrate
 from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from service.worker.worker import Worker
 from telemetry import tracing
 from telemetry.logging import configure_logging
@@ -67,7 +67,7 @@ async def submit(runtime: Runtime, n: int, prefix: str) -> None:
     async def one(i: int) -> None:
         async with sem:
             await runtime.tracker.create_request(
-                NewRequest(user_id=f"{prefix}-{i % 50}", prompt=f"bench {i}")
+                VideoRequest(user_id=f"{prefix}-{i % 50}", prompt=f"bench {i}")
             )
 
     await asyncio.gather(*(one(i) for i in range(n)))

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from telemetry.logging import configure_logging
 from tests.support.pg import PgCluster
 
@@ -147,7 +147,7 @@ async def run_bench(runtime: Runtime) -> None:
 
     async def lifecycle(i: int) -> None:
         created = await t.create_request(
-            NewRequest(user_id=f"bench_{i % 997}", guild_id="g", prompt=f"bench {i}")
+            VideoRequest(user_id=f"bench_{i % 997}", guild_id="g", prompt=f"bench {i}")
         )
         await t.start_request(created.id)
         await t.complete_request(created.id, [f"https://cdn/{i}.mp4"])
@@ -306,7 +306,7 @@ async def terminal_write_cost(runtime: Runtime, with_trigger: bool) -> list[floa
     samples = []
     for i in range(TERMINAL_WRITES):
         created = await t.create_request(
-            NewRequest(user_id=f"bench_{i % 997}", guild_id="g", prompt=f"b {i}")
+            VideoRequest(user_id=f"bench_{i % 997}", guild_id="g", prompt=f"b {i}")
         )
         await t.start_request(created.id)
         began = time.perf_counter()

@@ -80,7 +80,7 @@ async def run_mode(mode: str, url: str, data_dir: Path, postmaster_pid: int) -> 
     from service.pipeline.assembly import build_pipeline
     from service.runtime import Runtime
     from service.settings import Settings
-    from service.tracking.tracker import NewRequest
+    from service.video_request import VideoRequest
     from service.worker.worker import Worker
     from telemetry import metrics as metrics_module
     from telemetry import tracing
@@ -115,7 +115,7 @@ async def run_mode(mode: str, url: str, data_dir: Path, postmaster_pid: int) -> 
     runtime = Runtime.build(settings, url, source_service="bench")
     services = build_pipeline(runtime)
     for i in range(REQUESTS):
-        await runtime.tracker.create_request(NewRequest(user_id=f"u{i % 50}", prompt=f"bench {i}"))
+        await runtime.tracker.create_request(VideoRequest(user_id=f"u{i % 50}", prompt=f"bench {i}"))
     worker = Worker(runtime, services.runner)
     settle_heap()  # as `reeltrace worker` does once started
     await asyncio.to_thread(reset_statements, url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,7 @@ from service.backends.base import (
 )
 from service.backends.factory import Backends, build_backends
 from service.settings import Settings
+from service.video_request import VideoRequest
 
 
 class FlakyGeneration:
@@ -104,3 +106,17 @@ def failing_once_backends(settings: Settings) -> Backends:
     settings = settings.model_copy(update={"retrieval_backend": "simulated"})
     backends = build_backends(settings, None)
     return dataclasses.replace(backends, generation=OperationFailsOnce(backends.generation))
+
+
+def generation_request(**fields: Any) -> GenerationRequest:
+    """A generation start from flat fields: those of the request value go to `video`.
+
+    The request value is not checked, so a test can hand a backend what the API refuses.
+    """
+    video = {
+        k: fields.pop(k)
+        for k in list(fields)
+        if k in VideoRequest.model_fields and k not in ("prompt", "request_id")
+    }
+    video |= {"user_id": "tester", "prompt": fields["prompt"]}
+    return GenerationRequest(video=VideoRequest.model_construct(**video), **fields)

@@ -15,18 +15,23 @@ from service.backends.factory import Backends
 from service.pipeline.assembly import PipelineServices, build_pipeline
 from service.runtime import Runtime
 from service.tracking.schemas import EventRead, RequestRead
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from service.worker.worker import Worker
 
 TERMINAL = ("completed", "failed", "timeout")
 
 
 async def submit(runtime: Runtime, count: int = 1, **fields: Any) -> list[uuid.UUID]:
-    """Create `count` requests (a veo request with a short prompt unless `fields` say otherwise)."""
+    """Create `count` requests (a veo request with a short prompt unless `fields` say otherwise).
+
+    The values are not checked, as the API would: a test may store a request that only
+    the validation stage refuses. `parameters` are request fields too, given apart.
+    """
     values: dict[str, Any] = {"user_id": "tester", "prompt": "a red fox running through snow", **fields}
+    values |= values.pop("parameters", {})
     ids = []
     for _ in range(count):
-        created = await runtime.tracker.create_request(NewRequest(**values))
+        created = await runtime.tracker.create_request(VideoRequest.model_construct(**values))
         ids.append(created.id)
     return ids
 

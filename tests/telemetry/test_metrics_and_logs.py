@@ -78,7 +78,12 @@ async def test_openmetrics_exposition_has_exemplars_of_real_traces(
 def test_request_series_exist_at_zero_before_the_first_request(runtime: Runtime) -> None:
     """A tracking writer declares every pipeline's request counters and histograms at 0."""
     metrics = Metrics(CollectorRegistry())
-    TrackingWriter(runtime.tracker.repository, runtime.tracker.journal, metrics=metrics)
+    TrackingWriter(
+        runtime.tracker.repository,
+        runtime.tracker.journal,
+        pipelines=runtime.tracker.pipelines,
+        metrics=metrics,
+    )
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in metrics.registry.collect()

@@ -12,14 +12,14 @@ from fastapi import FastAPI
 
 from service.pipeline.breaker import DEPENDENCIES, BreakerBoard
 from service.runtime import Runtime
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from service.worker.repository import WorkRepository
 from tests.service.api.conftest import Headers
 
 
 async def run_to_completion(runtime: Runtime, user_id: str = "u1", guild_id: str = "g1") -> uuid.UUID:
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id=user_id, guild_id=guild_id, prompt="a lighthouse"))
+    created = await t.create_request(VideoRequest(user_id=user_id, guild_id=guild_id, prompt="a lighthouse"))
     await t.start_request(created.id)
     for stage in ("validation", "video_generation", "video_processing"):
         await t.start_stage(created.id, stage)
@@ -30,7 +30,7 @@ async def run_to_completion(runtime: Runtime, user_id: str = "u1", guild_id: str
 
 async def run_to_failure(runtime: Runtime, user_id: str = "u1") -> uuid.UUID:
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id=user_id, guild_id="g2", prompt="a storm"))
+    created = await t.create_request(VideoRequest(user_id=user_id, guild_id="g2", prompt="a storm"))
     await t.start_request(created.id)
     await t.start_stage(created.id, "validation")
     await t.complete_stage(created.id, "validation")
@@ -79,7 +79,7 @@ async def test_an_open_request_reports_the_stage_it_is_in(
 ) -> None:
     """While a request runs, current_stage names the stage started last."""
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id="u1", prompt="a lighthouse"))
+    created = await t.create_request(VideoRequest(user_id="u1", prompt="a lighthouse"))
     await t.start_request(created.id)
     await t.start_stage(created.id, "validation")
     await t.complete_stage(created.id, "validation")
@@ -104,7 +104,7 @@ async def test_notification_due_while_a_worker_holds_an_ended_request(
 ) -> None:
     """An ended request held by a worker whose notification has not run says it is due, until it has run."""
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id="u1", prompt="a lighthouse"))
+    created = await t.create_request(VideoRequest(user_id="u1", prompt="a lighthouse"))
     work = WorkRepository(runtime.engine)
     await work.claim("worker-1", 10, 60)
     await t.start_request(created.id)
@@ -201,10 +201,10 @@ async def test_user_history_pages_with_offset_and_cursor(
 ) -> None:
     """User history is newest first; limit/offset and the returned cursor walk the same order."""
     made = [
-        (await runtime.tracker.create_request(NewRequest(user_id="hist", prompt=f"p{i}"))).id
+        (await runtime.tracker.create_request(VideoRequest(user_id="hist", prompt=f"p{i}"))).id
         for i in range(5)
     ]
-    await runtime.tracker.create_request(NewRequest(user_id="someone-else", prompt="x"))
+    await runtime.tracker.create_request(VideoRequest(user_id="someone-else", prompt="x"))
     newest_first = [str(i) for i in reversed(made)]
     url = "/api/v1/users/hist/requests"
     page1 = (await client.get(url, params={"limit": 2}, headers=reader)).json()
@@ -238,7 +238,7 @@ async def test_dashboard_counts_and_percentiles(
     """The dashboard counts the last 24 h by status, with failure rate and active requests."""
     await run_to_completion(runtime)
     await run_to_failure(runtime)
-    await runtime.tracker.create_request(NewRequest(user_id="u", prompt="waiting"))
+    await runtime.tracker.create_request(VideoRequest(user_id="u", prompt="waiting"))
     r = await client.get("/api/v1/monitoring/dashboard", headers=reader)
     assert r.status_code == 200
     data = r.json()

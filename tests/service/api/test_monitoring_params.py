@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from service.runtime import Runtime
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.service.api.conftest import Headers
 
 LIST = "/api/v1/monitoring/requests"
@@ -19,7 +19,9 @@ LIST = "/api/v1/monitoring/requests"
 async def completed(runtime: Runtime, pipeline: str = "veo", user_id: str = "p") -> uuid.UUID:
     """A request of `pipeline`, run to completed (its stages are not what these tests read)."""
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id=user_id, prompt="a lighthouse", pipeline=pipeline))
+    created = await t.create_request(
+        VideoRequest.model_construct(user_id=user_id, prompt="a lighthouse", pipeline=pipeline)
+    )
     await t.start_request(created.id)
     await t.complete_request(created.id, ["https://cdn.example.com/v.mp4"])
     return created.id
@@ -48,10 +50,10 @@ async def test_list_cursor_walks_every_row_once(
     """Following `next_cursor` page by page lists every matching request once, newest first, and
     keeps the filter; the last page has no cursor."""
     made = [
-        (await runtime.tracker.create_request(NewRequest(user_id="walk", prompt=f"p{i}"))).id
+        (await runtime.tracker.create_request(VideoRequest(user_id="walk", prompt=f"p{i}"))).id
         for i in range(5)
     ]
-    await runtime.tracker.create_request(NewRequest(user_id="other", prompt="not listed"))
+    await runtime.tracker.create_request(VideoRequest(user_id="other", prompt="not listed"))
     seen: list[str] = []
     cursor: str | None = None
     for _ in range(10):

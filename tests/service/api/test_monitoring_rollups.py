@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from service.runtime import Runtime
 from service.tracking.cost_tracking import BilledAttempt, Spend
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.service.api.conftest import Headers
 
 DURATIONS_MS = (12_000, 30_000, 31_000, 95_000)
@@ -23,7 +23,7 @@ async def completed_requests(runtime: Runtime) -> None:
     for i, duration_ms in enumerate(DURATIONS_MS):
         created_at = datetime.now(UTC) - timedelta(minutes=3 + i)
         tracker.clock = lambda at=created_at: at
-        new = await tracker.create_request(NewRequest(user_id="u", prompt="p"))
+        new = await tracker.create_request(VideoRequest(user_id="u", prompt="p"))
         await tracker.start_request(new.id)
         tracker.clock = lambda at=created_at, ms=duration_ms: at + timedelta(milliseconds=ms)
         await tracker.complete_request(new.id, ["https://cdn/v.mp4"])
@@ -100,7 +100,7 @@ async def billed_request(runtime: Runtime, created_at: datetime, seconds: int) -
     """A request created at `created_at`, billed `seconds` of output at $0.15 a second, completed."""
     tracker = runtime.tracker
     tracker.clock = lambda: created_at
-    new = await tracker.create_request(NewRequest(user_id="u", prompt="p"))
+    new = await tracker.create_request(VideoRequest(user_id="u", prompt="p"))
     await tracker.start_request(new.id)
     billed = BilledAttempt(
         pipeline="veo",

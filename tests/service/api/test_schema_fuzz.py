@@ -20,7 +20,7 @@ from service.auth.repository import ApiKeyRepository
 from service.db.urls import libpq_dsn
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.service.api.live import LiveServer, live_server
 from tests.support.pg import PgCluster
 
@@ -32,7 +32,9 @@ async def _prepare(app_settings: Settings, url: str) -> str:
     runtime = Runtime.build(app_settings, url, source_service="test")
     try:
         key = (await create_key(ApiKeyRepository(runtime.engine), "fuzz", ["admin"])).key
-        created = await runtime.tracker.create_request(NewRequest(user_id="0", guild_id="0", prompt="a fox"))
+        created = await runtime.tracker.create_request(
+            VideoRequest(user_id="0", guild_id="0", prompt="a fox")
+        )
         await runtime.tracker.start_request(created.id)
         await runtime.tracker.complete_request(created.id, ["https://cdn.example.com/0.mp4"])
     finally:

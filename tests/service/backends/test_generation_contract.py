@@ -28,6 +28,7 @@ from service.backends.simulated_veo import SimulatedGeneration
 from service.backends.simulation_profile import SimulationProfile
 from service.backends.vertex import VertexGeneration
 from service.settings import Settings
+from tests.support.backends import generation_request
 
 MODEL = "veo-3.1-fast-generate-001"
 OPERATION_NAME = re.compile(
@@ -63,7 +64,7 @@ class Harness:
         prompt = "a paper boat drifting down a rainy street"
         if self.kind == "vertex":
             prompt = FAKE_MARKERS[outcome] + prompt
-        return GenerationRequest(
+        return generation_request(
             request_id=request_id,
             correlation_id="vvd_1760000000000_0a1b2c3d",
             prompt=prompt,

@@ -20,6 +20,7 @@ from service.backends.base import (
 from service.backends.local_storage import LocalStorage
 from service.backends.simulated_veo import SimulatedGeneration
 from service.backends.simulation_profile import SimulationProfile
+from tests.support.backends import generation_request
 
 MODEL = "veo-3.1-fast-generate-001"
 OPERATION = re.compile(
@@ -65,7 +66,7 @@ def request(storage: LocalStorage, key: str | None = None, **fields: object) -> 
         "idempotency_key": key if key is not None else f"{rid}:1",
         **fields,
     }
-    return GenerationRequest(**values)  # type: ignore[arg-type]
+    return generation_request(**values)
 
 
 async def test_operation_names_have_the_veo_format(make: Factory, storage: LocalStorage) -> None:

@@ -23,6 +23,7 @@ from service.backends.base import (
 from service.backends.vertex import VertexGeneration, status_of
 from service.settings import Settings
 from tests.service.backends.conftest import PROJECT
+from tests.support.backends import generation_request
 from tests.support.vertex_fake import FILTER_REASONS, VertexFake
 
 MODEL = "veo-3.1-fast-generate-001"
@@ -42,7 +43,7 @@ def make_request(
         "output_prefix": prefix,
     }
     fields.update(extra)
-    return GenerationRequest(**fields)  # type: ignore[arg-type]
+    return generation_request(**fields)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from service.db import migrate as migrations
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.service.cli.conftest import Cli
 from tests.service.tracking.test_retention import aged, count
 
@@ -119,7 +119,7 @@ async def test_backfill_applies_the_journal(cli: Cli, settings: Settings) -> Non
     down_url = "postgresql://nobody@127.0.0.1:1/none"
     down = Runtime.build(settings.model_copy(update={"data_dir": data_dir}), down_url, source_service="test")
     try:
-        created = await down.tracker.create_request(NewRequest(user_id="offline", prompt="a lighthouse"))
+        created = await down.tracker.create_request(VideoRequest(user_id="offline", prompt="a lighthouse"))
         await down.tracker.start_request(created.id)
         assert created.journaled
         pending = down.journal.pending_count()

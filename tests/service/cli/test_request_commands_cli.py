@@ -13,7 +13,7 @@ from service.auth.keys import create_key
 from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from service.worker.repository import WorkRepository
 from tests.service.api.live import LiveServer, live_server
 from tests.service.cli.conftest import Cli
@@ -159,7 +159,7 @@ JAEGER = "http://jaeger.example:16686/"
 async def traced_request(runtime: Runtime, trace_id: str | None = TRACE_ID) -> tuple[str, str]:
     """A request stored with this trace id (None: submitted with telemetry off); its UUID and correlation ID."""
     created = await runtime.tracker.create_request(
-        NewRequest(user_id="tracer", prompt="a heron"), trace_id=trace_id
+        VideoRequest(user_id="tracer", prompt="a heron"), trace_id=trace_id
     )
     return str(created.id), created.correlation_id
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from service.backends.base import InvalidBackendRequest, TransientBackendError
 from service.pipeline.breaker import BreakerBoard, BreakerState, CircuitBreaker, CircuitOpen
-from service.pipeline.calls import ExternalCalls
+from service.pipeline.external_calls import ExternalCalls
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.metrics import Metrics

@@ -18,7 +18,7 @@ from service.backends.factory import build_backends
 from service.corpus.rows import RetrievedChunk
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
-from service.pipeline.work import RunState
+from service.pipeline.run_state import RunState
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.states import RequestStatus
@@ -298,7 +298,7 @@ async def test_callback_never_carries_a_status_the_run_has_moved_past(runtime: R
         [rid] = await submit(runtime, parameters={"callback_url": callback.url})
         await runtime.tracker.start_request(rid)
         [item] = await WorkRepository(runtime.engine).claim("w", 1, 30)
-        state = RunState.from_read(item, await runtime.queries.get_request(rid))
+        state = RunState.from_read(item, await runtime.queries.get_request(rid), PIPELINES["veo"].outputs)
         state.final_status = RequestStatus.COMPLETED
         state.video_urls = ["http://media.test/x.mp4"]
         services = build_pipeline(runtime)

@@ -7,11 +7,10 @@ import uuid
 
 from sqlalchemy import text
 
-from service.backends.base import GenerationRequest
 from service.backends.factory import build_backends
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.support.backends import FlakyGeneration, flaky_backends
+from tests.support.backends import FlakyGeneration, flaky_backends, generation_request
 from tests.support.workers import run_to_end, running_worker, statuses, submit
 
 
@@ -47,7 +46,7 @@ async def _stored_never_ending_generation(runtime: Runtime, started_ago_seconds:
     try:
         prefix = backends.storage.prefix_for(rid)
         name = await backends.generation.start(
-            GenerationRequest(
+            generation_request(
                 request_id=rid,
                 correlation_id="vvd_0_00000000",
                 prompt="a red fox",

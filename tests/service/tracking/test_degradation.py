@@ -17,7 +17,7 @@ from service.errors import RateLimited
 from service.runtime import Runtime
 from service.settings import RateLimit, Settings
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from telemetry.metrics import Metrics, get_metrics
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
@@ -69,14 +69,14 @@ async def test_outage_is_journaled_and_backfilled_exactly(
 ) -> None:
     """Requests proceed while PostgreSQL is down; backfill restores exactly the missing writes, once."""
     rt, t = outage_runtime, outage_runtime.tracker
-    a = await t.create_request(NewRequest(user_id="u1", guild_id="g", prompt="before the outage"))
+    a = await t.create_request(VideoRequest(user_id="u1", guild_id="g", prompt="before the outage"))
     await t.start_request(a.id)
     before_failures = failures("create"), failures("transition")
 
     own_cluster.stop()
     with json_logs() as lines:
         done_a = await t.complete_request(a.id, ["https://cdn/a.mp4"])
-        b = await t.create_request(NewRequest(user_id="u2", guild_id="g", prompt="during the outage"))
+        b = await t.create_request(VideoRequest(user_id="u2", guild_id="g", prompt="during the outage"))
         await t.start_request(b.id)
         await t.start_stage(b.id, "validation")
         await t.complete_stage(b.id, "validation", output={"ok": True})
@@ -151,7 +151,7 @@ async def test_writes_queue_behind_the_journal_until_replayed(
     t = outage_runtime.tracker
     own_cluster.stop()
     with json_logs() as lines:
-        created = await t.create_request(NewRequest(user_id="u3", guild_id="g3", prompt="queued"))
+        created = await t.create_request(VideoRequest(user_id="u3", guild_id="g3", prompt="queued"))
     # Creation with PostgreSQL down: an error with full context, and a synthetic ID.
     [line] = lines("tracking_write_failed")
     assert (line["level"], line["operation"], line["request_id"]) == ("error", "create", str(created.id))
@@ -171,7 +171,7 @@ async def test_backfill_stops_and_keeps_the_rest_if_the_database_goes_away_again
     """A replay interrupted by a new outage keeps every unapplied write for the next one."""
     t = outage_runtime.tracker
     own_cluster.stop()
-    created = await t.create_request(NewRequest(user_id="u4", prompt="twice unlucky"))
+    created = await t.create_request(VideoRequest(user_id="u4", prompt="twice unlucky"))
     await t.start_request(created.id)
     report = await t.backfill()
     assert (report.applied, report.remaining) == (0, 2)
@@ -185,7 +185,7 @@ async def test_writes_that_can_never_apply_are_kept_aside(
 ) -> None:
     """A journaled transition the request has moved past goes to rejected.jsonl with its reason."""
     t = outage_runtime.tracker
-    created = await t.create_request(NewRequest(user_id="u5", prompt="raced"))
+    created = await t.create_request(VideoRequest(user_id="u5", prompt="raced"))
     own_cluster.stop()
     await t.start_request(created.id)
     own_cluster.start()
@@ -216,7 +216,7 @@ async def test_journal_gauge_follows_a_drain_by_another_process(
         return metrics.registry.get_sample_value("reeltrace_tracking_journal_pending")
 
     own_cluster.stop()
-    await outage_runtime.tracker.create_request(NewRequest(user_id="u6", prompt="journaled here"))
+    await outage_runtime.tracker.create_request(VideoRequest(user_id="u6", prompt="journaled here"))
     assert pending() == 1
     own_cluster.start()
     await outage_runtime.engine.dispose()  # its pooled connections died with the server
@@ -247,7 +247,7 @@ async def test_requests_ended_during_an_outage_are_counted_once_replayed(
 
     before = (finished(), observed())
     own_cluster.stop()
-    created = await t.create_request(NewRequest(user_id="u7", prompt="ended offline"))
+    created = await t.create_request(VideoRequest(user_id="u7", prompt="ended offline"))
     await t.start_request(created.id)
     await t.complete_request(created.id, ["http://media.test/x.mp4"])
     assert (finished(), observed()) == before
@@ -264,12 +264,12 @@ async def test_request_with_nothing_journaled_writes_straight_once_the_database_
     """Once PostgreSQL answers, a new request is created in it at once (not journaled) while another
     request's journaled writes still wait, and that request's next write queues behind its own."""
     rt, t = outage_runtime, outage_runtime.tracker
-    a = await t.create_request(NewRequest(user_id="u1", prompt="before the outage"))
+    a = await t.create_request(VideoRequest(user_id="u1", prompt="before the outage"))
     own_cluster.stop()
     await t.start_request(a.id)  # journaled
     own_cluster.start()
 
-    b = await t.create_request(NewRequest(user_id="u2", prompt="after the outage"))
+    b = await t.create_request(VideoRequest(user_id="u2", prompt="after the outage"))
     assert not b.journaled
     assert (await rt.queries.get_request(b.id)).status == RequestStatus.PENDING
     assert await t.complete_request(a.id, ["https://cdn/a.mp4"]) is None  # queued behind its start
@@ -287,13 +287,13 @@ async def test_degraded_submissions_keep_the_rate_limit_per_process(
     Retry-After, and nothing more is journaled for them."""
     t = outage_runtime.tracker
     limit = RateLimit(2, 60)
-    await t.create_request(NewRequest(user_id="u1", prompt="counted in PostgreSQL"), rate_limit=limit)
+    await t.create_request(VideoRequest(user_id="u1", prompt="counted in PostgreSQL"), rate_limit=limit)
     own_cluster.stop()
-    degraded = await t.create_request(NewRequest(user_id="u1", prompt="counted here"), rate_limit=limit)
+    degraded = await t.create_request(VideoRequest(user_id="u1", prompt="counted here"), rate_limit=limit)
     assert degraded.journaled
     with pytest.raises(RateLimited) as refused:
-        await t.create_request(NewRequest(user_id="u1", prompt="one too many"), rate_limit=limit)
+        await t.create_request(VideoRequest(user_id="u1", prompt="one too many"), rate_limit=limit)
     assert refused.value.retry_after >= 1
-    other = await t.create_request(NewRequest(user_id="u2", prompt="another user"), rate_limit=limit)
+    other = await t.create_request(VideoRequest(user_id="u2", prompt="another user"), rate_limit=limit)
     assert other.journaled
     assert len(outage_runtime.journal.path.read_text().splitlines()) == 2

@@ -9,10 +9,11 @@ from sqlalchemy import text
 
 from service.runtime import Runtime
 from service.tracking.states import RequestStatus, StageStatus
-from service.tracking.tracker import NewRequest, timeout_message
+from service.tracking.tracker import timeout_message
+from service.video_request import VideoRequest
 from telemetry.correlation import is_correlation_id
 
-NEW = NewRequest(
+NEW = VideoRequest(
     user_id="123456789012345678",
     guild_id="guild-1",
     channel_id="chan-9",
@@ -126,8 +127,10 @@ def test_timeout_message_follows_the_setting() -> None:
 async def test_duplicate_uuid_returns_the_existing_request(runtime: Runtime) -> None:
     """Creating with an existing UUID logs a warning and returns the original request."""
     request_id = uuid.uuid4()
-    first = await runtime.tracker.create_request(NEW.model_copy(update={"id": request_id}))
-    again = await runtime.tracker.create_request(NEW.model_copy(update={"id": request_id, "prompt": "other"}))
+    first = await runtime.tracker.create_request(NEW.model_copy(update={"request_id": request_id}))
+    again = await runtime.tracker.create_request(
+        NEW.model_copy(update={"request_id": request_id, "prompt": "other"})
+    )
     assert first.created
     assert not again.created
     assert (again.id, again.correlation_id) == (first.id, first.correlation_id)

@@ -20,7 +20,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.queries import RequestFilter, RequestQueries
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 
 
@@ -30,7 +30,7 @@ async def make(
     ids = []
     for i in range(n):
         created = await runtime.tracker.create_request(
-            NewRequest(user_id=user, guild_id=guild, prompt=f"prompt {i}")
+            VideoRequest(user_id=user, guild_id=guild, prompt=f"prompt {i}")
         )
         if finish is not None:
             await runtime.tracker.start_request(created.id)
@@ -89,7 +89,7 @@ async def test_bad_cursor_and_page_bounds_are_validation_errors(runtime: Runtime
 
 async def test_request_detail_by_uuid_or_correlation_id(runtime: Runtime) -> None:
     """A request is found by its UUID and by its correlation ID, with its stages in order."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="e", prompt="p"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="e", prompt="p"))
     by_id = await runtime.queries.get_request(created.id)
     by_correlation = await runtime.queries.get_request(created.correlation_id)
     assert by_id == by_correlation
@@ -102,7 +102,7 @@ async def test_request_detail_by_uuid_or_correlation_id(runtime: Runtime) -> Non
 
 async def test_events_timeline_pages_after_an_id(runtime: Runtime) -> None:
     """Events come oldest first and can be read after a given event id."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="f", prompt="p"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="f", prompt="p"))
     await runtime.tracker.start_request(created.id)
     await runtime.tracker.log_event(created.id, "api_call", "called the model", data={"ms": 12})
     events = await runtime.queries.events(created.id)
@@ -134,7 +134,7 @@ async def seed_durations(runtime: Runtime, durations_ms: list[int], status: str 
     """Requests finished with exact durations, written as an operator would (via SQL)."""
     async with runtime.engine.begin() as conn:
         for ms in durations_ms:
-            created = await runtime.tracker.create_request(NewRequest(user_id="stats", prompt="p"))
+            created = await runtime.tracker.create_request(VideoRequest(user_id="stats", prompt="p"))
             await conn.execute(
                 text(
                     "UPDATE video_requests SET status = 'generating', started_at = now() - interval '1 hour'"
@@ -291,8 +291,8 @@ async def test_fast_queries_are_not_logged(runtime: Runtime) -> None:
 async def test_oldest_generating_age_counts_from_the_start(runtime: Runtime) -> None:
     """A request that queued for an hour and then started is seconds into its generation, not an hour:
     the gauge the stuck-request alert reads must not page for queueing time."""
-    queued = await runtime.tracker.create_request(NewRequest(user_id="q", prompt="waited long"))
-    waiting = await runtime.tracker.create_request(NewRequest(user_id="q", prompt="still waiting"))
+    queued = await runtime.tracker.create_request(VideoRequest(user_id="q", prompt="waited long"))
+    waiting = await runtime.tracker.create_request(VideoRequest(user_id="q", prompt="still waiting"))
     async with runtime.engine.begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET created_at = now() - interval '1 hour' WHERE id = ANY(:ids)"),

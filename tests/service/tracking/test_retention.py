@@ -15,13 +15,13 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.retention import delete_expired
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 
 
 async def aged(runtime: Runtime, days: int, status: RequestStatus | None) -> uuid.UUID:
     """A request created `days` ago, left in `status` (or pending)."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="ret", prompt="old"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="ret", prompt="old"))
     if status is not None:
         await runtime.tracker.start_request(created.id)
         if status.is_terminal:

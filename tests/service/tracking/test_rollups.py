@@ -17,7 +17,7 @@ from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
 from service.tracking.rollups import FAR_FUTURE, HOUR, Window, floor_to, rebuild
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 
 
 async def finished(
@@ -33,7 +33,7 @@ async def finished(
     tracker = runtime.tracker
     created_at = datetime.now(UTC) - ago
     tracker.clock = lambda: created_at
-    new = await tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
+    new = await tracker.create_request(VideoRequest(user_id="rollups", prompt="p"))
     tracker.clock = lambda: created_at + timedelta(seconds=1)
     await tracker.start_request(new.id)
     if stages:
@@ -103,7 +103,7 @@ async def test_a_terminal_row_without_duration_is_counted_but_not_timed(runtime:
     (A hand-made status change gets its duration filled by the database; clearing it
     afterwards is the one way a terminal row is left without one.)
     """
-    created = await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="rollups", prompt="p"))
     await runtime.tracker.start_request(created.id)
     async with runtime.engine.begin() as conn:
         await conn.execute(
@@ -204,7 +204,7 @@ async def test_summary_view_counts_from_the_rollups_equal_the_rows(runtime: Runt
     """request_metrics_summary, now read from the rollups, counts each hour's outcomes as the rows do."""
     await finished(runtime, ago=timedelta(minutes=5))
     await finished(runtime, ago=timedelta(hours=2, minutes=5), duration_ms=90_000)
-    await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="waiting"))
+    await runtime.tracker.create_request(VideoRequest(user_id="rollups", prompt="waiting"))
     summary = await rows(
         runtime,
         "SELECT hour, pipeline, total_requests, completed, active FROM request_metrics_summary ORDER BY 1",
@@ -274,7 +274,7 @@ async def test_spend_of_any_window_equals_the_rows_sum(runtime: Runtime) -> None
     for i, ago in enumerate(ages):
         await finished(runtime, ago=ago, billed_seconds=i + 1)
     runtime.tracker.clock = lambda: datetime.now(UTC) - timedelta(seconds=40)
-    open_one = await runtime.tracker.create_request(NewRequest(user_id="rollups", prompt="p"))
+    open_one = await runtime.tracker.create_request(VideoRequest(user_id="rollups", prompt="p"))
     await runtime.tracker.start_request(open_one.id)
     billed = BilledAttempt(
         pipeline="veo",

@@ -30,7 +30,7 @@ from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
 from service.tracking.rollups import HOUR, RELATIVE_ERROR, Window, floor_to
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from service.worker.worker import Worker
 
 TERMINAL = ("completed", "failed", "timeout")
@@ -149,7 +149,7 @@ async def write(runtime: Runtime, outage: Runtime, anchor: datetime, spec: Spec)
     tracker.clock = lambda: created
     parameters = {"topic": "tides"} if spec.pipeline == "lesson" else {}
     new = await tracker.create_request(
-        NewRequest(user_id="parity", prompt="p", pipeline=spec.pipeline, parameters=parameters)
+        VideoRequest(user_id="parity", prompt="p", pipeline=spec.pipeline, **parameters)
     )
     if spec.outcome in ("pending", "watchdog"):
         return
@@ -268,7 +268,7 @@ async def test_a_window_from_the_retention_cutoff_counts_only_the_rows_after_it(
     # Deleted (earlier in the hour), and kept (in the cutoff's minute, 15 s before it).
     for at in (hour + 5 * minute, cutoff - timedelta(seconds=15)):
         runtime.tracker.clock = lambda at=at: at  # type: ignore[misc]
-        new = await runtime.tracker.create_request(NewRequest(user_id="retention-edge", prompt="p"))
+        new = await runtime.tracker.create_request(VideoRequest(user_id="retention-edge", prompt="p"))
         await runtime.tracker.start_request(new.id)
         await runtime.tracker.complete_request(new.id, ["https://cdn/v.mp4"])
     await delete_expired(runtime.engine, 1, now=cutoff + timedelta(days=1))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from service.runtime import Runtime
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 
 
 async def test_lifecycle(runtime: Runtime) -> None:
     """A request goes pending -> generating -> completed with stages and events."""
     t = runtime.tracker
-    created = await t.create_request(NewRequest(user_id="u1", guild_id="g1", prompt="a cat on a skateboard"))
+    created = await t.create_request(
+        VideoRequest(user_id="u1", guild_id="g1", prompt="a cat on a skateboard")
+    )
     assert created.created
     await t.start_request(created.id)
     await t.start_stage(created.id, "validation")

@@ -12,7 +12,7 @@ import pytest
 from service.db import migrate
 from service.db.urls import libpq_dsn
 from service.runtime import Runtime
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.support.pg import PgCluster
 
 CREATED = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -43,7 +43,7 @@ async def test_tracker_created_stages_carry_the_request_created_at(
     runtime: Runtime, database_url: str
 ) -> None:
     """The stages made with a request hold exactly that request's created_at."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="u1", guild_id="g1", prompt="a cat"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="u1", guild_id="g1", prompt="a cat"))
     with psycopg.connect(libpq_dsn(database_url)) as c:
         rows = c.execute(STAGE_DAYS, (created.id,)).fetchall()
     assert rows

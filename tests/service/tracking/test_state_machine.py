@@ -13,11 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from service.errors import InvalidStatusTransition
 from service.runtime import Runtime
 from service.tracking.states import TRANSITIONS, RequestStatus
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
 
-NEW = NewRequest(user_id="u-sm", prompt="state machine")
+NEW = VideoRequest(user_id="u-sm", prompt="state machine")
 S = RequestStatus
 
 # The README's machine, written out here rather than read from the product:

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from service.runtime import Runtime
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 
 
 def _row(database_url: str, request_id: uuid.UUID) -> tuple[Any, ...]:
@@ -29,7 +29,7 @@ def _sql(database_url: str, statement: str, request_id: uuid.UUID) -> None:
 
 async def test_hand_made_start_sets_started_at(runtime: Runtime, database_url: str) -> None:
     """`UPDATE ... SET status = 'generating'` on a pending request leaves started_at set."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="u", prompt="by hand"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="u", prompt="by hand"))
     _sql(database_url, "UPDATE video_requests SET status = 'generating' WHERE id = %s", created.id)
     started_at, completed_at, duration_ms, _ = _row(database_url, created.id)
     assert started_at is not None
@@ -40,7 +40,7 @@ async def test_hand_made_completion_sets_completed_at_and_duration(
     runtime: Runtime, database_url: str
 ) -> None:
     """`UPDATE ... SET status = 'completed'` leaves completed_at and duration_ms = completed - started."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="u", prompt="by hand"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="u", prompt="by hand"))
     _sql(database_url, "UPDATE video_requests SET status = 'generating' WHERE id = %s", created.id)
     _sql(database_url, "UPDATE video_requests SET status = 'completed' WHERE id = %s", created.id)
     started_at, completed_at, duration_ms, elapsed = _row(database_url, created.id)
@@ -51,7 +51,7 @@ async def test_hand_made_completion_sets_completed_at_and_duration(
 
 async def test_writer_supplied_times_are_kept(runtime: Runtime, database_url: str) -> None:
     """A writer that sets the times itself (the tracker, a replayed journal write) keeps them."""
-    created = await runtime.tracker.create_request(NewRequest(user_id="u", prompt="by hand"))
+    created = await runtime.tracker.create_request(VideoRequest(user_id="u", prompt="by hand"))
     _sql(
         database_url,
         "UPDATE video_requests SET status = 'generating', started_at = '2026-01-01T00:00:00Z' WHERE id = %s",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from service.runtime import Runtime
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from telemetry.metrics import get_metrics
 from tests.support.logs import json_logs
 
 PROMPT = "An astronaut riding a horse across a neon-lit desert at dusk, 35mm film look, slow pan"
-NEW = NewRequest(user_id="u-log", guild_id="g-log", prompt=PROMPT, aspect_ratio="9:16")
+NEW = VideoRequest(user_id="u-log", guild_id="g-log", prompt=PROMPT, aspect_ratio="9:16")
 
 
 def sample(name: str, **labels: str) -> float:

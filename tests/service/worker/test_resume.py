@@ -7,7 +7,6 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from service.backends.base import GenerationRequest
 from service.backends.factory import build_backends
 from service.errors import TrackingUnavailable
 from service.runtime import Runtime
@@ -15,7 +14,7 @@ from service.settings import Settings
 from service.tracking.queries import RequestQueries
 from service.tracking.schemas import EventRead
 from telemetry.metrics import get_metrics
-from tests.support.backends import flaky_backends
+from tests.support.backends import flaky_backends, generation_request
 from tests.support.workers import events_of, run_to_end, submit
 
 
@@ -46,7 +45,7 @@ async def test_start_made_but_not_recorded_is_not_repeated(runtime: Runtime, set
     backends = build_backends(settings, runtime.engine)
     try:
         started = await backends.generation.start(
-            GenerationRequest(
+            generation_request(
                 request_id=rid,
                 correlation_id="vvd_0_00000000",
                 prompt="a red fox running through snow",

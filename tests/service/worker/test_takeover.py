@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from service.errors import TrackingUnavailable
-from service.pipeline.work import WorkItem
+from service.pipeline.run_state import WorkItem
 from service.runtime import Runtime
 from service.settings import Settings
 from service.worker.repository import WorkRepository

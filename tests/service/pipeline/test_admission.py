@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from service.pipeline.gate import RunGate, outside_gate
+from service.pipeline.admission import RunGate, outside_gate
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.workers import run_to_end, submit

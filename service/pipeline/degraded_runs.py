@@ -12,11 +12,12 @@ import asyncio
 
 import structlog
 
+from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
-from service.pipeline.work import WorkItem
 from service.tracking.fence import Claim, holding
 from service.tracking.states import RequestStatus
-from service.tracking.tracker import CreatedRequest, NewRequest
+from service.tracking.tracker import CreatedRequest
+from service.video_request import VideoRequest
 from telemetry.tracing import current_trace_ids
 
 log = structlog.get_logger("reeltrace.local_runs")
@@ -27,20 +28,12 @@ class LocalRuns:
         self.runner = runner
         self.tasks: set[asyncio.Task[RequestStatus | None]] = set()
 
-    async def __call__(self, new: NewRequest, created: CreatedRequest) -> None:
+    async def __call__(self, new: VideoRequest, created: CreatedRequest) -> None:
         trace_id, traceparent = current_trace_ids()
         item = WorkItem(
             id=created.id,
             correlation_id=created.correlation_id,
-            pipeline=new.pipeline,
-            user_id=new.user_id,
-            guild_id=new.guild_id,
-            prompt=new.prompt,
-            duration_seconds=new.duration_seconds,
-            aspect_ratio=new.aspect_ratio,
-            resolution=new.resolution,
-            generate_audio=new.generate_audio,
-            parameters=new.parameters,
+            request=new,
             status=RequestStatus.PENDING,
             operation_name=None,
             gcs_prefix=None,

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from service.tracking.cost_tracking import Spend
 from service.tracking.schemas import RequestRead, StageRead
 from service.tracking.states import RequestStatus, StageStatus
+from service.video_request import VideoRequest
+
+# A stage's output type (a TypedDict its definition declares).
+Out = TypeVar("Out", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
-    """The columns of a claimed request that a run needs."""
+    """A claimed request: the request value, and what its run needs of its row."""
 
     id: uuid.UUID
     correlation_id: str
-    pipeline: str
-    user_id: str
-    guild_id: str | None
-    prompt: str
-    duration_seconds: int
-    aspect_ratio: str
-    resolution: str
-    generate_audio: bool
-    parameters: dict[str, Any]
+    request: VideoRequest
     status: RequestStatus
     operation_name: str | None
     gcs_prefix: str | None
@@ -38,20 +35,16 @@ class WorkItem:
     # The fence of this run's claim (0: never claimed, e.g. run in the API process).
     claim_generation: int = 0
 
+    @property
+    def pipeline(self) -> str:
+        return self.request.pipeline
+
     @classmethod
     def from_row(cls, row: Any) -> WorkItem:
         return cls(
             id=row["id"],
             correlation_id=row["correlation_id"],
-            pipeline=row["pipeline"],
-            user_id=row["user_id"],
-            guild_id=row["guild_id"],
-            prompt=row["prompt"],
-            duration_seconds=row["duration_seconds"],
-            aspect_ratio=row["aspect_ratio"],
-            resolution=row["resolution"],
-            generate_audio=row["generate_audio"],
-            parameters=row["parameters"] or {},
+            request=VideoRequest.from_record(row),
             status=RequestStatus(row["status"]),
             operation_name=row["operation_name"],
             gcs_prefix=row["gcs_prefix"],
@@ -100,14 +93,22 @@ class RunState:
     usd_per_second: Decimal | None = None
     price_version: str | None = None
     """The price the request was given at submit (None: priced now, from the current table)."""
+    outputs: Mapping[type[Any], str] = field(default_factory=dict)
+    """The stage whose output each output type is (as the pipeline's definitions declare)."""
 
     @classmethod
-    def fresh(cls, item: WorkItem, stage_names: list[str], max_retries: dict[str, int]) -> RunState:
+    def fresh(
+        cls,
+        item: WorkItem,
+        stage_names: list[str],
+        max_retries: dict[str, int],
+        outputs: Mapping[type[Any], str],
+    ) -> RunState:
         stages = {name: StageState(max_retries=max_retries[name]) for name in stage_names}
-        return cls(item, stages, item.operation_name, item.gcs_prefix)
+        return cls(item, stages, item.operation_name, item.gcs_prefix, outputs=outputs)
 
     @classmethod
-    def from_read(cls, item: WorkItem, read: RequestRead) -> RunState:
+    def from_read(cls, item: WorkItem, read: RequestRead, outputs: Mapping[type[Any], str]) -> RunState:
         stages = {s.name: StageState.from_read(s) for s in read.stages}
         # A NULL cost with billed seconds is an unpriced attempt (a NULL cost after an
         # unpriced per-call charge alone reads as unbilled: its seconds are 0).
@@ -120,13 +121,14 @@ class RunState:
         return cls(
             item, stages, read.operation_name, read.gcs_prefix,
             spend=spend, usd_per_second=unit, price_version=read.price_version,
+            outputs=outputs,
         )  # fmt: skip
 
-    def output(self, stage: str) -> dict[str, Any]:
-        """A stage's output ({} if the stage is absent from this pipeline or has none)."""
-        row = self.stages.get(stage)
-        return (row.output if row else None) or {}
+    def output(self, kind: type[Out]) -> Out:
+        """The output of the stage declaring `kind` ({} if the pipeline has no such stage, or it none)."""
+        row = self.stages.get(self.outputs.get(kind, ""))
+        return cast("Out", (row.output if row else None) or {})
 
     @property
-    def param(self) -> dict[str, Any]:
-        return self.item.parameters
+    def request(self) -> VideoRequest:
+        return self.item.request

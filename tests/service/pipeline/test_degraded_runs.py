@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from service.pipeline.assembly import build_pipeline
-from service.pipeline.local import LocalRuns
+from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.tracker import NewRequest
+from service.video_request import VideoRequest
 from tests.support.pg import PgCluster
 from tests.support.workers import running_worker
 
@@ -39,7 +39,7 @@ async def test_request_runs_while_postgres_is_down(own_cluster: PgCluster, setti
     runs = LocalRuns(services.runner)
     try:
         own_cluster.stop()
-        new = NewRequest(user_id="offline", prompt="a lighthouse in a storm")
+        new = VideoRequest(user_id="offline", prompt="a lighthouse in a storm")
         created = await runtime.tracker.create_request(new)
         assert created.journaled
         await runs(new, created)

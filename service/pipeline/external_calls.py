@@ -19,8 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from service.backends.base import BackendError, InvalidBackendRequest, TransientBackendError
+from service.pipeline.admission import outside_gate
 from service.pipeline.breaker import BreakerBoard, CircuitOpen, StateChange
-from service.pipeline.gate import outside_gate
 from service.tracking.states import Severity
 from service.tracking.tracker import RequestTracker
 from telemetry.metrics import Metrics, current_exemplar, get_metrics
