@@ -44,7 +44,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 def _attach(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
     app.state.runtime = runtime
-    app.state.keys = KeyVerifier(ApiKeyRepository(runtime.engine), ttl=settings.api_key_cache_seconds)
+    app.state.keys = KeyVerifier(ApiKeyRepository(runtime.database), ttl=settings.api_key_cache_seconds)
     app.state.hub = EventHub(libpq_dsn(runtime.database_url))
     app.state.session_signer = SessionSigner(load_or_create_secret(settings.data_dir))
 

@@ -7,9 +7,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db import migrate
+from service.db.database import Database
 from service.runtime import Runtime
 from telemetry.tracing import reaches_jaeger, untraced
 
@@ -22,17 +22,17 @@ NO_TRACE_EXPORT = (
     "(set OTEL_EXPORTER_OTLP_ENDPOINT); trace links lead to traces Jaeger never receives"
 )
 
-HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL")
-CURRENT_REVISION = text("SELECT max(version_num) FROM alembic_version")
+HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL AS present")
+CURRENT_REVISION = text("SELECT max(version_num) AS revision FROM alembic_version")
 
 
-async def schema_revision(engine: AsyncEngine) -> str | None:
+async def schema_revision(database: Database) -> str | None:
     """The database's migration revision (None when it was never migrated)."""
-    async with engine.connect() as conn:
-        if not (await conn.execute(HAS_VERSION_TABLE)).scalar():
-            return None
-        revision = (await conn.execute(CURRENT_REVISION)).scalar()
-        return None if revision is None else str(revision)
+    present = await database.fetch_one(HAS_VERSION_TABLE)
+    if present is None or not present["present"]:
+        return None
+    row = await database.fetch_one(CURRENT_REVISION)
+    return None if row is None or row["revision"] is None else str(row["revision"])
 
 
 @router.get("/healthz")
@@ -57,7 +57,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with untraced():  # probes every few seconds; /readyz itself is not traced either
-            version = await schema_revision(runtime.engine)
+            version = await schema_revision(runtime.database)
     except Exception as exc:  # any failure here means "not ready", never a 500
         checks["database"] = f"unreachable: {type(exc).__name__}"
     else:

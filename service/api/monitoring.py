@@ -49,7 +49,7 @@ async def get_request(request_key: RequestKey, runtime: RuntimeDep, settings: Se
     deliveries: list[DeliveryRead] = []
     if read.parameters.get("callback_url"):
         repository = DeliveryRepository(
-            runtime.engine,
+            runtime.database,
             source_service=runtime.tracker.source_service,
             source_host=runtime.tracker.source_host,
         )
@@ -154,7 +154,7 @@ async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[Breake
     worker publishing, this process's own breakers are shown.
     """
     fresh = 3 * runtime.settings.heartbeat_seconds
-    published = await BreakerStore(runtime.engine).current(fresh)
+    published = await BreakerStore(runtime.database).current(fresh)
     if published:
         return [BreakerRead.model_validate(entry) for entry in published]
     breakers: Any = getattr(request.app.state, "breakers", None)

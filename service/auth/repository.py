@@ -1,8 +1,8 @@
 """The only code that reads and writes `api_keys`.
 
 Keys are stored as SHA-256 hashes of the secret; the plaintext never reaches the
-database. Driver errors become domain errors here (`TrackingUnavailable` when the
-server cannot be reached).
+database. Statements run on the `Database`, which raises `DatabaseUnavailable` when
+the server cannot be reached.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.tracking.repository import translate_errors
+from service.db.database import Database
 
 INSERT_KEY: TextClause = text(
     """
@@ -91,47 +90,45 @@ class KeyRecord:
 
 
 class ApiKeyRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def insert(
         self, key_id: uuid.UUID, name: str, prefix: str, key_hash: str, scopes: list[str]
     ) -> KeyRecord:
         params = {"id": key_id, "name": name, "prefix": prefix, "key_hash": key_hash, "scopes": scopes}
-        async with translate_errors(), self.engine.begin() as conn:
-            row = (await conn.execute(INSERT_KEY, params)).mappings().one()
-        return KeyRecord.from_row(row)
+        return KeyRecord.from_row(await self._one(INSERT_KEY, params))
 
     async def touch(self, key_hash: str) -> KeyRecord | None:
         """The live key with this hash (its last use recorded), or None."""
-        async with translate_errors(), self.engine.begin() as conn:
-            row = (await conn.execute(TOUCH_KEY, {"key_hash": key_hash})).mappings().first()
+        row = await self.database.fetch_one(TOUCH_KEY, {"key_hash": key_hash})
         return None if row is None else KeyRecord.from_row(row)
 
     async def list_all(self) -> list[KeyRecord]:
-        async with translate_errors(), self.engine.connect() as conn:
-            rows = (await conn.execute(LIST_KEYS)).mappings().all()
-        return [KeyRecord.from_row(r) for r in rows]
+        return [KeyRecord.from_row(r) for r in await self.database.fetch(LIST_KEYS)]
 
     async def find(self, ident: str) -> list[KeyRecord]:
         """Keys whose id or display prefix is `ident`."""
-        async with translate_errors(), self.engine.connect() as conn:
-            rows = (await conn.execute(FIND_KEYS, {"ident": ident})).mappings().all()
-        return [KeyRecord.from_row(r) for r in rows]
+        return [KeyRecord.from_row(r) for r in await self.database.fetch(FIND_KEYS, {"ident": ident})]
 
     async def revoke(self, key_id: uuid.UUID) -> KeyRecord:
-        async with translate_errors(), self.engine.begin() as conn:
-            row = (await conn.execute(REVOKE_KEY, {"id": key_id})).mappings().one()
-        return KeyRecord.from_row(row)
+        return KeyRecord.from_row(await self._one(REVOKE_KEY, {"id": key_id}))
 
     async def insert_admin_if_none(
         self, key_id: uuid.UUID, name: str, prefix: str, key_hash: str
     ) -> KeyRecord | None:
         """Insert this admin key unless a live admin key exists; None if one did."""
-        async with translate_errors(), self.engine.begin() as conn:
-            await conn.execute(BOOTSTRAP_LOCK)
-            if (await conn.execute(HAS_ADMIN)).scalar_one():
+        async with self.database.transaction() as tx:
+            await tx.execute(BOOTSTRAP_LOCK)
+            present = await tx.fetch_one(HAS_ADMIN)
+            if present is not None and present["present"]:
                 return None
             params = {"id": key_id, "name": name, "prefix": prefix, "key_hash": key_hash, "scopes": ["admin"]}
-            row = (await conn.execute(INSERT_KEY, params)).mappings().one()
-        return KeyRecord.from_row(row)
+            rows = await tx.fetch(INSERT_KEY, params)
+        return KeyRecord.from_row(rows[0])
+
+    async def _one(self, statement: TextClause, params: dict[str, Any]) -> dict[str, Any]:
+        rows = await self.database.fetch(statement, params)
+        if len(rows) != 1:
+            raise LookupError(f"expected one row, got {len(rows)}")
+        return rows[0]

@@ -41,7 +41,7 @@ def set_budget(
     async def body() -> GuildBudget:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await BudgetRepository(runtime.engine).set_guild(
+            return await BudgetRepository(runtime.database).set_guild(
                 guild, daily=daily_usd, monthly=monthly_usd
             )
         finally:
@@ -63,7 +63,7 @@ def unset_budget(guild: str = typer.Argument(..., help="The guild ID.")) -> None
     async def body() -> bool:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await BudgetRepository(runtime.engine).unset_guild(guild)
+            return await BudgetRepository(runtime.database).unset_guild(guild)
         finally:
             await runtime.close()
 
@@ -79,7 +79,7 @@ def list_budgets() -> None:
     async def body() -> list[GuildBudget]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await BudgetRepository(runtime.engine).list_guilds()
+            return await BudgetRepository(runtime.database).list_guilds()
         finally:
             await runtime.close()
 

@@ -65,7 +65,7 @@ def import_(
         runtime = await Runtime.start(settings, source_service="cli")
         embedder = build_embeddings(settings)
         try:
-            importer = CorpusImporter(CorpusRepository(runtime.engine), embedder)
+            importer = CorpusImporter(CorpusRepository(runtime.database), embedder)
             with Progress(
                 TextColumn("[bold]importing"),
                 BarColumn(),
@@ -118,7 +118,7 @@ def list_documents() -> None:
     async def body() -> list[StoredDocument]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await CorpusRepository(runtime.engine).documents()
+            return await CorpusRepository(runtime.database).documents()
         finally:
             await runtime.close()
 
@@ -148,7 +148,7 @@ def remove(
     async def body() -> list[dict[str, object]]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            repository = CorpusRepository(runtime.engine)
+            repository = CorpusRepository(runtime.database)
             known = {str(d.id) for d in await repository.documents()} | {
                 v for d in await repository.documents() for v in (d.key, d.path) if v
             }

@@ -10,7 +10,7 @@ from alembic.util import CommandError
 
 from service.cli.common import database_settings, fail, out, run
 from service.db import migrate as migrations
-from service.db.engine import resolve_database_url
+from service.db.server import resolve_database_url
 from service.db.urls import redact
 from service.errors import ValidationFailed
 from service.runtime import Runtime
@@ -116,7 +116,7 @@ def cleanup() -> None:
     async def body() -> int:
         runtime = await Runtime.start(settings, source_service="cleanup")
         try:
-            return await delete_expired(runtime.engine, days)
+            return await delete_expired(runtime.database, days)
         finally:
             await runtime.close()
 

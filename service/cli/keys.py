@@ -33,7 +33,7 @@ def create(
     async def body() -> tuple[KeyRecord, str]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            issued = await create_key(ApiKeyRepository(runtime.engine), name, parsed)
+            issued = await create_key(ApiKeyRepository(runtime.database), name, parsed)
         finally:
             await runtime.close()
         return issued.record, issued.key
@@ -52,7 +52,7 @@ def list_keys() -> None:
     async def body() -> list[KeyRecord]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            return await ApiKeyRepository(runtime.engine).list_all()
+            return await ApiKeyRepository(runtime.database).list_all()
         finally:
             await runtime.close()
 
@@ -82,7 +82,7 @@ def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx)
     async def body() -> tuple[KeyRecord, bool]:
         runtime = await Runtime.start(settings, source_service="cli")
         try:
-            repository = ApiKeyRepository(runtime.engine)
+            repository = ApiKeyRepository(runtime.database)
             # revoke_key answers alike for a key it revokes and one revoked before (the
             # row keeps its first revocation time), so the key is looked at first.
             matches = await repository.find(ident.strip())

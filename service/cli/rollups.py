@@ -48,7 +48,9 @@ def rebuild_command(
     async def body() -> RebuildReport:
         runtime = await Runtime.start(settings, source_service="rollups")
         try:
-            return await rebuild(runtime.engine, since=start, retention_days=settings.request_retention_days)
+            return await rebuild(
+                runtime.database, since=start, retention_days=settings.request_retention_days
+            )
         finally:
             await runtime.close()
 

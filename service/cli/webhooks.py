@@ -35,7 +35,7 @@ def redeliver(
         runtime = await Runtime.start(settings, source_service="cli")
         try:
             repository = DeliveryRepository(
-                runtime.engine, source_service="cli", source_host=socket.gethostname()
+                runtime.database, source_service="cli", source_host=socket.gethostname()
             )
             return await redeliver_delivery(repository, settings, delivery_id, by=f"cli:{os.getpid()}")
         finally:

@@ -3,19 +3,15 @@
 Searches run as one statement on a pooled connection (the hot path of every lesson);
 a document's replacement (its row, the removal of its old chunks, the new ones) runs
 in one transaction, so a search never sees a document half replaced. An unreachable
-server becomes `TrackingUnavailable`, as for every other table.
+server is `DatabaseUnavailable` (raised by the `Database`), as for every other table.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from sqlalchemy import TextClause
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.corpus import sql
 from service.corpus.chunking import Chunk
@@ -27,32 +23,16 @@ from service.corpus.rows import (
     document_params,
     vector_literal,
 )
-from service.db.statements import fetch_all
-from service.db.urls import redact
-from service.errors import TrackingUnavailable
+from service.db.database import Database
 
 
 class CorpusRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._embedding_column: bool | None = None
 
-    @asynccontextmanager
-    async def _reaching(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-            raise TrackingUnavailable(f"cannot reach PostgreSQL at {redact(str(self.engine.url))}") from exc
-        except DBAPIError as exc:
-            if isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError):
-                raise TrackingUnavailable(
-                    f"cannot reach PostgreSQL at {redact(str(self.engine.url))}"
-                ) from exc
-            raise
-
     async def _fetch(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._reaching():
-            return await fetch_all(self.engine, statement, params)
+        return await self.database.fetch(statement, params)
 
     async def has_embedding_column(self) -> bool:
         """Whether the schema has `corpus_chunks.embedding` (pgvector was there when it migrated)."""
@@ -74,13 +54,11 @@ class CorpusRepository:
     ) -> int:
         """Write `document` with `chunks` (and their embeddings), replacing what its key held; its id."""
         insert = sql.INSERT_CHUNKS if embeddings is None else sql.INSERT_EMBEDDED_CHUNKS
-        async with self._reaching(), self.engine.begin() as conn:
+        async with self.database.transaction() as tx:
             params = document_params(document, chunks, embedding_model if embeddings is not None else None)
-            document_id = int((await conn.execute(sql.UPSERT_DOCUMENT, params)).scalar_one())
-            await conn.execute(sql.DELETE_CHUNKS, {"document_id": document_id})
-            await conn.execute(
-                insert, {"document_id": document_id, "chunks": chunks_param(chunks, embeddings)}
-            )
+            document_id = int((await tx.fetch(sql.UPSERT_DOCUMENT, params))[0]["id"])
+            await tx.execute(sql.DELETE_CHUNKS, {"document_id": document_id})
+            await tx.execute(insert, {"document_id": document_id, "chunks": chunks_param(chunks, embeddings)})
         return document_id
 
     async def documents(self) -> list[StoredDocument]:

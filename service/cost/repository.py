@@ -13,9 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.tracking.repository import fetch_rows
+from service.db.database import Database
 
 SPEND = """
     CASE WHEN v.status IN ('completed', 'failed', 'timeout')
@@ -73,8 +72,8 @@ class GuildBudget:
 
 
 class BudgetRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def set_guild(
         self, guild_id: str, *, daily: Decimal | None = None, monthly: Decimal | None = None
@@ -87,17 +86,17 @@ class BudgetRepository:
             "set_daily": daily is not None,
             "set_monthly": monthly is not None,
         }
-        row = (await fetch_rows(self.engine, SET_GUILD_BUDGET, params))[0]
+        row = (await self.database.fetch(SET_GUILD_BUDGET, params))[0]
         return GuildBudget(
             row["guild_id"], row["daily_usd"], row["monthly_usd"], updated_at=row["updated_at"]
         )
 
     async def unset_guild(self, guild_id: str) -> bool:
         """Drop a guild's own limits (the defaults apply again); False if it had none."""
-        return bool(await fetch_rows(self.engine, UNSET_GUILD_BUDGET, {"guild_id": guild_id}))
+        return bool(await self.database.fetch(UNSET_GUILD_BUDGET, {"guild_id": guild_id}))
 
     async def list_guilds(self) -> list[GuildBudget]:
-        rows = await fetch_rows(self.engine, LIST_GUILD_BUDGETS, {})
+        rows = await self.database.fetch(LIST_GUILD_BUDGETS, {})
         return [
             GuildBudget(r["guild_id"], r["daily_usd"], r["monthly_usd"], r["spent_today"], r["spent_month"])
             for r in rows

@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.tracking.repository import fetch_rows
+from service.db.database import Database
 
 PUBLISH = text(
     """
@@ -68,12 +67,12 @@ def _json_states(snapshots: list[dict[str, Any]]) -> str:
 
 
 class BreakerStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def publish(self, process_id: str, snapshots: list[dict[str, Any]]) -> None:
-        await fetch_rows(self.engine, PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)})
+        await self.database.fetch(PUBLISH, {"process_id": process_id, "states": _json_states(snapshots)})
 
     async def current(self, fresh_seconds: float) -> list[dict[str, Any]]:
         """Per dependency, the folded state of every process that published recently."""
-        return await fetch_rows(self.engine, CURRENT, {"fresh_seconds": fresh_seconds})
+        return await self.database.fetch(CURRENT, {"fresh_seconds": fresh_seconds})

@@ -14,11 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.database import Database
 from service.errors import RequestNotFound
 from service.tracking.queries import parse_request_key
-from service.tracking.repository import fetch_rows
 from service.tracking.states import RequestStatus, Severity
 
 CHANNEL = "reeltrace_events"
@@ -81,11 +80,11 @@ class StreamRow:
 
 
 class StreamRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return await fetch_rows(self.engine, statement, params)
+        return await self.database.fetch(statement, params)
 
     async def request_state(self, key: str) -> RequestState:
         """A request's identity and status, by UUID or correlation ID."""

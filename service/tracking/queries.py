@@ -19,12 +19,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import TextClause
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import Timing
+from service.db.database import Database, Timing
 from service.errors import RequestNotFound, ValidationFailed
 from service.tracking import read_sql, rollup_sql
-from service.tracking.repository import fetch_rows
 from service.tracking.rollups import FAR_FUTURE, RELATIVE_ERROR, Window
 from service.tracking.schemas import (
     DashboardRead,
@@ -80,14 +78,14 @@ def parse_request_key(key: str | uuid.UUID) -> uuid.UUID | str:
 class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
-    def __init__(self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
+        self.database = database
         self.slow_ms = slow_ms
         self.very_slow_ms = very_slow_ms
 
     async def _fetch(self, query_type: str, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
         timing = Timing()
-        rows = await fetch_rows(self.engine, statement, params, timing=timing)
+        rows = await self.database.fetch(statement, params, timing=timing)
         run_ms, wait_ms = timing.run_s * 1000, timing.wait_s * 1000
         if wait_ms > self.slow_ms:
             emit = log.warning if wait_ms > self.very_slow_ms else log.info

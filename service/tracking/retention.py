@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.tracking.repository import translate_errors
+from service.db.database import Database
 from service.tracking.rollups import MINUTE, floor_to, prune_minutes
 
 log = structlog.get_logger("reeltrace.retention")
@@ -40,32 +39,30 @@ _LOCK_KEY = 0x7265656C  # "reel"
 
 
 async def delete_expired(
-    engine: AsyncEngine, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    database: Database, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> int:
     """Delete terminal requests created more than `retention_days` ago; returns the count."""
     # On a minute boundary: a minute's rows go whole or stay whole, so the rollups can
     # still take a window's edge minute from the rows (a row kept up to 59 s longer).
     cutoff = floor_to((now or datetime.now(UTC)) - timedelta(days=retention_days), MINUTE)
     deleted = 0
-    async with translate_errors(), engine.connect() as lock_conn:
-        got = (await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY})).scalar()
-        if not got:
+    async with database.connection() as lock_conn:
+        got = await lock_conn.fetch_one(text("SELECT pg_try_advisory_lock(:k) AS got"), {"k": _LOCK_KEY})
+        if got is None or not got["got"]:
             log.info("retention_cleanup_skipped", reason="another process holds the retention lock")
             return 0
         try:
             while True:
-                async with engine.begin() as conn:
-                    await conn.execute(text("SET LOCAL reeltrace.delete_reason = 'retention'"))
-                    result = await conn.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": batch_size})
-                count = result.rowcount or 0
+                async with database.transaction() as tx:
+                    await tx.execute(text("SET LOCAL reeltrace.delete_reason = 'retention'"))
+                    count = max(await tx.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": batch_size}), 0)
                 deleted += count
                 if count < batch_size:
                     break
-            async with engine.begin() as conn:
-                await prune_minutes(conn, cutoff)
+            async with database.transaction() as tx:
+                await prune_minutes(tx, cutoff)
         finally:
             await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
-            await lock_conn.commit()
     log.info(
         "retention_cleanup", deleted_count=deleted, retention_days=retention_days, cutoff=cutoff.isoformat()
     )

@@ -26,7 +26,7 @@ import structlog
 
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
-from service.errors import ClaimLost, ReeltraceError, TrackingUnavailable
+from service.errors import ClaimLost, DatabaseUnavailable, ReeltraceError
 from service.pipeline.definitions import ASPECT_RATIOS, PIPELINES
 from service.tracking.fence import current_claim, fence_of
 from service.tracking.journal import Journal, ReplayReport
@@ -151,7 +151,7 @@ class TrackingWriter:
             if claim is not None:
                 raise claim.lose(f"{operation} refused") from exc
             raise
-        except TrackingUnavailable as exc:
+        except DatabaseUnavailable as exc:
             if admit is not None:
                 admit()
             await self._journal_failed(write, exc, operation, journal_as, **context)
@@ -166,7 +166,7 @@ class TrackingWriter:
     async def _journal_failed(
         self,
         write: TrackingWrite,
-        exc: TrackingUnavailable,
+        exc: DatabaseUnavailable,
         operation: str,
         journal_as: Callable[[], TrackingWrite] | None,
         **context: Any,
@@ -201,7 +201,7 @@ class TrackingWriter:
             raise claim.lose("claim already lost")
         try:
             held = await self.repository.renew_claim(request_id, claim.generation, self.lease_seconds)
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             return
         if held is False:
             raise claim.lose("lease renewal refused")

@@ -19,10 +19,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import TextClause, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.database import Database
 from service.errors import NotFoundError, RequestNotFound
-from service.tracking.repository import fetch_rows
 
 _COLUMNS = """d.id, d.request_id, d.event, d.url, d.host, d.payload, d.outcome, d.attempts,
     d.last_status_code, d.last_latency_ms, d.last_error, d.last_attempt_at, d.next_attempt_at,
@@ -244,13 +243,13 @@ class AttemptRecord:
 
 
 class DeliveryRepository:
-    def __init__(self, engine: AsyncEngine, *, source_service: str, source_host: str) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, *, source_service: str, source_host: str) -> None:
+        self.database = database
         self.source_service = source_service
         self.source_host = source_host
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return await fetch_rows(self.engine, statement, params)
+        return await self.database.fetch(statement, params)
 
     async def enqueue(
         self,

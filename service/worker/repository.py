@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.database import Database
 from service.pipeline.work import WorkItem
-from service.tracking.repository import fetch_rows
 from telemetry.tracing import untraced
 
 # The columns of a claimed request that a run needs (`WorkItem`).
@@ -137,13 +136,13 @@ LIMIT 500
 
 
 class WorkRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, database: Database) -> None:
         # Each statement here stands alone (the claim locks and updates in one).
-        self.engine = engine
+        self.database = database
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         with untraced():  # lease bookkeeping, not a request's work
-            return await fetch_rows(self.engine, statement, params)
+            return await self.database.fetch(statement, params)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[WorkItem]:
         rows = await self._run(CLAIM, {"worker": worker, "limit": limit, "lease_seconds": lease_seconds})
