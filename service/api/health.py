@@ -6,10 +6,9 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from service.db import migrate
-from service.db.database import Database
+from service.db.revision import RevisionRepository
 from service.runtime import Runtime
 from telemetry.tracing import reaches_jaeger, untraced
 
@@ -21,18 +20,6 @@ NO_TRACE_EXPORT = (
     "not exported: REELTRACE_JAEGER_URL is set but no trace exporter is configured "
     "(set OTEL_EXPORTER_OTLP_ENDPOINT); trace links lead to traces Jaeger never receives"
 )
-
-HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL AS present")
-CURRENT_REVISION = text("SELECT max(version_num) AS revision FROM alembic_version")
-
-
-async def schema_revision(database: Database) -> str | None:
-    """The database's migration revision (None when it was never migrated)."""
-    present = await database.fetch_one(HAS_VERSION_TABLE)
-    if present is None or not present["present"]:
-        return None
-    row = await database.fetch_one(CURRENT_REVISION)
-    return None if row is None or row["revision"] is None else str(row["revision"])
 
 
 @router.get("/healthz")
@@ -57,7 +44,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with untraced():  # probes every few seconds; /readyz itself is not traced either
-            version = await schema_revision(runtime.database)
+            version = await RevisionRepository(runtime.database).current()
     except Exception as exc:  # any failure here means "not ready", never a 500
         checks["database"] = f"unreachable: {type(exc).__name__}"
     else:

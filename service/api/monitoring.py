@@ -11,7 +11,7 @@ from service.api.deps import RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
 from service.api.params import IsoDateTime
 from service.api.schemas import IDENTIFIER, REQUEST_KEY, BreakerRead, RequestDetail
-from service.pipeline.breaker_store import BreakerStore
+from service.pipeline.breaker_repository import BreakerRepository
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
@@ -154,7 +154,7 @@ async def circuit_breakers(request: Request, runtime: RuntimeDep) -> list[Breake
     worker publishing, this process's own breakers are shown.
     """
     fresh = 3 * runtime.settings.heartbeat_seconds
-    published = await BreakerStore(runtime.database).current(fresh)
+    published = await BreakerRepository(runtime.database).current(fresh)
     if published:
         return [BreakerRead.model_validate(entry) for entry in published]
     breakers: Any = getattr(request.app.state, "breakers", None)

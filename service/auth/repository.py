@@ -12,58 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, text
-
 from service.db.database import Database
+from service.db.namedsql import NamedSql
 
-INSERT_KEY: TextClause = text(
-    """
-INSERT INTO api_keys (id, name, prefix, key_hash, scopes)
-VALUES (:id, :name, :prefix, :key_hash, CAST(:scopes AS text[]))
-RETURNING id, name, prefix, scopes, created_at, last_used_at, revoked_at
-"""
-)
-
-# One round trip per verification: find the live key and note that it was used.
-TOUCH_KEY: TextClause = text(
-    """
-UPDATE api_keys SET last_used_at = now()
-WHERE key_hash = :key_hash AND revoked_at IS NULL
-RETURNING id, name, prefix, scopes
-"""
-)
-
-LIST_KEYS: TextClause = text(
-    """
-SELECT id, name, prefix, scopes, created_at, last_used_at, revoked_at
-FROM api_keys
-ORDER BY created_at, prefix
-"""
-)
-
-FIND_KEYS: TextClause = text(
-    """
-SELECT id, name, prefix, scopes, created_at, last_used_at, revoked_at
-FROM api_keys
-WHERE id::text = :ident OR prefix = :ident
-"""
-)
-
-REVOKE_KEY: TextClause = text(
-    """
-UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE id = :id
-RETURNING id, name, prefix, scopes, created_at, last_used_at, revoked_at
-"""
-)
-
-# Serialises concurrent first starts, so exactly one bootstrap admin key is made.
-BOOTSTRAP_LOCK: TextClause = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended('reeltrace:bootstrap-admin', 0))"
-)
-HAS_ADMIN: TextClause = text(
-    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE 'admin' = ANY(scopes) AND revoked_at IS NULL) AS present"
-)
+KEYS = NamedSql("service.auth", "sql/keys.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,37 +49,37 @@ class ApiKeyRepository:
         self, key_id: uuid.UUID, name: str, prefix: str, key_hash: str, scopes: list[str]
     ) -> KeyRecord:
         params = {"id": key_id, "name": name, "prefix": prefix, "key_hash": key_hash, "scopes": scopes}
-        return KeyRecord.from_row(await self._one(INSERT_KEY, params))
+        return KeyRecord.from_row(await self._one(KEYS["insert_key"], params))
 
     async def touch(self, key_hash: str) -> KeyRecord | None:
         """The live key with this hash (its last use recorded), or None."""
-        row = await self.database.fetch_one(TOUCH_KEY, {"key_hash": key_hash})
+        row = await self.database.fetch_one(KEYS["touch_key"], {"key_hash": key_hash})
         return None if row is None else KeyRecord.from_row(row)
 
     async def list_all(self) -> list[KeyRecord]:
-        return [KeyRecord.from_row(r) for r in await self.database.fetch(LIST_KEYS)]
+        return [KeyRecord.from_row(r) for r in await self.database.fetch(KEYS["list_keys"])]
 
     async def find(self, ident: str) -> list[KeyRecord]:
         """Keys whose id or display prefix is `ident`."""
-        return [KeyRecord.from_row(r) for r in await self.database.fetch(FIND_KEYS, {"ident": ident})]
+        return [KeyRecord.from_row(r) for r in await self.database.fetch(KEYS["find_keys"], {"ident": ident})]
 
     async def revoke(self, key_id: uuid.UUID) -> KeyRecord:
-        return KeyRecord.from_row(await self._one(REVOKE_KEY, {"id": key_id}))
+        return KeyRecord.from_row(await self._one(KEYS["revoke_key"], {"id": key_id}))
 
     async def insert_admin_if_none(
         self, key_id: uuid.UUID, name: str, prefix: str, key_hash: str
     ) -> KeyRecord | None:
         """Insert this admin key unless a live admin key exists; None if one did."""
         async with self.database.transaction() as tx:
-            await tx.execute(BOOTSTRAP_LOCK)
-            present = await tx.fetch_one(HAS_ADMIN)
+            await tx.execute(KEYS["bootstrap_lock"])
+            present = await tx.fetch_one(KEYS["has_admin"])
             if present is not None and present["present"]:
                 return None
             params = {"id": key_id, "name": name, "prefix": prefix, "key_hash": key_hash, "scopes": ["admin"]}
-            rows = await tx.fetch(INSERT_KEY, params)
+            rows = await tx.fetch(KEYS["insert_key"], params)
         return KeyRecord.from_row(rows[0])
 
-    async def _one(self, statement: TextClause, params: dict[str, Any]) -> dict[str, Any]:
+    async def _one(self, statement: str, params: dict[str, Any]) -> dict[str, Any]:
         rows = await self.database.fetch(statement, params)
         if len(rows) != 1:
             raise LookupError(f"expected one row, got {len(rows)}")

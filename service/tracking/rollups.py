@@ -1,9 +1,10 @@
-"""Rollups of finished requests: how a window is read from them, rebuilt and pruned.
+"""Rollups of finished requests: how a window is read from them, and rebuilt.
 
 The rollups (migration 0008) are kept in step by a database trigger; this module
 holds what the application does with them: splitting a window into the pieces the
-readers sum (`Window`), recomputing them from the rows (`rebuild`), and pruning the
-minute-level ones when retention deletes the rows beneath them (`prune_minutes`).
+readers sum (`Window`) and recomputing them from the rows (`rebuild`). Retention
+prunes the minute-level ones when it deletes the rows beneath them
+(`service.tracking.retention`).
 
 Quantiles read from the sketch are within `RELATIVE_ERROR` of the exact value
 (percentile_cont over the same rows); counts and sums are exact.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from service.db.database import Database, Session
+from service.db.database import Database
 from service.errors import ValidationFailed
 from service.tracking import rollup_sql
 
@@ -157,15 +158,3 @@ async def rebuild(
         buckets=inserted[0],
     )
     return RebuildReport(since=since, requests=int(requests), buckets=inserted[0])
-
-
-async def prune_minutes(tx: Session, cutoff: datetime) -> None:
-    """Drop minute-level rollups of the hours before `cutoff`'s; the hourly ones stay (the past
-    stays on the dashboards).
-
-    The minutes of the cutoff's own hour stay: a window starting after the cutoff in that
-    hour reads the hour whole and takes away the minutes before its start, among them
-    the minutes whose rows retention deleted.
-    """
-    for statement in rollup_sql.PRUNE_MINUTE_TABLES:
-        await tx.execute(statement, {"cutoff": floor_to(cutoff, HOUR)})

@@ -28,7 +28,7 @@ import structlog
 from service.background import every
 from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition
 from service.pipeline.breaker import BreakerBoard
-from service.pipeline.breaker_store import BreakerStore
+from service.pipeline.breaker_repository import BreakerRepository
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.runner import PipelineRunner
 from service.pipeline.work import WorkItem
@@ -65,7 +65,7 @@ class Worker:
     ) -> None:
         self.runtime = runtime
         self.breakers = breakers
-        self.breaker_store = BreakerStore(runtime.database)
+        self.breaker_repository = BreakerRepository(runtime.database)
         self.settings = runtime.settings
         self.runner = runner
         self.worker_id = worker_id or default_worker_id()
@@ -238,7 +238,7 @@ class Worker:
         """Renew this worker's leases (cancelling runs whose lease is lost); publish its breakers."""
         if self.breakers is not None:
             with untraced():
-                await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
+                await self.breaker_repository.publish(self.worker_id, self.breakers.snapshot())
         claims = dict(self.claims)
         held = await self.repo.heartbeat(
             self.worker_id, {rid: c.generation for rid, c in claims.items()}, self.settings.lease_seconds
