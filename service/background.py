@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from service.errors import TrackingUnavailable
+from service.errors import DatabaseUnavailable
 from service.runtime import Runtime
 from service.tracking.retention import delete_expired
 
@@ -33,7 +33,7 @@ async def every(seconds: float, fn: Callable[[], Awaitable[object]], stop: async
             return
         try:
             await fn()
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             log.warning("background_job_skipped", job=name, reason="PostgreSQL unreachable")
         except Exception:
             log.exception("background_job_failed", job=name)
@@ -61,7 +61,7 @@ def background_jobs(runtime: Runtime, stop: asyncio.Event) -> list[Coroutine[Any
     if days is not None:
 
         async def retention() -> None:
-            await delete_expired(runtime.engine, days)
+            await delete_expired(runtime.database, days)
 
         jobs.append(every(settings.cleanup_interval_seconds, retention, stop))
         log.info(

@@ -45,8 +45,11 @@ class InvalidStatusTransition(ReeltraceError):
         super().__init__(detail, **context)
 
 
-class TrackingUnavailable(ReeltraceError):
-    """PostgreSQL could not be reached for a tracking write or read."""
+class DatabaseUnavailable(ReeltraceError):
+    """PostgreSQL could not be reached (a tracking write or read, an API key, a lease...).
+
+    The API's answer keeps the code clients already handle: 503 `tracking_unavailable`.
+    """
 
     status_code = 503
     error = "tracking_unavailable"

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
 from service.db import migrate
+from service.db.database import Database
 from service.db.embedded import stop_embedded
-from service.db.engine import create_engine, resolve_database
+from service.db.server import resolve_database
 from service.db.urls import redact
 from service.pipeline.definitions import tracked_pipelines
 from service.settings import Settings
@@ -33,7 +33,7 @@ log = structlog.get_logger("reeltrace.runtime")
 class Runtime:
     settings: Settings
     database_url: str
-    engine: AsyncEngine
+    database: Database
     tracker: RequestTracker
     queries: RequestQueries
     journal: Journal
@@ -59,10 +59,15 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, url: str, *, source_service: str, embedded: bool = False) -> Runtime:
-        engine = create_engine(url, settings, application_name=f"reeltrace-{source_service}")
+        database = Database.from_settings(
+            url,
+            settings.db_pool_size,
+            settings.db_max_overflow,
+            application_name=f"reeltrace-{source_service}",
+        )
         journal = Journal(settings.journal_path)
         tracker = RequestTracker(
-            TrackingRepository(engine),
+            TrackingRepository(database),
             journal,
             # Tracking knows no pipeline: it is told each one's stage rows and budget.
             pipelines=tracked_pipelines(settings.max_retries, settings.generation_timeout_seconds),
@@ -71,12 +76,12 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
         )
         queries = RequestQueries(
-            engine, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms
+            database, slow_ms=settings.slow_query_ms, very_slow_ms=settings.very_slow_query_ms
         )
-        return cls(settings, url, engine, tracker, queries, journal, embedded)
+        return cls(settings, url, database, tracker, queries, journal, embedded)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.close()
         if self.embedded_server is not None:
             await asyncio.to_thread(stop_embedded, self.embedded_server)
             self.embedded_server = None

@@ -95,7 +95,7 @@ def service_parts(settings: Settings, runtime: Runtime, processing: Processing |
     return ServiceParts(
         settings=settings,
         runtime=runtime,
-        keys=KeyVerifier(ApiKeyRepository(runtime.engine), ttl=settings.api_key_cache_seconds),
+        keys=KeyVerifier(ApiKeyRepository(runtime.database), ttl=settings.api_key_cache_seconds),
         hub=EventHub(libpq_dsn(runtime.database_url)),
         session_signer=SessionSigner(load_or_create_secret(settings.data_dir)),
         breakers=None if processing is None else processing.breakers,

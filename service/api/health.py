@@ -6,11 +6,10 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.deps import RuntimeDep, SettingsDep
 from service.db import migrate
+from service.db.revision import RevisionRepository
 from telemetry.tracing import reaches_jaeger, untraced
 
 router = APIRouter(tags=["health"])
@@ -21,18 +20,6 @@ NO_TRACE_EXPORT = (
     "not exported: REELTRACE_JAEGER_URL is set but no trace exporter is configured "
     "(set OTEL_EXPORTER_OTLP_ENDPOINT); trace links lead to traces Jaeger never receives"
 )
-
-HAS_VERSION_TABLE = text("SELECT to_regclass('alembic_version') IS NOT NULL")
-CURRENT_REVISION = text("SELECT max(version_num) FROM alembic_version")
-
-
-async def schema_revision(engine: AsyncEngine) -> str | None:
-    """The database's migration revision (None when it was never migrated)."""
-    async with engine.connect() as conn:
-        if not (await conn.execute(HAS_VERSION_TABLE)).scalar():
-            return None
-        revision = (await conn.execute(CURRENT_REVISION)).scalar()
-        return None if revision is None else str(revision)
 
 
 @router.get("/healthz")
@@ -56,7 +43,7 @@ async def readyz(runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with untraced():  # probes every few seconds; /readyz itself is not traced either
-            version = await schema_revision(runtime.engine)
+            version = await RevisionRepository(runtime.database).current()
     except Exception as exc:  # any failure here means "not ready", never a 500
         checks["database"] = f"unreachable: {type(exc).__name__}"
     else:

@@ -11,7 +11,7 @@ from service.api.deps import BreakersDep, RuntimeDep, SettingsDep, read_access
 from service.api.links import request_links
 from service.api.params import IsoDateTime
 from service.api.schemas import REQUEST_KEY, BreakerRead, RequestDetail
-from service.pipeline.breaker_store import BreakerStore
+from service.pipeline.breaker_repository import BreakerRepository
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
 from service.tracking.states import RequestStatus
@@ -49,7 +49,7 @@ async def get_request(request_key: RequestKey, runtime: RuntimeDep, settings: Se
     deliveries: list[DeliveryRead] = []
     if read.parameters.get("callback_url"):
         repository = DeliveryRepository(
-            runtime.engine,
+            runtime.database,
             source_service=runtime.tracker.source_service,
             source_host=runtime.tracker.source_host,
         )
@@ -154,7 +154,7 @@ async def circuit_breakers(runtime: RuntimeDep, breakers: BreakersDep) -> list[B
     worker publishing, this process's own breakers are shown.
     """
     fresh = 3 * runtime.settings.heartbeat_seconds
-    published = await BreakerStore(runtime.engine).current(fresh)
+    published = await BreakerRepository(runtime.database).current(fresh)
     if published:
         return [BreakerRead.model_validate(entry) for entry in published]
     if breakers is None:

@@ -129,7 +129,7 @@ async def stream(
     terminal event.
     """
     after, given_as = _resume_point(last_event_id_header, last_event_id)
-    repo = StreamRepository(runtime.engine)
+    repo = StreamRepository(runtime.database)
     if after is not None:
         # An id this server never sent (the log has not reached it) would silently skip
         # every event up to it, and a request's stream would never see its end.

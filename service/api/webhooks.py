@@ -40,7 +40,9 @@ async def redeliver_delivery(
     (`deliveries`) and events show it.
     """
     repository = DeliveryRepository(
-        runtime.engine, source_service=runtime.tracker.source_service, source_host=runtime.tracker.source_host
+        runtime.database,
+        source_service=runtime.tracker.source_service,
+        source_host=runtime.tracker.source_host,
     )
     delivery = await redeliver(repository, runtime.settings, delivery_id, by=f"api:{principal.name}")
     return DeliveryRead.of(delivery)

@@ -26,7 +26,7 @@ from enum import StrEnum
 import structlog
 
 from service.auth.repository import ApiKeyRepository, KeyRecord
-from service.errors import NotFoundError, TrackingUnavailable, ValidationFailed
+from service.errors import DatabaseUnavailable, NotFoundError, ValidationFailed
 
 log = structlog.get_logger("reeltrace.auth")
 
@@ -135,7 +135,7 @@ class KeyVerifier:
             return cached[1]
         try:
             record = await self.repository.touch(digest)
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             if cached is not None:
                 log.warning("api_key_check_stale", key_prefix=cached[1].prefix, reason="database unreachable")
                 return cached[1]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from service.backends.base import GenerationBackend, RetrievalBackend, ScriptBackend, StorageBackend
 from service.backends.corpus_retrieval import PostgresRetrieval
 from service.backends.local_storage import LocalStorage
@@ -14,6 +12,7 @@ from service.backends.simulated_veo import SimulatedGeneration
 from service.backends.simulation_profile import SimulationProfile
 from service.corpus.embedding import Embedder
 from service.corpus.repository import CorpusRepository
+from service.db.database import Database
 from service.errors import ConfigurationError
 from service.settings import Settings
 
@@ -93,25 +92,25 @@ def build_embeddings(settings: Settings) -> Embedder | None:
     raise ConfigurationError(f"REELTRACE_EMBEDDINGS_BACKEND={settings.embeddings_backend} is not available")
 
 
-def build_retrieval(settings: Settings, engine: AsyncEngine | None) -> RetrievalBackend:
+def build_retrieval(settings: Settings, database: Database | None) -> RetrievalBackend:
     if settings.retrieval_backend == "simulated":
         return SimulatedRetrieval(SimulationProfile.from_settings(settings))
     if settings.retrieval_backend == "postgres":
-        if engine is None:
+        if database is None:
             raise ConfigurationError(
                 "REELTRACE_RETRIEVAL_BACKEND=postgres searches the corpus in PostgreSQL: it needs the database"
             )
-        return PostgresRetrieval(CorpusRepository(engine))
+        return PostgresRetrieval(CorpusRepository(database))
     raise ConfigurationError(f"REELTRACE_RETRIEVAL_BACKEND={settings.retrieval_backend} is not available")
 
 
-def build_backends(settings: Settings, engine: AsyncEngine | None = None) -> Backends:
-    """The configured backends; `engine` is the database the corpus is searched in."""
+def build_backends(settings: Settings, database: Database | None = None) -> Backends:
+    """The configured backends; `database` is where the corpus is searched."""
     storage = build_storage(settings)
     return Backends(
         generation=build_generation(settings, storage),
         storage=storage,
-        retrieval=build_retrieval(settings, engine),
+        retrieval=build_retrieval(settings, database),
         script=build_script(settings),
         embeddings=build_embeddings(settings),
     )

@@ -27,7 +27,7 @@ from rich.text import Text
 from analytics.defaults import DEFAULT_WORKERS, STATUSES, TOP_PROMPTS
 from analytics.errors import AnalyticsError, SnapshotNotFound
 from service.cli.common import console, database_settings, fail, one_shot_settings, out
-from service.db.engine import resolve_database_url
+from service.db.server import resolve_database_url
 from service.db.urls import libpq_dsn
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ def set_budget(
 
     async def body() -> GuildBudget:
         async with command_runtime(settings) as runtime:
-            return await BudgetRepository(runtime.engine).set_guild(
+            return await BudgetRepository(runtime.database).set_guild(
                 guild, daily=daily_usd, monthly=monthly_usd
             )
 
@@ -58,7 +58,7 @@ def unset_budget(guild: str = typer.Argument(..., help="The guild ID.")) -> None
 
     async def body() -> bool:
         async with command_runtime(settings) as runtime:
-            return await BudgetRepository(runtime.engine).unset_guild(guild)
+            return await BudgetRepository(runtime.database).unset_guild(guild)
 
     removed = run(body)
     out.print(f"guild {guild}: {'own limits removed' if removed else 'had no own limits'}", highlight=False)
@@ -71,7 +71,7 @@ def list_budgets() -> None:
 
     async def body() -> list[GuildBudget]:
         async with command_runtime(settings) as runtime:
-            return await BudgetRepository(runtime.engine).list_guilds()
+            return await BudgetRepository(runtime.database).list_guilds()
 
     table = Table()
     for column in ("guild", "daily limit", "spent today", "monthly limit", "spent this month"):

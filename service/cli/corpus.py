@@ -64,7 +64,7 @@ def import_(
         async with command_runtime(settings) as runtime:
             embedder = build_embeddings(settings)
             try:
-                importer = CorpusImporter(CorpusRepository(runtime.engine), embedder)
+                importer = CorpusImporter(CorpusRepository(runtime.database), embedder)
                 with Progress(
                     TextColumn("[bold]importing"),
                     BarColumn(),
@@ -115,7 +115,7 @@ def list_documents() -> None:
 
     async def body() -> list[StoredDocument]:
         async with command_runtime(settings) as runtime:
-            return await CorpusRepository(runtime.engine).documents()
+            return await CorpusRepository(runtime.database).documents()
 
     documents = run(body)
     if not documents:
@@ -142,7 +142,7 @@ def remove(
 
     async def body() -> list[dict[str, object]]:
         async with command_runtime(settings) as runtime:
-            repository = CorpusRepository(runtime.engine)
+            repository = CorpusRepository(runtime.database)
             known = {str(d.id) for d in await repository.documents()} | {
                 v for d in await repository.documents() for v in (d.key, d.path) if v
             }

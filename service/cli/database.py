@@ -10,7 +10,7 @@ from alembic.util import CommandError
 
 from service.cli.common import command_runtime, database_settings, fail, out, run
 from service.db import migrate as migrations
-from service.db.engine import resolve_database_url
+from service.db.server import resolve_database_url
 from service.db.urls import redact
 from service.errors import ValidationFailed
 from service.tracking.retention import delete_expired
@@ -111,7 +111,7 @@ def cleanup() -> None:
 
     async def body() -> int:
         async with command_runtime(settings, "cleanup") as runtime:
-            return await delete_expired(runtime.engine, days)
+            return await delete_expired(runtime.database, days)
 
     deleted = run(body)
     out.print(f"deleted {deleted} requests older than {days} days")

@@ -31,7 +31,7 @@ def create(
 
     async def body() -> tuple[KeyRecord, str]:
         async with command_runtime(settings) as runtime:
-            issued = await create_key(ApiKeyRepository(runtime.engine), name, parsed)
+            issued = await create_key(ApiKeyRepository(runtime.database), name, parsed)
         return issued.record, issued.key
 
     record, key = run(body)
@@ -47,7 +47,7 @@ def list_keys() -> None:
 
     async def body() -> list[KeyRecord]:
         async with command_runtime(settings) as runtime:
-            return await ApiKeyRepository(runtime.engine).list_all()
+            return await ApiKeyRepository(runtime.database).list_all()
 
     records = run(body)
     table = Table()
@@ -74,7 +74,7 @@ def revoke(ident: str = typer.Argument(..., help="The key's prefix (rt_xxxxxxxx)
 
     async def body() -> tuple[KeyRecord, bool]:
         async with command_runtime(settings) as runtime:
-            repository = ApiKeyRepository(runtime.engine)
+            repository = ApiKeyRepository(runtime.database)
             # revoke_key answers alike for a key it revokes and one revoked before (the
             # row keeps its first revocation time), so the key is looked at first.
             matches = await repository.find(ident.strip())

@@ -46,7 +46,9 @@ def rebuild_command(
 
     async def body() -> RebuildReport:
         async with command_runtime(settings, "rollups") as runtime:
-            return await rebuild(runtime.engine, since=start, retention_days=settings.request_retention_days)
+            return await rebuild(
+                runtime.database, since=start, retention_days=settings.request_retention_days
+            )
 
     report = run(body)
     scope = f"from {report.since.isoformat()}" if report.since else "for every request"

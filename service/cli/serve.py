@@ -102,7 +102,7 @@ async def bootstrap_key_lines(runtime: Runtime) -> list[str]:
     """On the embedded default, the first start creates an admin key, shown once as the
     commands that put it to use (printed to stdout with "listening", never logged).
     """
-    issued = await ensure_admin_key(ApiKeyRepository(runtime.engine))
+    issued = await ensure_admin_key(ApiKeyRepository(runtime.database))
     if issued is None:
         return []
     lines = [

@@ -33,7 +33,7 @@ def redeliver(
     async def body() -> Delivery:
         async with command_runtime(settings) as runtime:
             repository = DeliveryRepository(
-                runtime.engine, source_service="cli", source_host=socket.gethostname()
+                runtime.database, source_service="cli", source_host=socket.gethostname()
             )
             return await redeliver_delivery(repository, settings, delivery_id, by=f"cli:{os.getpid()}")
 

@@ -3,21 +3,14 @@
 Searches run as one statement on a pooled connection (the hot path of every lesson);
 a document's replacement (its row, the removal of its old chunks, the new ones) runs
 in one transaction, so a search never sees a document half replaced. An unreachable
-server becomes `TrackingUnavailable`, as for every other table.
+server is `DatabaseUnavailable` (raised by the `Database`), as for every other table.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-from sqlalchemy import TextClause
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from service.corpus import sql
 from service.corpus.chunking import Chunk
 from service.corpus.documents import Document
 from service.corpus.rows import (
@@ -27,42 +20,29 @@ from service.corpus.rows import (
     document_params,
     vector_literal,
 )
-from service.db.statements import fetch_all
-from service.db.urls import redact
-from service.errors import TrackingUnavailable
+from service.db.database import Database
+from service.db.namedsql import NamedSql
+
+CORPUS = NamedSql("service.corpus", "sql/corpus.sql")
 
 
 class CorpusRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._embedding_column: bool | None = None
 
-    @asynccontextmanager
-    async def _reaching(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-            raise TrackingUnavailable(f"cannot reach PostgreSQL at {redact(str(self.engine.url))}") from exc
-        except DBAPIError as exc:
-            if isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError):
-                raise TrackingUnavailable(
-                    f"cannot reach PostgreSQL at {redact(str(self.engine.url))}"
-                ) from exc
-            raise
-
-    async def _fetch(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._reaching():
-            return await fetch_all(self.engine, statement, params)
+    async def _fetch(self, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.database.fetch(statement, params)
 
     async def has_embedding_column(self) -> bool:
         """Whether the schema has `corpus_chunks.embedding` (pgvector was there when it migrated)."""
         if self._embedding_column is None:
-            rows = await self._fetch(sql.HAS_EMBEDDING_COLUMN, {})
+            rows = await self._fetch(CORPUS["has_embedding_column"], {})
             self._embedding_column = bool(rows[0]["present"])
         return self._embedding_column
 
     async def find(self, key: str) -> dict[str, Any] | None:
-        rows = await self._fetch(sql.FIND_DOCUMENT, {"key": key})
+        rows = await self._fetch(CORPUS["find_document"], {"key": key})
         return rows[0] if rows else None
 
     async def replace(
@@ -73,25 +53,23 @@ class CorpusRepository:
         embedding_model: str | None = None,
     ) -> int:
         """Write `document` with `chunks` (and their embeddings), replacing what its key held; its id."""
-        insert = sql.INSERT_CHUNKS if embeddings is None else sql.INSERT_EMBEDDED_CHUNKS
-        async with self._reaching(), self.engine.begin() as conn:
+        insert = CORPUS["insert_chunks"] if embeddings is None else CORPUS["insert_embedded_chunks"]
+        async with self.database.transaction() as tx:
             params = document_params(document, chunks, embedding_model if embeddings is not None else None)
-            document_id = int((await conn.execute(sql.UPSERT_DOCUMENT, params)).scalar_one())
-            await conn.execute(sql.DELETE_CHUNKS, {"document_id": document_id})
-            await conn.execute(
-                insert, {"document_id": document_id, "chunks": chunks_param(chunks, embeddings)}
-            )
+            document_id = int((await tx.fetch(CORPUS["upsert_document"], params))[0]["id"])
+            await tx.execute(CORPUS["delete_chunks"], {"document_id": document_id})
+            await tx.execute(insert, {"document_id": document_id, "chunks": chunks_param(chunks, embeddings)})
         return document_id
 
     async def documents(self) -> list[StoredDocument]:
-        return [StoredDocument(**row) for row in await self._fetch(sql.LIST_DOCUMENTS, {})]
+        return [StoredDocument(**row) for row in await self._fetch(CORPUS["list_documents"], {})]
 
     async def remove(self, refs: Sequence[str]) -> list[dict[str, Any]]:
         """Delete the documents named by id, key or path (their chunks go with them); those deleted."""
-        return await self._fetch(sql.DELETE_DOCUMENTS, {"refs": list(refs)})
+        return await self._fetch(CORPUS["delete_documents"], {"refs": list(refs)})
 
     async def chunk_count(self) -> int:
-        return int((await self._fetch(sql.COUNT_CHUNKS, {}))[0]["chunks"])
+        return int((await self._fetch(CORPUS["count_chunks"], {}))[0]["chunks"])
 
     async def search(
         self, topic: str, k: int, embedding: Sequence[float] | None = None, *, objective: str | None = None
@@ -100,7 +78,9 @@ class CorpusRepository:
         vector ranking given the query's embedding."""
         params: dict[str, Any] = {"topic": topic, "terms": f"{topic} {objective or ''}", "k": k}
         if embedding is None:
-            rows = await self._fetch(sql.SEARCH_FULLTEXT, params)
+            rows = await self._fetch(CORPUS["search_fulltext"], params)
         else:
-            rows = await self._fetch(sql.SEARCH_FUSED, params | {"embedding": vector_literal(embedding)})
+            rows = await self._fetch(
+                CORPUS["search_fused"], params | {"embedding": vector_literal(embedding)}
+            )
         return [RetrievedChunk.from_row(row) for row in rows]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from service.corpus import sql
 from service.corpus.chunking import chunk_document
 from service.corpus.documents import read_document
+from service.corpus.repository import CORPUS
 from service.corpus.rows import chunks_param, document_params
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -30,12 +30,13 @@ def import_sample(connection: Connection) -> int:
     for path in sample_files():
         document = read_document(path)
         chunks = chunk_document(document)
-        document_id = connection.execute(
-            sql.UPSERT_DOCUMENT, document_params(document, chunks, None)
+        # The named statements are written for psycopg: run as written, binds and all.
+        document_id = connection.exec_driver_sql(
+            CORPUS["upsert_document"], document_params(document, chunks, None)
         ).scalar_one()
-        connection.execute(sql.DELETE_CHUNKS, {"document_id": document_id})
-        connection.execute(
-            sql.INSERT_CHUNKS, {"document_id": document_id, "chunks": chunks_param(chunks, None)}
+        connection.exec_driver_sql(CORPUS["delete_chunks"], {"document_id": document_id})
+        connection.exec_driver_sql(
+            CORPUS["insert_chunks"], {"document_id": document_id, "chunks": chunks_param(chunks, None)}
         )
         written += len(chunks)
     return written

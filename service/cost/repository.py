@@ -12,54 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from service.db.database import Database
+from service.db.namedsql import NamedSql
 
-from service.tracking.repository import fetch_rows
+BUDGETS = NamedSql("service.cost", "sql/budgets.sql")
 
 SPEND = """
     CASE WHEN v.status IN ('completed', 'failed', 'timeout')
          THEN coalesce(v.cost_usd, v.estimated_cost_usd, 0)
          ELSE greatest(coalesce(v.cost_usd, 0), coalesce(v.estimated_cost_usd, 0)) END
 """
-
-SET_GUILD_BUDGET: TextClause = text(
-    """
-INSERT INTO guild_budgets AS b (guild_id, daily_usd, monthly_usd, updated_at)
-VALUES (:guild_id, CAST(:daily AS numeric), CAST(:monthly AS numeric), now())
-ON CONFLICT (guild_id) DO UPDATE SET
-    daily_usd = CASE WHEN :set_daily THEN EXCLUDED.daily_usd ELSE b.daily_usd END,
-    monthly_usd = CASE WHEN :set_monthly THEN EXCLUDED.monthly_usd ELSE b.monthly_usd END,
-    updated_at = now()
-RETURNING guild_id, daily_usd, monthly_usd, updated_at
-"""
-)
-
-UNSET_GUILD_BUDGET: TextClause = text(
-    "DELETE FROM guild_budgets WHERE guild_id = :guild_id RETURNING guild_id"
-)
-
-# Every guild with an override or with requests this month, with both periods' spend.
-LIST_GUILD_BUDGETS: TextClause = text(
-    f"""
-WITH bounds AS (
-    SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day_start,
-           date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS month_start
-), spend AS (
-    SELECT v.guild_id,
-           coalesce(sum({SPEND}) FILTER (WHERE v.created_at >= bounds.day_start), 0) AS spent_today,
-           coalesce(sum({SPEND}), 0) AS spent_month
-    FROM video_requests v, bounds
-    WHERE v.guild_id IS NOT NULL AND v.created_at >= bounds.month_start
-    GROUP BY v.guild_id
-)
-SELECT coalesce(b.guild_id, s.guild_id) AS guild_id, b.daily_usd, b.monthly_usd,
-       coalesce(s.spent_today, 0) AS spent_today, coalesce(s.spent_month, 0) AS spent_month
-FROM guild_budgets b
-FULL JOIN spend s ON s.guild_id = b.guild_id
-ORDER BY spent_month DESC, guild_id
-"""
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +35,8 @@ class GuildBudget:
 
 
 class BudgetRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def set_guild(
         self, guild_id: str, *, daily: Decimal | None = None, monthly: Decimal | None = None
@@ -87,17 +49,17 @@ class BudgetRepository:
             "set_daily": daily is not None,
             "set_monthly": monthly is not None,
         }
-        row = (await fetch_rows(self.engine, SET_GUILD_BUDGET, params))[0]
+        row = (await self.database.fetch(BUDGETS["set_guild_budget"], params))[0]
         return GuildBudget(
             row["guild_id"], row["daily_usd"], row["monthly_usd"], updated_at=row["updated_at"]
         )
 
     async def unset_guild(self, guild_id: str) -> bool:
         """Drop a guild's own limits (the defaults apply again); False if it had none."""
-        return bool(await fetch_rows(self.engine, UNSET_GUILD_BUDGET, {"guild_id": guild_id}))
+        return bool(await self.database.fetch(BUDGETS["unset_guild_budget"], {"guild_id": guild_id}))
 
     async def list_guilds(self) -> list[GuildBudget]:
-        rows = await fetch_rows(self.engine, LIST_GUILD_BUDGETS, {})
+        rows = await self.database.fetch(BUDGETS["list_guild_budgets"], {})
         return [
             GuildBudget(r["guild_id"], r["daily_usd"], r["monthly_usd"], r["spent_today"], r["spent_month"])
             for r in rows

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 import migrations
 from service.db.urls import redact, sqlalchemy_url
-from service.errors import TrackingUnavailable
+from service.errors import DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -41,7 +41,7 @@ def _reaching(url: str) -> Iterator[None]:
         yield
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise TrackingUnavailable(
+        raise DatabaseUnavailable(
             f"cannot reach PostgreSQL at {redact(url)} (DATABASE_URL): {reason}"
         ) from exc
 

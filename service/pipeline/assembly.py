@@ -29,7 +29,7 @@ class PipelineServices:
 
 def build_pipeline(runtime: Runtime, backends: Backends | None = None) -> PipelineServices:
     settings = runtime.settings
-    backends = backends or build_backends(settings, runtime.engine)
+    backends = backends or build_backends(settings, runtime.database)
     breakers = BreakerBoard(
         failure_threshold=settings.breaker_failure_threshold, reset_seconds=settings.breaker_reset_seconds
     )
@@ -39,7 +39,9 @@ def build_pipeline(runtime: Runtime, backends: Backends | None = None) -> Pipeli
     )
     calls = ExternalCalls(breakers, runtime.tracker)
     deliveries = DeliveryRepository(
-        runtime.engine, source_service=runtime.tracker.source_service, source_host=runtime.tracker.source_host
+        runtime.database,
+        source_service=runtime.tracker.source_service,
+        source_host=runtime.tracker.source_host,
     )
     notifications = Notifications(settings, deliveries, notifier, runtime.tracker)
     bodies = StageBodies(settings, backends, calls, runtime.tracker, runtime.queries, notifications)

@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from service.backends.base import BackendError
-from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition, RequestNotFound
 from service.pipeline.admission import RunGate
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.resume import cut_off, resume_link
@@ -119,7 +119,7 @@ class PipelineRunner:
     async def _load(self, item: WorkItem, pipeline: Pipeline) -> RunState:
         try:
             return RunState.from_read(item, await self.queries.get_request(item.id), pipeline.outputs)
-        except (TrackingUnavailable, RequestNotFound):
+        except (DatabaseUnavailable, RequestNotFound):
             # Degraded mode: the request lives only in the journal for now.
             max_retries = {s.name: s.max_retries for s in pipeline.stage_specs(self.settings.max_retries)}
             state = RunState.fresh(item, pipeline.stage_names, max_retries, pipeline.outputs)
@@ -221,7 +221,7 @@ class PipelineRunner:
         await self.tracker.flush(state.item.id)
         try:
             await self.bodies.notification(state, 1)
-        except (TrackingUnavailable, ClaimLost):
+        except (DatabaseUnavailable, ClaimLost):
             raise  # the run is interrupted: a resumed run enqueues the same delivery again
         except Exception:
             # Not the receiver's failure (that is the delivery's outcome): a bug, logged;
@@ -272,7 +272,7 @@ class PipelineRunner:
                     number = prior + attempt.retry_state.attempt_number
                     output = await self._attempt(state, stage, number, last_attempt, links)
                     links = []
-        except (TrackingUnavailable, ClaimLost):
+        except (DatabaseUnavailable, ClaimLost):
             raise  # the run is interrupted, not the stage failed: it resumes elsewhere
         except Exception as exc:
             raise StageFailed(stage.name, exc) from exc
@@ -286,7 +286,7 @@ class PipelineRunner:
         item = state.item
 
         def will_retry(exc: BaseException) -> bool:
-            if isinstance(exc, TrackingUnavailable | ClaimLost):
+            if isinstance(exc, DatabaseUnavailable | ClaimLost):
                 # PostgreSQL went away under the attempt: the run stops here and resumes
                 # later (another attempt follows), so the stage is not recorded as failed.
                 return True

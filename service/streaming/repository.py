@@ -13,46 +13,29 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from service.db.database import Database
+from service.db.namedsql import NamedSql
 from service.errors import RequestNotFound
 from service.tracking.queries import parse_request_key
-from service.tracking.repository import fetch_rows
 from service.tracking.states import RequestStatus, Severity
+
+STREAM = NamedSql("service.streaming", "sql/stream.sql")
 
 CHANNEL = "reeltrace_events"
 LISTEN = f"LISTEN {CHANNEL}"
 PING = "SELECT 1"
 
-_STATE_COLUMNS = "id, correlation_id, user_id, status"
-STATE_BY_ID: TextClause = text(f"SELECT {_STATE_COLUMNS} FROM video_requests WHERE id = :id")
-STATE_BY_CORRELATION: TextClause = text(
-    f"SELECT {_STATE_COLUMNS} FROM video_requests WHERE correlation_id = :correlation_id"
-)
-MAX_EVENT_ID: TextClause = text("SELECT coalesce(max(id), 0) AS max_id FROM request_events")
-
 _FILTERS = {
-    "request_id": "e.request_id = :request_id",
-    "user_id": "r.user_id = :user_id",
+    "request_id": "events_after_and_request_id",
+    "user_id": "events_after_and_user_id",
 }
 
 
 @lru_cache(maxsize=8)
-def events_after(filters: frozenset[str]) -> TextClause:
-    """Events after a cursor (skipping ids already sent), with their request's current state."""
-    where = "".join(f" AND {_FILTERS[f]}" for f in sorted(filters))
-    return text(
-        f"""
-SELECT e.id, e.request_id, r.correlation_id, r.user_id, e.event_type, e.severity, e.stage_name,
-       e.message, e.data, e.created_at, r.status, r.current_stage, r.progress_percentage
-FROM request_events e
-JOIN video_requests r ON r.id = e.request_id
-WHERE e.id > :after_id AND NOT (e.id = ANY(CAST(:skip AS bigint[]))){where}
-ORDER BY e.id
-LIMIT :limit
-"""
-    )
+def events_after(filters: frozenset[str]) -> str:
+    """Events after a cursor, restricted by the named filters (keys of _FILTERS)."""
+    where = "".join(f"\n{STREAM[_FILTERS[f]]}" for f in sorted(filters))
+    return f"{STREAM['events_after_head']}{where}\n{STREAM['events_after_tail']}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,26 +67,26 @@ class StreamEvent:
 
 
 class StreamRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
-    async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return await fetch_rows(self.engine, statement, params)
+    async def _run(self, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.database.fetch(statement, params)
 
     async def request_state(self, key: str) -> RequestState:
         """A request's identity and status, by UUID or correlation ID."""
         parsed = parse_request_key(key)
         if isinstance(parsed, uuid.UUID):
-            rows = await self._run(STATE_BY_ID, {"id": parsed})
+            rows = await self._run(STREAM["state_by_id"], {"id": parsed})
         else:
-            rows = await self._run(STATE_BY_CORRELATION, {"correlation_id": parsed})
+            rows = await self._run(STREAM["state_by_correlation"], {"correlation_id": parsed})
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         row = rows[0]
         return RequestState(row["id"], row["correlation_id"], row["user_id"], RequestStatus(row["status"]))
 
     async def max_event_id(self) -> int:
-        return int((await self._run(MAX_EVENT_ID, {}))[0]["max_id"])
+        return int((await self._run(STREAM["max_event_id"], {}))[0]["max_id"])
 
     async def events_after(
         self,

@@ -29,7 +29,7 @@ from pathlib import Path
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from service.errors import ClaimLost, InvalidStatusTransition, RequestNotFound, TrackingUnavailable
+from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition, RequestNotFound
 from service.tracking.writes import TrackingWrite
 
 log = structlog.get_logger(__name__)
@@ -233,7 +233,7 @@ class Journal:
                     continue
                 await apply(write)
                 report.applied += 1
-            except TrackingUnavailable:
+            except DatabaseUnavailable:
                 rest = lines[index:]
                 self._give_back(rest)
                 report.remaining = len(rest)

@@ -19,12 +19,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import TextClause
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.statements import Timing
+from service.db.database import Database, Timing
 from service.errors import RequestNotFound, ValidationFailed
 from service.tracking import read_sql, rollup_sql
-from service.tracking.repository import fetch_rows
+from service.tracking.read_sql import READS
 from service.tracking.rollups import FAR_FUTURE, RELATIVE_ERROR, Window
 from service.tracking.schemas import (
     DashboardRead,
@@ -80,14 +79,16 @@ def parse_request_key(key: str | uuid.UUID) -> uuid.UUID | str:
 class RequestQueries:
     """Reads for the API, the CLI and operators."""
 
-    def __init__(self, engine: AsyncEngine, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
-        self.engine = engine
+    def __init__(self, database: Database, *, slow_ms: float = 100.0, very_slow_ms: float = 500.0) -> None:
+        self.database = database
         self.slow_ms = slow_ms
         self.very_slow_ms = very_slow_ms
 
-    async def _fetch(self, query_type: str, statement: TextClause, params: Mapping[str, Any]) -> list[Any]:
+    async def _fetch(
+        self, query_type: str, statement: str | TextClause, params: Mapping[str, Any]
+    ) -> list[Any]:
         timing = Timing()
-        rows = await fetch_rows(self.engine, statement, params, timing=timing)
+        rows = await self.database.fetch(statement, params, timing=timing)
         run_ms, wait_ms = timing.run_s * 1000, timing.wait_s * 1000
         if wait_ms > self.slow_ms:
             emit = log.warning if wait_ms > self.very_slow_ms else log.info
@@ -163,10 +164,10 @@ class RequestQueries:
         """A request with its stages, by UUID or correlation ID."""
         parsed = parse_request_key(key)
         if isinstance(parsed, uuid.UUID):
-            rows = await self._fetch("request_detail", read_sql.REQUEST_BY_ID, {"id": parsed})
+            rows = await self._fetch("request_detail", READS["request_by_id"], {"id": parsed})
         else:
             rows = await self._fetch(
-                "request_detail", read_sql.REQUEST_BY_CORRELATION, {"correlation_id": parsed}
+                "request_detail", READS["request_by_correlation"], {"correlation_id": parsed}
             )
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
@@ -180,7 +181,7 @@ class RequestQueries:
         parsed = parse_request_key(key)
         if isinstance(parsed, uuid.UUID):
             return parsed
-        rows = await self._fetch("request_id", read_sql.ID_BY_CORRELATION, {"correlation_id": parsed})
+        rows = await self._fetch("request_id", READS["id_by_correlation"], {"correlation_id": parsed})
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         found: uuid.UUID = rows[0]["id"]
@@ -193,11 +194,11 @@ class RequestQueries:
         request_id = await self.resolve_id(key)
         rows = await self._fetch(
             "request_events",
-            read_sql.EVENTS_OF_REQUEST,
+            READS["events_of_request"],
             {"id": request_id, "after_id": after_id, "limit": limit},
         )
         if not rows and after_id == 0:
-            exists = await self._fetch("request_exists", read_sql.REQUEST_EXISTS, {"id": request_id})
+            exists = await self._fetch("request_exists", READS["request_exists"], {"id": request_id})
             if not exists:
                 raise RequestNotFound(f"no request {request_id}")
         return [EventRead.model_validate(row) for row in rows]
@@ -207,7 +208,7 @@ class RequestQueries:
     ) -> EventRead | None:
         """The most recent event of a type (and stage) for a request: resume bookkeeping."""
         params = {"id": request_id, "event_type": event_type, "stage": stage}
-        rows = await self._fetch("latest_event", read_sql.LATEST_EVENT, params)
+        rows = await self._fetch("latest_event", READS["latest_event"], params)
         return EventRead.model_validate(rows[0]) if rows else None
 
     async def dashboard(self, *, window_hours: int = 24, exact: bool = False) -> DashboardRead:
@@ -224,7 +225,7 @@ class RequestQueries:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if exact:
             row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
-            spend = await self._fetch("dashboard_spend_exact", read_sql.SPEND, {"since": today})
+            spend = await self._fetch("dashboard_spend_exact", READS["spend"], {"since": today})
         else:
             window = Window.of(now - timedelta(hours=window_hours), FAR_FUTURE)
             params = {**window.params(), "pipeline": None}
@@ -277,8 +278,8 @@ class RequestQueries:
             raise ValidationFailed(f"since must be before {bound}", field="since")
         params: dict[str, Any] = {"since": since, "until": until, "pipeline": pipeline}
         if exact:
-            rows = await self._fetch("hourly_metrics_exact", read_sql.HOURLY, params)
-            stage_rows = await self._fetch("hourly_stage_metrics_exact", read_sql.HOURLY_STAGES, params)
+            rows = await self._fetch("hourly_metrics_exact", READS["hourly"], params)
+            stage_rows = await self._fetch("hourly_stage_metrics_exact", READS["hourly_stages"], params)
         else:
             # Without `until` the window is open-ended: the current hour is read whole.
             params.update(Window.of(since, until if given_until else FAR_FUTURE).params())
@@ -301,7 +302,7 @@ class RequestQueries:
 
     async def oldest_active_ages(self) -> dict[str, float]:
         """Seconds the oldest pending request has waited and the oldest generating one has run (0 if none)."""
-        rows = await self._fetch("oldest_active", read_sql.OLDEST_ACTIVE, {})
+        rows = await self._fetch("oldest_active", READS["oldest_active"], {})
         ages = {"pending": 0.0, "generating": 0.0}
         ages.update({row["status"]: float(row["age_seconds"]) for row in rows})
         return ages

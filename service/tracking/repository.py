@@ -1,8 +1,8 @@
 """The only code that writes tracking rows.
 
-Driver errors stop here: an unreachable server becomes `TrackingUnavailable`, the
-state-machine trigger's error becomes `InvalidStatusTransition`, and a missing row
-becomes `RequestNotFound`.
+Statements run on the `Database` (`service.db`), which turns an unreachable server
+into `DatabaseUnavailable` and the state-machine trigger's error into
+`InvalidStatusTransition`; a missing row becomes `RequestNotFound` here.
 """
 
 from __future__ import annotations
@@ -10,27 +10,20 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-from sqlalchemy import TextClause
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from service.cost.budgets import BudgetDefaults, describe
-from service.db.statements import Timing, fetch_all
+from service.db.database import Database
+from service.db.statement import Statement
 from service.errors import (
     BudgetExceeded,
     ClaimLost,
     InvalidStatusTransition,
     RateLimited,
     RequestNotFound,
-    TrackingUnavailable,
 )
 from service.settings import RateLimit
 from service.tracking import sql
@@ -47,7 +40,6 @@ from service.tracking.writes import (
 )
 from telemetry.tracing import untraced
 
-STATUS_GUARD_SQLSTATE = "RT001"
 # The stage a watchdog's ending leaves open: the notification sweep still runs it.
 NOTIFICATION_STAGE = "notification"
 
@@ -72,25 +64,6 @@ def _event_params(event: EventWrite) -> dict[str, Any]:
     }
 
 
-# Errors that mean the server could not be reached (not a SQL error).
-_UNREACHABLE = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    PoolTimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """True when the error means the server could not be reached (not a SQL error)."""
-    if isinstance(exc, _UNREACHABLE):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
 def _refused(request_id: uuid.UUID, fence: int | None, found: int | None) -> ClaimLost:
     return ClaimLost(
         f"request {request_id} is no longer held by this run",
@@ -98,47 +71,6 @@ def _refused(request_id: uuid.UUID, fence: int | None, found: int | None) -> Cla
         claim_generation=fence,
         found_generation=found,
     )
-
-
-def _sqlstate(exc: DBAPIError | psycopg.Error) -> str | None:
-    source = exc.orig if isinstance(exc, DBAPIError) else exc
-    return getattr(source, "sqlstate", None)
-
-
-@asynccontextmanager
-async def translate_errors() -> AsyncIterator[None]:
-    """Turn driver errors into domain errors at the repository boundary.
-
-    Statements run through SQLAlchemy raise its wrapped `DBAPIError`s; those run on
-    the driver connection (`service.db.statements`) raise psycopg's own.
-    """
-    try:
-        yield
-    except (DBAPIError, psycopg.Error) as exc:
-        if _sqlstate(exc) == STATUS_GUARD_SQLSTATE:
-            raise InvalidStatusTransition(detail="Invalid status transition") from exc
-        if is_unreachable(exc):
-            raise TrackingUnavailable("PostgreSQL is unreachable") from exc
-        raise
-    except (PoolTimeoutError, ConnectionError, TimeoutError, OSError) as exc:
-        raise TrackingUnavailable("PostgreSQL is unreachable") from exc
-
-
-async def fetch_rows(
-    engine: AsyncEngine,
-    statement: TextClause,
-    params: Mapping[str, Any],
-    *,
-    timing: Timing | None = None,
-    traced: bool = True,
-) -> list[dict[str, Any]]:
-    """One statement in autocommit on a pooled connection (`fetch_all`), errors translated.
-
-    A single statement needs no transaction block, so it skips the BEGIN and COMMIT
-    (or ROLLBACK) round trips one would add.
-    """
-    async with translate_errors():
-        return await fetch_all(engine, statement, params, timing=timing, traced=traced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,13 +217,13 @@ _FINISHING = (StageStatus.COMPLETED, StageStatus.FAILED, StageStatus.SKIPPED)
 class TrackingRepository:
     """Applies tracking writes to PostgreSQL, one transaction each."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
-    async def _run(self, statement: TextClause, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _run(self, statement: Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         # Every write is a single statement, atomic on its own. It is not a span: the
         # writer records it by what it did (telemetry.database.record_write).
-        return await fetch_rows(self.engine, statement, params, traced=False)
+        return await self.database.fetch(statement, params, traced=False)
 
     async def create(
         self, write: CreateRequest, rate_limit: RateLimit | None = None, budget: BudgetDefaults | None = None

@@ -14,58 +14,39 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.tracking.repository import translate_errors
-from service.tracking.rollups import MINUTE, floor_to, prune_minutes
+from service.db.database import Database
+from service.tracking.retention_repository import RetentionRepository
+from service.tracking.rollups import HOUR, MINUTE, floor_to
 
 log = structlog.get_logger("reeltrace.retention")
 
 # Batches keep each transaction (and its locks) short on a large table.
 BATCH_SIZE = 5000
 
-_DELETE_BATCH = text(
-    """
-DELETE FROM video_requests
-WHERE id IN (
-    SELECT id FROM video_requests
-    WHERE created_at < :cutoff AND status IN ('completed', 'failed', 'timeout')
-    LIMIT :batch
-)
-"""
-)
-# Only one replica runs the job at a time; the others skip this round.
-_LOCK_KEY = 0x7265656C  # "reel"
-
 
 async def delete_expired(
-    engine: AsyncEngine, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    database: Database, retention_days: int, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> int:
     """Delete terminal requests created more than `retention_days` ago; returns the count."""
     # On a minute boundary: a minute's rows go whole or stay whole, so the rollups can
     # still take a window's edge minute from the rows (a row kept up to 59 s longer).
     cutoff = floor_to((now or datetime.now(UTC)) - timedelta(days=retention_days), MINUTE)
     deleted = 0
-    async with translate_errors(), engine.connect() as lock_conn:
-        got = (await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY})).scalar()
+    repository = RetentionRepository(database)
+    async with repository.exclusive() as got:
         if not got:
             log.info("retention_cleanup_skipped", reason="another process holds the retention lock")
             return 0
-        try:
-            while True:
-                async with engine.begin() as conn:
-                    await conn.execute(text("SET LOCAL reeltrace.delete_reason = 'retention'"))
-                    result = await conn.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": batch_size})
-                count = result.rowcount or 0
-                deleted += count
-                if count < batch_size:
-                    break
-            async with engine.begin() as conn:
-                await prune_minutes(conn, cutoff)
-        finally:
-            await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
-            await lock_conn.commit()
+        while True:
+            count = await repository.delete_batch(cutoff, batch_size)
+            deleted += count
+            if count < batch_size:
+                break
+        # The minutes of the cutoff's own hour stay: a window starting after the cutoff in
+        # that hour reads the hour whole and takes away the minutes before its start,
+        # among them the minutes whose rows were just deleted.
+        await repository.prune_minute_rollups(floor_to(cutoff, HOUR))
     log.info(
         "retention_cleanup", deleted_count=deleted, retention_days=retention_days, cutoff=cutoff.isoformat()
     )

@@ -1,9 +1,10 @@
-"""Rollups of finished requests: how a window is read from them, rebuilt and pruned.
+"""Rollups of finished requests: how a window is read from them, and rebuilt.
 
 The rollups (migration 0008) are kept in step by a database trigger; this module
 holds what the application does with them: splitting a window into the pieces the
-readers sum (`Window`), recomputing them from the rows (`rebuild`), and pruning the
-minute-level ones when retention deletes the rows beneath them (`prune_minutes`).
+readers sum (`Window`) and recomputing them from the rows (`rebuild`). Retention
+prunes the minute-level ones when it deletes the rows beneath them
+(`service.tracking.retention`).
 
 Quantiles read from the sketch are within `RELATIVE_ERROR` of the exact value
 (percentile_cont over the same rows); counts and sums are exact.
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.db.database import Database
 from service.errors import ValidationFailed
 from service.tracking import rollup_sql
-from service.tracking.repository import translate_errors
 
 log = structlog.get_logger("reeltrace.rollups")
 
@@ -121,7 +121,7 @@ class RebuildReport:
 
 
 async def rebuild(
-    engine: AsyncEngine, *, since: datetime | None = None, retention_days: int | None = None
+    database: Database, *, since: datetime | None = None, retention_days: int | None = None
 ) -> RebuildReport:
     """Recompute the rollups of requests created at or after `since` (its hour) from the rows.
 
@@ -142,14 +142,15 @@ async def rebuild(
             )
     else:
         since = horizon
-    async with translate_errors(), engine.begin() as conn:
-        await conn.execute(rollup_sql.REBUILD_LOCK)
+    async with database.transaction() as tx:
+        await tx.execute(rollup_sql.REBUILD_LOCK)
         # Without a horizon everything is recomputed, buckets of rows deleted by hand included.
         params = {"since": since or BEGINNING}
         for statement in rollup_sql.REBUILD_DELETE:
-            await conn.execute(statement, params)
-        inserted = [(await conn.execute(s, params)).rowcount or 0 for s in rollup_sql.REBUILD_INSERT]
-        requests = (await conn.execute(rollup_sql.REBUILT_REQUESTS, params)).scalar() or 0
+            await tx.execute(statement, params)
+        inserted = [max(await tx.execute(s, params), 0) for s in rollup_sql.REBUILD_INSERT]
+        counted = await tx.fetch(rollup_sql.REBUILT_REQUESTS, params)
+        requests = next(iter(counted[0].values())) or 0
     log.info(
         "rollups_rebuilt",
         since=since.isoformat() if since else None,
@@ -157,15 +158,3 @@ async def rebuild(
         buckets=inserted[0],
     )
     return RebuildReport(since=since, requests=int(requests), buckets=inserted[0])
-
-
-async def prune_minutes(conn: AsyncConnection, cutoff: datetime) -> None:
-    """Drop minute-level rollups of the hours before `cutoff`'s; the hourly ones stay (the past
-    stays on the dashboards).
-
-    The minutes of the cutoff's own hour stay: a window starting after the cutoff in that
-    hour reads the hour whole and takes away the minutes before its start, among them
-    the minutes whose rows retention deleted.
-    """
-    for statement in rollup_sql.PRUNE_MINUTE_TABLES:
-        await conn.execute(statement, {"cutoff": floor_to(cutoff, HOUR)})

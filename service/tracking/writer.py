@@ -27,7 +27,7 @@ import structlog
 
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
-from service.errors import ClaimLost, ReeltraceError, TrackingUnavailable
+from service.errors import ClaimLost, DatabaseUnavailable, ReeltraceError
 from service.tracking.fence import current_claim, fence_of
 from service.tracking.folding import Applied, Fold, current_fold, fold_for, part_request_id
 from service.tracking.journal import Journal, ReplayReport
@@ -179,7 +179,7 @@ class TrackingWriter:
             if claim is not None:
                 raise claim.lose(f"{operation} refused") from exc
             raise
-        except TrackingUnavailable as exc:
+        except DatabaseUnavailable as exc:
             if admit is not None:
                 admit()
             await self._journal_failed(write, exc, operation, journal_as, **context)
@@ -200,7 +200,7 @@ class TrackingWriter:
     async def _journal_failed(
         self,
         write: TrackingWrite,
-        exc: TrackingUnavailable,
+        exc: DatabaseUnavailable,
         operation: str,
         journal_as: Callable[[], TrackingWrite] | None,
         **context: Any,
@@ -242,7 +242,7 @@ class TrackingWriter:
             return
         try:
             held = await self.repository.renew_claim(request_id, claim.generation, self.lease_seconds)
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             return
         if held is False:
             raise claim.lose("lease renewal refused")

@@ -64,7 +64,7 @@ def _login(
 
 async def _page(request: Request, runtime: Runtime, settings: Settings, detail: str | None) -> Response:
     boot = {
-        "stream_from": await StreamRepository(runtime.engine).max_event_id(),
+        "stream_from": await StreamRepository(runtime.database).max_event_id(),
         "pipelines": {name: p.stage_names for name, p in PIPELINES.items()},
         "detail": detail,
         "can_logout": settings.api_keys_required,

@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.backends.webhook import WebhookNotifier
-from service.errors import RequestNotFound, TrackingUnavailable
+from service.errors import DatabaseUnavailable, RequestNotFound
 from service.pipeline.admission import outside_gate
 from service.settings import Settings
 from service.tracking.sanitize import sanitize_error
@@ -129,7 +129,7 @@ class Notifications:
                 delivery_id, request_id, event, url, host_of(url), payload,
                 self.settings.webhook_retry_window_seconds,
             )  # fmt: skip
-        except (TrackingUnavailable, RequestNotFound):
+        except (DatabaseUnavailable, RequestNotFound):
             return await self._notify_untracked(request_id, delivery_id, url, event, payload)
         claimed = await self.repository.claim_one(delivery.id, self.claim_seconds)
         if claimed is None:  # delivered already, or in flight in another process

@@ -27,9 +27,9 @@ from typing import Any
 import structlog
 
 from service.background import every
-from service.errors import ClaimLost, InvalidStatusTransition, TrackingUnavailable
+from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition
 from service.pipeline.breaker import BreakerBoard
-from service.pipeline.breaker_store import BreakerStore
+from service.pipeline.breaker_repository import BreakerRepository
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
@@ -66,11 +66,11 @@ class Worker:
     ) -> None:
         self.runtime = runtime
         self.breakers = breakers
-        self.breaker_store = BreakerStore(runtime.engine)
+        self.breaker_repository = BreakerRepository(runtime.database)
         self.settings = runtime.settings
         self.runner = runner
         self.worker_id = worker_id or default_worker_id()
-        self.repo = WorkRepository(runtime.engine)
+        self.repo = WorkRepository(runtime.database)
         # Callback deliveries due for another attempt, whichever run enqueued them.
         self.webhooks = DeliverySweep(runner.bodies.notifications)
         self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -136,7 +136,7 @@ class Worker:
         sent = time.monotonic()
         try:
             items = await self.repo.claim(self.worker_id, limit, self.settings.lease_seconds)
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             log.warning("claim_failed", reason="PostgreSQL unreachable")
             return 0
         self._start_runs(items, sent)
@@ -210,7 +210,7 @@ class Worker:
             # Shutdown or a lost lease: leave the lease to _shutdown / the new owner.
             release = False
             raise
-        except TrackingUnavailable:
+        except DatabaseUnavailable:
             log.warning("run_interrupted", request_id=str(item.id), reason="PostgreSQL unreachable")
         except ClaimLost:
             log.warning("run_interrupted", request_id=str(item.id), reason="claim taken over")
@@ -221,7 +221,7 @@ class Worker:
             self.claims.pop(item.id, None)
             if release and not claim.lost and not claim.released:
                 held = {item.id: claim.generation}
-                with contextlib.suppress(TrackingUnavailable):
+                with contextlib.suppress(DatabaseUnavailable):
                     if unnotified:
                         await self.repo.hand_over(self.worker_id, held)
                     else:
@@ -243,7 +243,7 @@ class Worker:
         """Renew this worker's leases (cancelling runs whose lease is lost); publish its breakers."""
         if self.breakers is not None:
             with untraced():
-                await self.breaker_store.publish(self.worker_id, self.breakers.snapshot())
+                await self.breaker_repository.publish(self.worker_id, self.breakers.snapshot())
         claims = dict(self.claims)
         held = await self.repo.heartbeat(
             self.worker_id, {rid: c.generation for rid, c in claims.items()}, self.settings.lease_seconds
@@ -334,7 +334,7 @@ class Worker:
                 log.warning("worker_runs_abandoned", count=len(stuck), worker_id=self.worker_id)
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         try:
-            with contextlib.suppress(TrackingUnavailable):
+            with contextlib.suppress(DatabaseUnavailable):
                 # Expire, not clear, the leases: an ended request whose notification was cut
                 # off must still be found by another worker's watchdog.
                 await asyncio.wait_for(self.repo.hand_over(self.worker_id, unfinished), remaining)

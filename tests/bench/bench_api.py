@@ -10,8 +10,8 @@ accounting, over the whole round, warm-up included):
   none is refused), tracing on (every span exported over OTLP/HTTP to a local
   receiver), metrics recorded and JSON logs at info written to a file;
 - baseline: a bare FastAPI app in its own process (same uvicorn, same pool, and the
-  same way of running a statement: one autocommit statement on the pooled psycopg 3
-  connection, `service.db.statements.fetch_all`) whose endpoint validates a small
+  same way of running a statement: one autocommit statement on the psycopg_pool
+  connection pool, `service.db.database.Database`) whose endpoint validates a small
   body and does one INSERT into `video_requests`, with no telemetry at all;
 
 and the ratio (target: at least 0.5). To show where the gap lies, the same server
@@ -82,17 +82,18 @@ def run_baseline(url: str, port: int) -> None:
 
     import uvicorn
     from fastapi import FastAPI
-    from sqlalchemy import text
 
-    from service.db.engine import create_engine
-    from service.db.statements import fetch_all
+    from service.db.database import Database
     from service.settings import Settings
     from telemetry.correlation import new_correlation_id
 
-    engine = create_engine(url, Settings(database_url=url), application_name="bench-baseline")
-    insert = text(
+    settings = Settings(database_url=url)
+    database = Database.from_settings(
+        url, settings.db_pool_size, settings.db_max_overflow, application_name="bench-baseline"
+    )
+    insert = (
         "INSERT INTO video_requests (id, correlation_id, user_id, guild_id, prompt) "
-        "VALUES (:id, :correlation_id, :user_id, :guild_id, :prompt)"
+        "VALUES (%(id)s, %(correlation_id)s, %(user_id)s, %(guild_id)s, %(prompt)s)"
     )
 
     app = FastAPI()
@@ -107,7 +108,7 @@ def run_baseline(url: str, port: int) -> None:
             "guild_id": body.guild_id,
             "prompt": body.prompt,
         }
-        await fetch_all(engine, insert, params)
+        await database.execute(insert, params, traced=False)
         return {"id": str(rid), "status": "pending"}
 
     @app.get("/healthz")
@@ -367,7 +368,7 @@ def test_bench_api() -> None:
             settings = Settings(database_url=urls["reeltrace"], data_dir=root / "data")
             runtime = Runtime.build(settings, urls["reeltrace"], source_service="bench")
             try:
-                return (await create_key(ApiKeyRepository(runtime.engine), "bench", ["submit"])).key
+                return (await create_key(ApiKeyRepository(runtime.database), "bench", ["submit"])).key
             finally:
                 await runtime.close()
 

@@ -52,6 +52,7 @@ from telemetry.logging import configure_logging
 from tests.bench.pgstats import enable_statements, postgres_cpu_seconds, reset_statements, statement_counts
 from tests.support.otlp_receiver import OtlpReceiver, otlp_receiver
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 from tests.support.workers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,12 +75,12 @@ async def submit(runtime: Runtime, n: int, prefix: str) -> None:
 
 
 async def count(runtime: Runtime, sql: str) -> Any:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return (await conn.execute(text(sql))).scalar_one()
 
 
 async def table_writes(runtime: Runtime) -> dict[str, int]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         rows = await conn.execute(
             text("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables")
         )
@@ -122,7 +123,7 @@ async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver
         await submit(runtime, WARMUP, "warm")
         await run_worker_until_done(runtime, observer)
         await submit(runtime, LIFECYCLES, "bench")
-        await runtime.engine.dispose()  # the submitters' backends flush their statistics
+        await runtime.database.reset()  # the submitters' backends flush their statistics
         await asyncio.sleep(1.5)
         rows_before = await table_writes(runtime)
 
@@ -163,7 +164,7 @@ async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver
         finally:
             psycopg.AsyncCursor.execute = original_execute  # type: ignore[method-assign]
 
-        async with runtime.engine.connect() as conn:
+        async with sql_engine(runtime).connect() as conn:
             first, last, done = (
                 await conn.execute(
                     text(
@@ -174,7 +175,7 @@ async def throughput(settings: Settings, url: str, postmaster_pid: int, receiver
             ).one()
         # The benchmark's own polling and reads are left out.
         counted = statement_counts(url, excluding=("count(*) FROM video_requests", "min(started_at)"))
-        await runtime.engine.dispose()
+        await runtime.database.reset()
         await asyncio.sleep(1.5)
         rows_after = await table_writes(runtime)
     finally:

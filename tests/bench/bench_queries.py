@@ -26,6 +26,7 @@ from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from telemetry.logging import configure_logging
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 
 TOTAL = 1_000_000
 HEAVY_USER = "heavy-user"
@@ -106,12 +107,12 @@ async def concurrently(n: int, fn: Callable[[int], Awaitable[object]]) -> float:
 
 async def run_bench(runtime: Runtime) -> None:
     started = time.perf_counter()
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         for statement in LOAD.split(";\n"):
             if statement.strip():
                 await conn.execute(text(statement))
     # As autovacuum would: statistics and the visibility map for index-only scans.
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await autocommit.execute(text("VACUUM ANALYZE video_requests"))
     print(
@@ -152,7 +153,7 @@ async def run_bench(runtime: Runtime) -> None:
         await t.start_request(created.id)
         await t.complete_request(created.id, [f"https://cdn/{i}.mp4"])
 
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text(
                 "CREATE TABLE raw_inserts (id uuid PRIMARY KEY, user_id text, prompt text, created_at timestamptz)"
@@ -160,7 +161,7 @@ async def run_bench(runtime: Runtime) -> None:
         )
 
     async def raw_insert(i: int) -> None:
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             await conn.execute(
                 text("INSERT INTO raw_inserts VALUES (:id, :u, :p, now())"),
                 {"id": uuid.uuid4(), "u": f"bench_{i % 997}", "p": f"bench {i}"},
@@ -251,13 +252,13 @@ async def load_busy_day(runtime: Runtime) -> None:
 
     started = time.perf_counter()
     # Secondary indexes are built once after the load, far faster than kept row by row.
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         indexes = (await conn.execute(text(SECONDARY_INDEXES))).all()
         for name, _ in indexes:
             await conn.execute(text(f"DROP INDEX {name}"))
     for first in range(1, BUSY_TOTAL + 1, BUSY_CHUNK):
         last = min(BUSY_TOTAL, first + BUSY_CHUNK - 1)
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
             await conn.execute(
                 text(BUSY_LOAD),
@@ -270,16 +271,16 @@ async def load_busy_day(runtime: Runtime) -> None:
                 },
             )
         print(f"  loaded {last:,} of {BUSY_TOTAL:,} ({time.perf_counter() - started:.0f} s)", flush=True)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         for _, definition in indexes:
             await conn.execute(text(definition))
     print(f"  indexes rebuilt ({time.perf_counter() - started:.0f} s)", flush=True)
     rebuilt_at = time.perf_counter()
-    report = await rebuild(runtime.engine)
+    report = await rebuild(runtime.database)
     print(
         f"  rollups rebuilt from the rows in {time.perf_counter() - rebuilt_at:.1f} s ({report.buckets:,} rows)"
     )
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         for table in ("video_requests", "request_rollups", "request_rollup_sketches", "stage_rollups"):
             await autocommit.execute(text(f"VACUUM ANALYZE {table}"))
@@ -301,7 +302,7 @@ async def terminal_write_cost(runtime: Runtime, with_trigger: bool) -> list[floa
     """Milliseconds of the tracker's `complete` write, one session, with or without the rollup trigger."""
     t = runtime.tracker
     switch = "ENABLE" if with_trigger else "DISABLE"
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text(f"ALTER TABLE video_requests {switch} TRIGGER video_requests_rollups"))
     samples = []
     for i in range(TERMINAL_WRITES):
@@ -312,7 +313,7 @@ async def terminal_write_cost(runtime: Runtime, with_trigger: bool) -> list[floa
         began = time.perf_counter()
         await t.complete_request(created.id, [f"https://cdn/{i}.mp4"])
         samples.append((time.perf_counter() - began) * 1000)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("ALTER TABLE video_requests ENABLE TRIGGER video_requests_rollups"))
     return samples
 
@@ -336,16 +337,16 @@ async def terminal_update_cost(runtime: Runtime, with_trigger: bool, first: int)
     own cost of the terminal write, without the round trip and commit that dwarf it."""
     user_id = f"terminal_{first}"
     switch = "ENABLE" if with_trigger else "DISABLE"
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text(GENERATING_BATCH), {"user_id": user_id, "first": first, "n": TERMINAL_BATCH})
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text(f"ALTER TABLE video_requests {switch} TRIGGER video_requests_rollups"))
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         began = time.perf_counter()
         await conn.execute(text(FINISH_BATCH), {"user_id": user_id})
         elapsed = time.perf_counter() - began
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("ALTER TABLE video_requests ENABLE TRIGGER video_requests_rollups"))
     return elapsed / TERMINAL_BATCH * 1e6
 

@@ -38,6 +38,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.logging import configure_logging
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 from tests.support.vertex_embeddings import embed_text
 
 DOCUMENTS = 1000
@@ -143,7 +144,7 @@ async def bench_import(runtime: Runtime, corpus: Corpus, folder: Path) -> None:
         for i in range(IMPORT_FILES):
             body = "\n\n".join(corpus.chunk(i) for _ in range(8))
             (target / f"doc{i}.md").write_text(f"---\ntitle: Document {i}\nlicence: CC0-1.0\n---\n{body}\n")
-        report_ = await CorpusImporter(CorpusRepository(runtime.engine), embedder).run([target])
+        report_ = await CorpusImporter(CorpusRepository(runtime.database), embedder).run([target])
         print(
             f"  {label:<28} {report_.chunks_written:6d} chunks in {report_.seconds:6.2f} s"
             f" = {report_.chunks_per_second:7.0f} chunks/s"
@@ -152,14 +153,14 @@ async def bench_import(runtime: Runtime, corpus: Corpus, folder: Path) -> None:
 
 async def load(runtime: Runtime, corpus: Corpus) -> None:
     started = time.perf_counter()
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("DROP INDEX ix_corpus_chunks_embedding"))
     for document in range(DOCUMENTS):
         rows = [
             {"position": p, "heading": f"Document {document}", "text": corpus.chunk(document)}
             for p in range(CHUNKS_PER_DOCUMENT)
         ]
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             doc_id = (
                 await conn.execute(
                     text(
@@ -178,7 +179,7 @@ async def load(runtime: Runtime, corpus: Corpus) -> None:
                 {"d": doc_id, "rows": json.dumps(rows)},
             )
     loaded = time.perf_counter()
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await autocommit.execute(
             text(
@@ -205,7 +206,7 @@ async def load(runtime: Runtime, corpus: Corpus) -> None:
 async def run_bench(runtime: Runtime, folder: Path) -> None:
     corpus = Corpus()
     await load(runtime, corpus)
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     queries = [corpus.query() for _ in range(QUERIES)]
     vectors = [random_vector(corpus.rng) for _ in range(QUERIES)]
     cursor = iter(range(10**9))

@@ -27,7 +27,7 @@ SUBMISSIONS = int(os.environ.get("BENCH_STREAM_SUBMISSIONS", "50"))
 
 async def test_bench_cross_replica_stream_delay(settings: Settings, runtime: Runtime) -> None:
     """Prints the delay from a POST on one replica to its event on another replica's stream."""
-    issued = await create_key(ApiKeyRepository(runtime.engine), "bench", ["admin"])
+    issued = await create_key(ApiKeyRepository(runtime.database), "bench", ["admin"])
     headers = {"Authorization": f"Bearer {issued.key}"}
     delays: list[float] = []
     with live_server(settings) as writer, live_server(settings) as reader:

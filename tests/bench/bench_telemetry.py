@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.sql import sql_engine
+
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 # mode -> (label, environment of its process); "on" and "off" are the measurement,
@@ -127,7 +129,7 @@ async def run_mode(mode: str, url: str, data_dir: Path, postmaster_pid: int) -> 
     open_count = text("SELECT count(*) FROM video_requests WHERE status IN ('pending', 'generating')")
     while True:
         await asyncio.sleep(0.05)
-        async with runtime.engine.connect() as conn:
+        async with sql_engine(runtime).connect() as conn:
             if (await conn.execute(open_count)).scalar_one() == 0:
                 break
     elapsed = time.perf_counter() - started

@@ -17,6 +17,7 @@ from service.runtime import Runtime
 from service.tracking.schemas import EventRead, RequestRead
 from service.video_request import VideoRequest
 from service.worker.worker import Worker
+from tests.support.sql import sql_engine
 
 TERMINAL = ("completed", "failed", "timeout")
 
@@ -37,7 +38,7 @@ async def submit(runtime: Runtime, count: int = 1, **fields: Any) -> list[uuid.U
 
 
 async def statuses(runtime: Runtime, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         rows = await conn.execute(
             text("SELECT id, status::text FROM video_requests WHERE id = ANY(:ids)"), {"ids": list(ids)}
         )
@@ -67,7 +68,7 @@ async def wait_for(predicate: Any, within: float = 20.0, what: str = "condition"
 
 
 async def count_events(runtime: Runtime, event_type: str) -> int:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         result = await conn.execute(
             text("SELECT count(*) FROM request_events WHERE event_type = :t"), {"t": event_type}
         )

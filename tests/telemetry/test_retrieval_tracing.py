@@ -32,7 +32,7 @@ async def _lesson_trace(
     response = await client.post("/api/v1/requests", json={"user_id": "t", "prompt": "a leaf", **LESSON})
     assert response.status_code == 202, response.text
     accepted = response.json()
-    backends = build_backends(settings, runtime.engine)
+    backends = build_backends(settings, runtime.database)
     async with running_worker(runtime, backends=backends):
         await wait_terminal(runtime, [accepted["id"]])
     return of_trace(list(spans.get_finished_spans()), accepted["trace_id"])

@@ -22,6 +22,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.tracing import EXPORT_BATCH_SIZE, batch_processor
 from tests.support.otlp_receiver import otlp_receiver
+from tests.support.sql import sql_engine
 from tests.support.workers import running_worker
 
 
@@ -295,7 +296,7 @@ async def test_housekeeping_leaves_no_traces(
     )
     idle = Runtime.build(busy, runtime.database_url, source_service="test")
     try:
-        async with idle.engine.connect():
+        async with sql_engine(idle).connect():
             pass  # SQLAlchemy's own queries on a new engine's first connection: once a process
         spans.clear()
         async with running_worker(idle) as (worker, _):

@@ -37,7 +37,7 @@ def make_key(runtime: Runtime) -> Callable[..., object]:
     """An async factory: `await make_key("read", "submit")` -> auth headers for a new key."""
 
     async def make(*scopes: str, name: str = "test") -> Headers:
-        issued = await create_key(ApiKeyRepository(runtime.engine), name, scopes)
+        issued = await create_key(ApiKeyRepository(runtime.database), name, scopes)
         return {"Authorization": f"Bearer {issued.key}"}
 
     return make

@@ -17,6 +17,7 @@ from service.auth.repository import ApiKeyRepository
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.service.api.conftest import Headers, body
+from tests.support.sql import sql_engine
 
 READ_ROUTES = [
     "/api/v1/monitoring/requests",
@@ -44,7 +45,7 @@ async def test_submit_needs_a_key(client: httpx.AsyncClient, runtime: Runtime) -
     """POST without a key is 401 and stores nothing: no request, stage or event."""
     r = await client.post("/api/v1/requests", json=body())
     assert r.status_code == 401
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         counts = [
             (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
             for table in ("video_requests", "request_events", "request_stages")
@@ -105,7 +106,7 @@ async def test_revoked_key_is_refused(settings: Settings, runtime: Runtime, make
     prefix = headers["Authorization"].removeprefix("Bearer ")[:11]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/api/v1/monitoring/dashboard", headers=headers)).status_code == 200
-        await revoke_key(ApiKeyRepository(runtime.engine), prefix)
+        await revoke_key(ApiKeyRepository(runtime.database), prefix)
         assert (await c.get("/api/v1/monitoring/dashboard", headers=headers)).status_code == 401
 
 
@@ -121,7 +122,7 @@ async def test_keys_not_required_acts_as_admin(settings: Settings, runtime: Runt
 async def test_key_use_is_recorded(client: httpx.AsyncClient, reader: Headers, runtime: Runtime) -> None:
     """A verified key gets its last_used_at set."""
     await client.get("/api/v1/monitoring/dashboard", headers=reader)
-    records = await ApiKeyRepository(runtime.engine).list_all()
+    records = await ApiKeyRepository(runtime.database).list_all()
     assert [r.last_used_at is not None for r in records] == [True]
 
 

@@ -15,6 +15,7 @@ from telemetry.metrics import get_metrics
 from tests.service.api.conftest import Headers
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 
 
 def _boom_app(settings: Settings, runtime: Runtime) -> FastAPI:
@@ -174,7 +175,7 @@ async def test_an_oversized_body_is_refused_before_it_is_read(
             "error": "content_too_large",
             "detail": f"the request body is over the limit of {MAX_BODY_BYTES} bytes",
         }
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM video_requests"))).scalar() == 0
     # The largest valid submission: two 2000-character texts, every character \u-escaped.
     escaped = "\\u00e9" * 2000

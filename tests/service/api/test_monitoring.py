@@ -105,7 +105,7 @@ async def test_notification_due_while_a_worker_holds_an_ended_request(
     """An ended request held by a worker whose notification has not run says it is due, until it has run."""
     t = runtime.tracker
     created = await t.create_request(VideoRequest(user_id="u1", prompt="a lighthouse"))
-    work = WorkRepository(runtime.engine)
+    work = WorkRepository(runtime.database)
     await work.claim("worker-1", 10, 60)
     await t.start_request(created.id)
     await t.complete_request(created.id, ["https://cdn.example.com/v.mp4"])

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from service.runtime import Runtime
 from service.video_request import VideoRequest
 from tests.service.api.conftest import Headers
+from tests.support.sql import sql_engine
 
 LIST = "/api/v1/monitoring/requests"
 
@@ -74,7 +75,7 @@ async def test_dashboard_window_hours_widens_the_window(
     """A request from 30 h ago is outside the default 24 h dashboard and inside `window_hours=48`;
     `window_hours=0` is a 422 naming the field."""
     old = await completed(runtime)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET created_at = now() - interval '30 hours' WHERE id = :id"),
             {"id": old},

@@ -13,6 +13,7 @@ from service.runtime import Runtime
 from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.video_request import VideoRequest
 from tests.service.api.conftest import Headers
+from tests.support.sql import sql_engine
 
 DURATIONS_MS = (12_000, 30_000, 31_000, 95_000)
 
@@ -118,7 +119,7 @@ async def billed_request(runtime: Runtime, created_at: datetime, seconds: int) -
 
 
 async def rows_spend(runtime: Runtime, since: datetime) -> float:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         total = await conn.execute(
             text("SELECT coalesce(sum(cost_usd), 0) FROM video_requests WHERE created_at >= :s"), {"s": since}
         )
@@ -169,7 +170,7 @@ async def test_hourly_p50_is_estimated_within_the_bound(
     estimated = (await client.get("/api/v1/monitoring/metrics", headers=reader)).json()
     exact = (await client.get("/api/v1/monitoring/metrics", params={"exact": "true"}, headers=reader)).json()
     assert [b["hour"] for b in estimated] == [b["hour"] for b in exact]
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         query = text(
             "SELECT date_bin(interval '1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00+00'),"
             " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)"

@@ -31,7 +31,7 @@ async def _prepare(app_settings: Settings, url: str) -> str:
     """An admin key, a finished request, and an analytics snapshot of it (for guild stats)."""
     runtime = Runtime.build(app_settings, url, source_service="test")
     try:
-        key = (await create_key(ApiKeyRepository(runtime.engine), "fuzz", ["admin"])).key
+        key = (await create_key(ApiKeyRepository(runtime.database), "fuzz", ["admin"])).key
         created = await runtime.tracker.create_request(
             VideoRequest(user_id="0", guild_id="0", prompt="a fox")
         )

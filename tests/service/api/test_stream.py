@@ -16,6 +16,7 @@ from service.settings import Settings
 from tests.service.api.conftest import Headers, body
 from tests.service.api.live import LiveServer, live_server
 from tests.service.api.sse import open_stream
+from tests.support.sql import sql_engine
 
 pytestmark = pytest.mark.slow
 
@@ -181,7 +182,7 @@ async def test_stream_survives_losing_the_listener_connection(
         killed: list[bool] = []
         async with asyncio.timeout(10):
             while not killed:
-                async with runtime.engine.connect() as conn:
+                async with sql_engine(runtime).connect() as conn:
                     result = await conn.execute(
                         text(
                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -19,10 +19,11 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.wiring import assemble_api
 from tests.service.api.conftest import Headers, body
+from tests.support.sql import sql_engine
 
 
 async def count_requests(runtime: Runtime, user_id: str) -> int:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         result = await conn.execute(
             text("SELECT count(*) FROM video_requests WHERE user_id = :u"), {"u": user_id}
         )

@@ -9,10 +9,11 @@ from sqlalchemy import text
 
 from service.runtime import Runtime
 from tests.service.api.conftest import Headers, body
+from tests.support.sql import sql_engine
 
 
 async def _rows(runtime: Runtime, request_id: str) -> int:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         found = await conn.execute(
             text("SELECT count(*) FROM video_requests WHERE id = :id"), {"id": request_id}
         )

@@ -19,10 +19,11 @@ from service.auth.keys import (
     revoke_key,
 )
 from service.auth.repository import ApiKeyRepository
-from service.errors import NotFoundError, TrackingUnavailable, ValidationFailed
+from service.errors import DatabaseUnavailable, NotFoundError, ValidationFailed
 from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.logging import redact_text
+from tests.support.sql import sql_engine
 
 
 class Clock:
@@ -58,8 +59,8 @@ def test_parse_scopes() -> None:
 
 async def test_only_the_hash_is_stored(runtime: Runtime) -> None:
     """The database holds the key's hash and display prefix, not its secret."""
-    issued = await create_key(ApiKeyRepository(runtime.engine), "ci", ["read"])
-    async with runtime.engine.connect() as conn:
+    issued = await create_key(ApiKeyRepository(runtime.database), "ci", ["read"])
+    async with sql_engine(runtime).connect() as conn:
         row = (await conn.execute(text("SELECT prefix, key_hash FROM api_keys"))).one()
     assert row.key_hash == hash_key(issued.key)
     assert row.prefix == issued.key[:11]
@@ -68,7 +69,7 @@ async def test_only_the_hash_is_stored(runtime: Runtime) -> None:
 
 async def test_verify_caches_within_the_ttl(runtime: Runtime) -> None:
     """A verified key is trusted for `ttl` seconds; after that a revocation takes effect."""
-    repo = ApiKeyRepository(runtime.engine)
+    repo = ApiKeyRepository(runtime.database)
     issued = await create_key(repo, "ci", ["read", "submit"])
     clock = Clock()
     verifier = KeyVerifier(repo, ttl=10, clock=clock)
@@ -84,7 +85,7 @@ async def test_verify_caches_within_the_ttl(runtime: Runtime) -> None:
 
 async def test_admin_allows_everything(runtime: Runtime) -> None:
     """An admin key allows every scope."""
-    repo = ApiKeyRepository(runtime.engine)
+    repo = ApiKeyRepository(runtime.database)
     issued = await create_key(repo, "root", ["admin"])
     principal = await KeyVerifier(repo).verify(issued.key)
     assert principal is not None
@@ -93,7 +94,7 @@ async def test_admin_allows_everything(runtime: Runtime) -> None:
 
 async def test_unknown_and_malformed_keys_fail(runtime: Runtime) -> None:
     """Unknown keys and strings that are not keys verify as None."""
-    verifier = KeyVerifier(ApiKeyRepository(runtime.engine))
+    verifier = KeyVerifier(ApiKeyRepository(runtime.database))
     assert await verifier.verify(generate_key()) is None
     assert await verifier.verify("hunter2") is None
     assert await verifier.verify("rt_short") is None
@@ -101,16 +102,16 @@ async def test_unknown_and_malformed_keys_fail(runtime: Runtime) -> None:
 
 async def test_known_key_survives_a_database_outage(settings: Settings, runtime: Runtime) -> None:
     """A key verified before PostgreSQL went away stays accepted; an unseen key cannot be checked."""
-    issued = await create_key(ApiKeyRepository(runtime.engine), "ci", ["submit"])
+    issued = await create_key(ApiKeyRepository(runtime.database), "ci", ["submit"])
     clock = Clock()
-    verifier = KeyVerifier(ApiKeyRepository(runtime.engine), ttl=1, clock=clock)
+    verifier = KeyVerifier(ApiKeyRepository(runtime.database), ttl=1, clock=clock)
     assert await verifier.verify(issued.key) is not None
     down = Runtime.build(settings, "postgresql://nobody@127.0.0.1:1/none", source_service="test")
     try:
-        verifier.repository = ApiKeyRepository(down.engine)
+        verifier.repository = ApiKeyRepository(down.database)
         clock.now += 5
         assert await verifier.verify(issued.key) is not None
-        with pytest.raises(TrackingUnavailable):
+        with pytest.raises(DatabaseUnavailable):
             await verifier.verify(generate_key())
     finally:
         await down.close()
@@ -118,7 +119,7 @@ async def test_known_key_survives_a_database_outage(settings: Settings, runtime:
 
 async def test_revoke_by_id_and_unknown(runtime: Runtime) -> None:
     """A key can be revoked by id; an unknown id or prefix is NotFound."""
-    repo = ApiKeyRepository(runtime.engine)
+    repo = ApiKeyRepository(runtime.database)
     issued = await create_key(repo, "ci", ["read"])
     revoked = await revoke_key(repo, str(issued.record.id))
     assert revoked.revoked_at is not None
@@ -128,7 +129,7 @@ async def test_revoke_by_id_and_unknown(runtime: Runtime) -> None:
 
 async def test_bootstrap_admin_key_is_made_once(runtime: Runtime) -> None:
     """Concurrent first starts create exactly one admin key; later starts create none."""
-    repo = ApiKeyRepository(runtime.engine)
+    repo = ApiKeyRepository(runtime.database)
     results = await asyncio.gather(*(ensure_admin_key(repo) for _ in range(4)))
     made = [r for r in results if r is not None]
     assert len(made) == 1
@@ -141,7 +142,7 @@ async def test_bootstrap_admin_key_is_made_once(runtime: Runtime) -> None:
 
 async def test_bootstrap_again_after_the_admin_key_is_revoked(runtime: Runtime) -> None:
     """With every admin key revoked, the next start makes a new one."""
-    repo = ApiKeyRepository(runtime.engine)
+    repo = ApiKeyRepository(runtime.database)
     first = await ensure_admin_key(repo)
     assert first is not None
     await revoke_key(repo, first.record.prefix)

@@ -78,6 +78,6 @@ async def test_revoking_the_key_ends_its_sessions(
     key = headers["Authorization"].removeprefix("Bearer ")
     await _sign_in(client, key)
     assert (await client.get("/api/v1/monitoring/dashboard")).status_code == 200
-    await revoke_key(ApiKeyRepository(runtime.engine), key[:11])
+    await revoke_key(ApiKeyRepository(runtime.database), key[:11])
     assert (await client.get("/api/v1/monitoring/dashboard")).status_code == 401
     assert COOKIE_NAME in client.cookies

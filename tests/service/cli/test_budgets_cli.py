@@ -57,7 +57,7 @@ def test_bad_limit_is_a_one_line_error(cli: Cli, args: tuple[str, ...], message:
 
 async def test_submit_over_budget_says_so_in_one_line(cli: Cli, settings: Settings, runtime: Runtime) -> None:
     """`submit` refused by a budget prints one line: 402, whose budget, spent, limit and reset."""
-    key = (await create_key(ApiKeyRepository(runtime.engine), "cli-test", ["admin"])).key
+    key = (await create_key(ApiKeyRepository(runtime.database), "cli-test", ["admin"])).key
     with live_server(settings.model_copy(update={"budget_guild_daily_usd": 0.5})) as api:
         result = cli.run(
             "submit", "a fox", "--user-id", "u1", "--guild-id", "g1",

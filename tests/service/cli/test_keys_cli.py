@@ -19,7 +19,7 @@ async def test_create_prints_the_key_as_the_last_line(cli: Cli, runtime: Runtime
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip().splitlines()[-1]
     assert KEY_RE.match(key)
-    principal = await KeyVerifier(ApiKeyRepository(runtime.engine)).verify(key)
+    principal = await KeyVerifier(ApiKeyRepository(runtime.database)).verify(key)
     assert principal is not None
     assert principal.name == "bot"
     assert principal.scopes == {Scope.READ, Scope.SUBMIT}
@@ -53,7 +53,7 @@ async def test_list_piped_shows_whole_prefixes_and_ids(cli: Cli, runtime: Runtim
     """`keys list | cat` prints every prefix and id whole, on one line, so `keys revoke` takes them."""
     key = cli.run("keys", "create", "--scopes", "read", "--name", "a key with a long descriptive name")
     assert key.returncode == 0, key.stderr
-    (record,) = await ApiKeyRepository(runtime.engine).list_all()
+    (record,) = await ApiKeyRepository(runtime.database).list_all()
     listed = run_piped(cli, "keys", "list")
     assert listed.returncode == 0, listed.stderr
     assert "…" not in listed.stdout

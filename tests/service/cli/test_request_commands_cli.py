@@ -30,7 +30,7 @@ def api(settings: Settings) -> Iterator[LiveServer]:
 
 
 async def new_key(runtime: Runtime, *scopes: str) -> str:
-    return (await create_key(ApiKeyRepository(runtime.engine), "cli-test", scopes)).key
+    return (await create_key(ApiKeyRepository(runtime.database), "cli-test", scopes)).key
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def test_submit_wait_shows_how_the_notification_ended(client_cli: Cli, run
     match = re.search(r"request ([0-9a-f-]{36})", first)
     assert match, first
     request_id = uuid.UUID(match.group(1))
-    work = WorkRepository(runtime.engine)
+    work = WorkRepository(runtime.database)
     claimed = await work.claim("test-worker", 10, 60)
     assert [item.id for item in claimed] == [request_id]
     await drive(runtime, request_id)

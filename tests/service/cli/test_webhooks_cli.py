@@ -10,13 +10,14 @@ from sqlalchemy import text
 from service.runtime import Runtime
 from tests.service.cli.conftest import Cli
 from tests.support.callback import CallbackServer
+from tests.support.sql import sql_engine
 from tests.support.workers import running_worker, submit, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 async def _outcome(runtime: Runtime, delivery_id: object) -> str:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         result = await conn.execute(
             text("SELECT outcome FROM webhook_deliveries WHERE id = :id"), {"id": delivery_id}
         )

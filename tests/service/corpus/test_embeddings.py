@@ -11,11 +11,12 @@ from service.corpus.importer import CorpusImporter, Outcome
 from service.corpus.repository import CorpusRepository
 from service.corpus.seed import sample_files
 from service.runtime import Runtime
+from tests.support.sql import sql_engine
 from tests.support.vertex_fake import VertexFake
 
 
 async def _embedded(runtime: Runtime) -> list[tuple[str | None, int, int | None]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         rows = await conn.exec_driver_sql(
             "SELECT d.embedding_model, count(*), max(vector_dims(c.embedding))"
             " FROM corpus_chunks c JOIN corpus_documents d ON d.id = c.document_id"
@@ -28,7 +29,7 @@ async def test_import_stores_a_vector_per_chunk(
     runtime: Runtime, embedder: VertexEmbeddings, vertex: VertexFake
 ) -> None:
     """With an embeddings backend, every chunk of the sample gets a 768-value vector from the model."""
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     report = await CorpusImporter(repository, embedder).run(sample_files())
 
     # The migration imported the sample without vectors: the import adds them.
@@ -43,7 +44,7 @@ async def test_embedded_documents_are_not_embedded_again(
     runtime: Runtime, embedder: VertexEmbeddings, vertex: VertexFake
 ) -> None:
     """A second import with the same model finds every document unchanged and calls the model no more."""
-    importer = CorpusImporter(CorpusRepository(runtime.engine), embedder)
+    importer = CorpusImporter(CorpusRepository(runtime.database), embedder)
     await importer.run(sample_files())
     calls = len(vertex.requests_to("predict"))
     report = await importer.run(sample_files())
@@ -55,7 +56,7 @@ async def test_search_with_a_query_vector_fuses_both_rankings(
     runtime: Runtime, embedder: VertexEmbeddings
 ) -> None:
     """Given the query's embedding, passages are ranked by reciprocal rank fusion of both rankings."""
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     await CorpusImporter(repository, embedder).run(sample_files())
     query = "how the water cycle moves water through evaporation"
     found = await repository.search(query, 5, await embedder.embed_query(query))
@@ -74,8 +75,8 @@ async def test_a_model_failure_fails_that_document_only(
     path = tmp_path / "tides.md"
     path.write_text("---\nlicence: CC0-1.0\n---\nQuillbury tides rise and fall.\n")
     vertex.fail_next(429, route="predict")
-    report = await CorpusImporter(CorpusRepository(runtime.engine), embedder).run([path])
+    report = await CorpusImporter(CorpusRepository(runtime.database), embedder).run([path])
     [outcome] = report.files
     assert outcome.outcome == Outcome.FAILED
     assert "429" in (outcome.reason or "")
-    assert not await CorpusRepository(runtime.engine).search("Quillbury", 5)
+    assert not await CorpusRepository(runtime.database).search("Quillbury", 5)

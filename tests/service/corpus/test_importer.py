@@ -8,6 +8,7 @@ from service.corpus.documents import Defaults
 from service.corpus.importer import CorpusImporter, Outcome
 from service.corpus.repository import CorpusRepository
 from service.runtime import Runtime
+from tests.support.sql import sql_engine
 
 
 def _write(path: Path, body: str, licence: str = "CC0-1.0") -> Path:
@@ -16,7 +17,7 @@ def _write(path: Path, body: str, licence: str = "CC0-1.0") -> Path:
 
 
 async def _chunks(runtime: Runtime, key: str) -> list[tuple[int, str]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         rows = await conn.exec_driver_sql(
             "SELECT c.id, c.text FROM corpus_chunks c JOIN corpus_documents d ON d.id = c.document_id"
             " WHERE d.key = %(key)s ORDER BY c.position",
@@ -28,7 +29,7 @@ async def _chunks(runtime: Runtime, key: str) -> list[tuple[int, str]]:
 async def test_importing_again_leaves_unchanged_documents_alone(runtime: Runtime, tmp_path: Path) -> None:
     """A second import of the same file reports it unchanged and keeps its chunks (same rows)."""
     path = _write(tmp_path / "tides.md", "The Moon pulls the oceans and raises tides.")
-    importer = CorpusImporter(CorpusRepository(runtime.engine))
+    importer = CorpusImporter(CorpusRepository(runtime.database))
     first = await importer.run([path])
     before = await _chunks(runtime, str(path.resolve()))
     second = await importer.run([path])
@@ -42,7 +43,7 @@ async def test_importing_again_leaves_unchanged_documents_alone(runtime: Runtime
 async def test_a_changed_document_has_its_chunks_replaced(runtime: Runtime, tmp_path: Path) -> None:
     """A file whose content changed is replaced: its old chunks are gone, its new ones searchable."""
     path = _write(tmp_path / "tides.md", "The Moon pulls the oceans and raises tides, said Quillbury.")
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     importer = CorpusImporter(repository)
     await importer.run([path])
     assert [c.title for c in await repository.search("Quillbury", 5)] == ["tides"]
@@ -61,7 +62,7 @@ async def test_skipped_files_are_reported_with_their_reason(runtime: Runtime, tm
     good = _write(tmp_path / "tides.md", "Tides rise.")
     (tmp_path / "book.pdf").write_bytes(b"%PDF-1.7")
     (tmp_path / "notes.txt").write_text("no licence here")
-    report = await CorpusImporter(CorpusRepository(runtime.engine)).run([tmp_path, tmp_path / "gone.md"])
+    report = await CorpusImporter(CorpusRepository(runtime.database)).run([tmp_path, tmp_path / "gone.md"])
 
     outcomes = {f.path.name: (f.outcome, f.reason) for f in report.files}
     assert outcomes["tides.md"][0] == Outcome.ADDED
@@ -75,7 +76,7 @@ async def test_skipped_files_are_reported_with_their_reason(runtime: Runtime, tm
 async def test_options_license_files_that_name_none(runtime: Runtime, tmp_path: Path) -> None:
     """--licence and --source are recorded for a file that has no front matter."""
     (tmp_path / "notes.txt").write_text("Tides rise and fall twice a day.")
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     await CorpusImporter(repository).run([tmp_path], Defaults(licence="CC0-1.0", source="class notes"))
     [stored] = [d for d in await repository.documents() if d.title == "notes"]
     assert (stored.licence, stored.source, stored.chunk_count) == ("CC0-1.0", "class notes", 1)
@@ -85,7 +86,7 @@ async def test_two_files_with_one_key_import_once(runtime: Runtime, tmp_path: Pa
     """Two files naming the same URL in one import: the second is skipped, naming the first."""
     for name in ("a.md", "b.md"):
         (tmp_path / name).write_text("---\nlicence: CC0-1.0\nurl: https://example.org/same\n---\nText.\n")
-    report = await CorpusImporter(CorpusRepository(runtime.engine)).run([tmp_path])
+    report = await CorpusImporter(CorpusRepository(runtime.database)).run([tmp_path])
     assert [f.outcome for f in report.files] == [Outcome.ADDED, Outcome.SKIPPED]
     assert "same key as" in (report.files[1].reason or "")
 
@@ -93,7 +94,7 @@ async def test_two_files_with_one_key_import_once(runtime: Runtime, tmp_path: Pa
 async def test_remove_deletes_a_document_and_its_chunks(runtime: Runtime, tmp_path: Path) -> None:
     """Removing a document by its path deletes it and its chunks."""
     path = _write(tmp_path / "tides.md", "The Moon pulls the oceans.")
-    repository = CorpusRepository(runtime.engine)
+    repository = CorpusRepository(runtime.database)
     await CorpusImporter(repository).run([path])
     removed = await repository.remove([str(path.resolve())])
     assert [r["title"] for r in removed] == ["tides"]

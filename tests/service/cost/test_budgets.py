@@ -12,6 +12,7 @@ from service.cost.repository import BudgetRepository
 from service.runtime import Runtime
 from tests.service.api.conftest import Headers, body
 from tests.service.cost.conftest import AppFactory
+from tests.support.sql import sql_engine
 from tests.support.workers import run_to_end
 
 ESTIMATE = 0.80  # 8 s of veo-3.1-fast-generate-001 at 720p without audio
@@ -22,7 +23,7 @@ async def post(client: httpx.AsyncClient, headers: Headers, **fields: object) ->
 
 
 async def stored(runtime: Runtime) -> int:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM video_requests"))).scalar_one())
 
 
@@ -66,7 +67,7 @@ async def test_guild_override_replaces_the_default(
 ) -> None:
     """A guild's own limit in guild_budgets wins over REELTRACE_BUDGET_GUILD_DAILY_USD."""
     client, _ = await app_with(budget_guild_daily_usd=100.0)
-    await BudgetRepository(runtime.engine).set_guild("guild-1", daily=Decimal("1"))
+    await BudgetRepository(runtime.database).set_guild("guild-1", daily=Decimal("1"))
     assert (await post(client, admin)).status_code == 202
     assert (await post(client, admin)).status_code == 402
     assert (await post(client, admin, guild_id="guild-2")).status_code == 202

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from service.pipeline.admission import RunGate, outside_gate
 from service.runtime import Runtime
 from service.settings import Settings
+from tests.support.sql import sql_engine
 from tests.support.workers import run_to_end, submit
 
 
@@ -132,7 +133,7 @@ async def test_worker_with_a_one_connection_pool(settings: Settings, database_ur
         reads = await run_to_end(rt, ids, within=40)
         assert {r.status for r in reads.values()} == {"completed"}
         assert not rt.journal.has_pending()
-        async with rt.engine.connect() as conn:
+        async with sql_engine(rt).connect() as conn:
             claims = (await conn.execute(text("SELECT max(claims) FROM video_requests"))).scalar_one()
         assert claims == 1
     finally:

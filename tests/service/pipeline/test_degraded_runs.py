@@ -16,6 +16,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.video_request import VideoRequest
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 from tests.support.workers import running_worker
 
 
@@ -48,7 +49,6 @@ async def test_request_runs_while_postgres_is_down(own_cluster: PgCluster, setti
         assert runtime.journal.pending_count() > 3  # the create and the run's folded writes
 
         own_cluster.start()
-        await runtime.engine.dispose()  # its pooled connections died with the server
         report = await runtime.tracker.backfill()
         assert report.complete, report
         assert report.rejected == 0
@@ -66,7 +66,7 @@ async def test_request_runs_while_postgres_is_down(own_cluster: PgCluster, setti
         async with running_worker(runtime) as (worker, _):
             await asyncio.sleep(0.3)
             assert await worker.claim_unnotified() == 0
-        async with runtime.engine.connect() as conn:
+        async with sql_engine(runtime).connect() as conn:
             claims = (await conn.execute(text("SELECT claims FROM video_requests"))).scalar_one()
         assert claims == 0
         with sqlite3.connect(Path(local_settings.data_dir) / "sim" / "operations.sqlite3") as db:

@@ -43,7 +43,7 @@ def _external_calls(dependency: str, outcome: str) -> float:
 
 async def test_the_script_stage_receives_the_retrieved_passages(runtime: Runtime, settings: Settings) -> None:
     """A lesson completes; its script was written from the five stored passages, cited in its output."""
-    backends = build_backends(settings, runtime.engine)
+    backends = build_backends(settings, runtime.database)
     script = RecordingScript(backends.script)
     backends = dataclasses.replace(backends, script=script)
     [rid] = await submit(runtime, pipeline="lesson", parameters=PHOTOSYNTHESIS)
@@ -78,7 +78,7 @@ async def test_a_topic_with_no_passages_fails_without_inventing_any(
     runtime: Runtime, settings: Settings
 ) -> None:
     """A topic the corpus does not cover fails rag_retrieval at once (no_passages); no script is written."""
-    backends = build_backends(settings, runtime.engine)
+    backends = build_backends(settings, runtime.database)
     script = RecordingScript(backends.script)
     [rid] = await submit(runtime, pipeline="lesson", parameters={"topic": "medieval castles"})
     read = (await run_to_end(runtime, [rid], backends=dataclasses.replace(backends, script=script)))[rid]
@@ -111,9 +111,9 @@ async def test_with_embeddings_the_query_is_embedded_and_rankings_fused(
             "vertex_base_url": vertex.base_url,
         }
     )
-    backends = build_backends(embedding, runtime.engine)
+    backends = build_backends(embedding, runtime.database)
     assert backends.embeddings is not None
-    await CorpusImporter(CorpusRepository(runtime.engine), backends.embeddings).run(sample_files())
+    await CorpusImporter(CorpusRepository(runtime.database), backends.embeddings).run(sample_files())
     before = _external_calls("embedding", "success")
     [rid] = await submit(runtime, pipeline="lesson", parameters=PHOTOSYNTHESIS)
     read = (await run_to_end(runtime, [rid], backends=backends))[rid]
@@ -139,7 +139,7 @@ async def test_embedding_failures_are_retried_counted_and_seen_by_the_breaker(
             "vertex_base_url": vertex.base_url,
         }
     )
-    backends = build_backends(embedding, runtime.engine)
+    backends = build_backends(embedding, runtime.database)
     vertex.fail_next(503, route="predict", times=2)
     errors = _external_calls("embedding", "error")
     [rid] = await submit(runtime, pipeline="lesson", parameters=PHOTOSYNTHESIS)

@@ -280,7 +280,7 @@ async def test_stage_attempt_is_bounded_by_its_timeout(
     stages = tuple(quick if s.name == "rag_retrieval" else s for s in lesson.stages)
     monkeypatch.setitem(PIPELINES, "lesson", Pipeline("lesson", stages))
     retrieval = HangingRetrieval()
-    backends = dataclasses.replace(build_backends(settings, runtime.engine), retrieval=retrieval)
+    backends = dataclasses.replace(build_backends(settings, runtime.database), retrieval=retrieval)
     [rid] = await submit(runtime, pipeline="lesson", parameters={"topic": "tides"})
     read = (await run_to_end(runtime, [rid], backends=backends))[rid]
 
@@ -297,7 +297,7 @@ async def test_callback_never_carries_a_status_the_run_has_moved_past(runtime: R
     with CallbackServer() as callback:
         [rid] = await submit(runtime, parameters={"callback_url": callback.url})
         await runtime.tracker.start_request(rid)
-        [item] = await WorkRepository(runtime.engine).claim("w", 1, 30)
+        [item] = await WorkRepository(runtime.database).claim("w", 1, 30)
         state = RunState.from_read(item, await runtime.queries.get_request(rid), PIPELINES["veo"].outputs)
         state.final_status = RequestStatus.COMPLETED
         state.video_urls = ["http://media.test/x.mp4"]

@@ -11,6 +11,7 @@ from service.backends.factory import build_backends
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.backends import FlakyGeneration, flaky_backends, generation_request
+from tests.support.sql import sql_engine
 from tests.support.workers import run_to_end, running_worker, statuses, submit
 
 
@@ -42,7 +43,7 @@ async def test_generation_timeout_ends_request_as_timeout(settings: Settings, da
 async def _stored_never_ending_generation(runtime: Runtime, started_ago_seconds: float) -> uuid.UUID:
     """A generating request whose operation (never finishing) was started `started_ago_seconds` ago."""
     [rid] = await submit(runtime)
-    backends = build_backends(runtime.settings.model_copy(update={"sim_timeout_rate": 1.0}), runtime.engine)
+    backends = build_backends(runtime.settings.model_copy(update={"sim_timeout_rate": 1.0}), runtime.database)
     try:
         prefix = backends.storage.prefix_for(rid)
         name = await backends.generation.start(
@@ -66,7 +67,7 @@ async def _stored_never_ending_generation(runtime: Runtime, started_ago_seconds:
     await tracker.complete_stage(rid, "validation")
     await tracker.start_stage(rid, "video_generation")
     await tracker.record_operation(rid, name, prefix)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text(
                 "UPDATE request_stages SET started_at = now() - make_interval(secs => :ago)"
@@ -94,7 +95,7 @@ async def test_timeout_counts_from_the_first_start(runtime: Runtime) -> None:
     async with running_worker(runtime):
         await asyncio.sleep(0.5)
         assert (await statuses(runtime, [rid]))[rid] == "generating"
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text(
                 "UPDATE request_stages SET started_at = started_at - interval '101 seconds'"

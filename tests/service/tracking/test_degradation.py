@@ -21,6 +21,7 @@ from service.video_request import VideoRequest
 from telemetry.metrics import Metrics, get_metrics
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 
 DUMP = {
     "video_requests": "SELECT id, correlation_id, status, started_at, completed_at, duration_ms, video_urls,"
@@ -51,7 +52,7 @@ async def outage_runtime(own_cluster: PgCluster, tmp_path: Path) -> AsyncIterato
 
 
 async def dump(runtime: Runtime) -> dict[str, list[Any]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return {name: [tuple(r) for r in await conn.execute(text(q))] for name, q in DUMP.items()}
 
 
@@ -190,7 +191,7 @@ async def test_writes_that_can_never_apply_are_kept_aside(
     await t.start_request(created.id)
     own_cluster.start()
     # Meanwhile an operator ended the request directly in the database.
-    async with outage_runtime.engine.begin() as conn:
+    async with sql_engine(outage_runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET status = 'generating' WHERE id = :id"), {"id": created.id}
         )
@@ -219,7 +220,6 @@ async def test_journal_gauge_follows_a_drain_by_another_process(
     await outage_runtime.tracker.create_request(VideoRequest(user_id="u6", prompt="journaled here"))
     assert pending() == 1
     own_cluster.start()
-    await outage_runtime.engine.dispose()  # its pooled connections died with the server
     other = Runtime.build(outage_runtime.settings, outage_runtime.database_url, source_service="api")
     try:
         assert (await other.tracker.backfill()).applied == 1

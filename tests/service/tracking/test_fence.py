@@ -14,15 +14,16 @@ from service.tracking.requests import utcnow
 from service.tracking.states import StageStatus
 from service.tracking.writes import EventWrite, StageChange
 from service.worker.repository import WorkRepository
+from tests.support.sql import sql_engine
 from tests.support.workers import count_events, submit
 
 
 async def taken_over(runtime: Runtime) -> tuple[uuid.UUID, int, int]:
     """A request claimed by a first worker, whose lease expired and was claimed by a second."""
     [rid] = await submit(runtime)
-    repo = WorkRepository(runtime.engine)
+    repo = WorkRepository(runtime.database)
     [first] = await repo.claim("first", 1, 30)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("UPDATE video_requests SET lease_expires_at = now() - interval '1 second'"))
     [second] = await repo.claim("second", 1, 30)
     return rid, first.claim_generation, second.claim_generation

@@ -11,12 +11,13 @@ from service.errors import InvalidStatusTransition
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
 from service.worker.repository import WorkRepository
+from tests.support.sql import sql_engine
 from tests.support.workers import count_events, run_to_end, submit
 
 
 async def _statements_of(runtime: Runtime, rid: uuid.UUID) -> dict[tuple[str, str | None], str]:
     """Each event of the request, by (type, stage), with the transaction that wrote it."""
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         rows = await conn.execute(
             text("SELECT event_type, stage_name, xmin::text FROM request_events WHERE request_id = :r"),
             {"r": rid},
@@ -44,7 +45,7 @@ async def test_the_last_write_of_a_run_gives_up_its_lease(runtime: Runtime) -> N
     """A finished run's lease is cleared by its last write: no request is left leased."""
     [rid] = await submit(runtime)
     await run_to_end(runtime, [rid])
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         owner = (
             await conn.execute(text("SELECT lease_owner FROM video_requests WHERE id = :r"), {"r": rid})
         ).scalar_one()
@@ -53,7 +54,7 @@ async def test_the_last_write_of_a_run_gives_up_its_lease(runtime: Runtime) -> N
 
 async def _claimed(runtime: Runtime) -> tuple[uuid.UUID, Claim]:
     [rid] = await submit(runtime)
-    [item] = await WorkRepository(runtime.engine).claim("folding-test", 1, 30)
+    [item] = await WorkRepository(runtime.database).claim("folding-test", 1, 30)
     return rid, Claim(rid, item.claim_generation)
 
 

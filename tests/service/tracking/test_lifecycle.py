@@ -12,6 +12,7 @@ from service.tracking.states import RequestStatus, StageStatus
 from service.tracking.tracker import timeout_message
 from service.video_request import VideoRequest
 from telemetry.correlation import is_correlation_id
+from tests.support.sql import sql_engine
 
 NEW = VideoRequest(
     user_id="123456789012345678",
@@ -26,7 +27,7 @@ NEW = VideoRequest(
 
 
 async def row(runtime: Runtime, request_id: uuid.UUID) -> dict[str, object]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         result = await conn.execute(text("SELECT * FROM video_requests WHERE id = :id"), {"id": request_id})
         return dict(result.mappings().one())
 

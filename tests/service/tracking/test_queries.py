@@ -11,9 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.util import greenlet_spawn
 
-from service.db.engine import create_engine
+from service.db.database import Database
 from service.db.urls import libpq_dsn
 from service.errors import RequestNotFound, ValidationFailed
 from service.runtime import Runtime
@@ -22,6 +21,7 @@ from service.tracking.queries import RequestFilter, RequestQueries
 from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
+from tests.support.sql import sql_engine
 
 
 async def make(
@@ -132,7 +132,7 @@ async def test_monitoring_list_filters(runtime: Runtime) -> None:
 
 async def seed_durations(runtime: Runtime, durations_ms: list[int], status: str = "completed") -> None:
     """Requests finished with exact durations, written as an operator would (via SQL)."""
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         for ms in durations_ms:
             created = await runtime.tracker.create_request(VideoRequest(user_id="stats", prompt="p"))
             await conn.execute(
@@ -189,7 +189,7 @@ async def test_exact_dashboard_percentiles_are_percentile_cont(runtime: Runtime)
 async def test_dashboard_window_excludes_older_requests(runtime: Runtime) -> None:
     """Requests created before the 24 h window are not counted."""
     await make(runtime, "old", 2)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("UPDATE video_requests SET created_at = now() - interval '2 days'"))
     await make(runtime, "new", 1)
     assert (await runtime.queries.dashboard()).total_requests == 1
@@ -216,8 +216,8 @@ async def test_hourly_metrics_bucket_by_hour(runtime: Runtime) -> None:
 async def test_slow_queries_are_logged_and_very_slow_ones_warned(runtime: Runtime) -> None:
     """A query over the slow threshold is logged with type and parameter count; over the second, warned."""
     await make(runtime, "slow", 1)
-    slow = RequestQueries(runtime.engine, slow_ms=0.0001, very_slow_ms=10_000)
-    very_slow = RequestQueries(runtime.engine, slow_ms=0.0001, very_slow_ms=0.0002)
+    slow = RequestQueries(runtime.database, slow_ms=0.0001, very_slow_ms=10_000)
+    very_slow = RequestQueries(runtime.database, slow_ms=0.0001, very_slow_ms=0.0002)
     with json_logs() as lines:
         await slow.user_history("slow", limit=5)
         await very_slow.dashboard()
@@ -235,20 +235,17 @@ async def test_slow_queries_are_logged_and_very_slow_ones_warned(runtime: Runtim
 async def test_a_wait_for_the_pool_is_not_charged_to_the_query(settings: Settings, database_url: str) -> None:
     """A query that first waited for a pooled connection, then for a lock, logs the two apart: a
     `slow_pool_wait` line, and a `slow_query` line whose time and wait do not overlap."""
-    engine = create_engine(
-        database_url, settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
-    )
-    queries = RequestQueries(engine, slow_ms=100, very_slow_ms=10_000)
+    database = Database(database_url, max_size=1)
+    queries = RequestQueries(database, slow_ms=100, very_slow_ms=10_000)
     locker = await psycopg.AsyncConnection.connect(libpq_dsn(database_url))
     try:
         # The statement will be slow for a reason of its own: a lock it must wait for.
         await locker.execute("LOCK TABLE video_requests IN ACCESS EXCLUSIVE MODE")
-        held = await engine.raw_connection()  # the pool's only connection, taken
         with json_logs() as lines:
-            began = time.monotonic()
-            waiting = asyncio.create_task(queries.user_history("nobody"))
-            await asyncio.sleep(0.3)
-            await greenlet_spawn(held.close)
+            async with database.connection():  # the pool's only connection, taken
+                began = time.monotonic()
+                waiting = asyncio.create_task(queries.user_history("nobody"))
+                await asyncio.sleep(0.3)
             await wait_for_lock_waiter(locker)
             await asyncio.sleep(0.3)
             await locker.commit()
@@ -256,7 +253,7 @@ async def test_a_wait_for_the_pool_is_not_charged_to_the_query(settings: Setting
             elapsed_ms = (time.monotonic() - began) * 1000
     finally:
         await locker.close()
-        await engine.dispose()
+        await database.close()
     [wait] = lines("slow_pool_wait")
     [query] = lines("slow_query")
     assert (wait["level"], wait["query_type"]) == ("info", "user_history")
@@ -293,7 +290,7 @@ async def test_oldest_generating_age_counts_from_the_start(runtime: Runtime) -> 
     the gauge the stuck-request alert reads must not page for queueing time."""
     queued = await runtime.tracker.create_request(VideoRequest(user_id="q", prompt="waited long"))
     waiting = await runtime.tracker.create_request(VideoRequest(user_id="q", prompt="still waiting"))
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET created_at = now() - interval '1 hour' WHERE id = ANY(:ids)"),
             {"ids": [queued.id, waiting.id]},

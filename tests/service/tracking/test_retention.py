@@ -17,6 +17,7 @@ from service.tracking.retention import delete_expired
 from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
+from tests.support.sql import sql_engine
 
 
 async def aged(runtime: Runtime, days: int, status: RequestStatus | None) -> uuid.UUID:
@@ -26,7 +27,7 @@ async def aged(runtime: Runtime, days: int, status: RequestStatus | None) -> uui
         await runtime.tracker.start_request(created.id)
         if status.is_terminal:
             await runtime.tracker.transition(created.id, status)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET created_at = now() - make_interval(days => :d) WHERE id = :id"),
             {"d": days, "id": created.id},
@@ -36,7 +37,7 @@ async def aged(runtime: Runtime, days: int, status: RequestStatus | None) -> uui
 
 async def count(runtime: Runtime, table: str, request_id: uuid.UUID) -> int:
     column = "id" if table == "video_requests" else "request_id"
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return int(
             (
                 await conn.execute(
@@ -54,7 +55,7 @@ async def test_old_terminal_requests_are_deleted_with_stages_and_events(runtime:
     ]
     young = await aged(runtime, 5, RequestStatus.COMPLETED)
     with json_logs() as lines:
-        deleted = await delete_expired(runtime.engine, 30)
+        deleted = await delete_expired(runtime.database, 30)
     assert deleted == 3
     for rid in old:
         assert [
@@ -69,7 +70,7 @@ async def test_non_terminal_requests_are_never_deleted(runtime: Runtime) -> None
     """However old, a pending or generating request stays."""
     pending = await aged(runtime, 400, None)
     generating = await aged(runtime, 400, RequestStatus.GENERATING)
-    assert await delete_expired(runtime.engine, 1) == 0
+    assert await delete_expired(runtime.database, 1) == 0
     assert await count(runtime, "video_requests", pending) == 1
     assert await count(runtime, "video_requests", generating) == 1
 
@@ -77,8 +78,8 @@ async def test_non_terminal_requests_are_never_deleted(runtime: Runtime) -> None
 async def test_retention_deletions_leave_retention_tombstones(runtime: Runtime) -> None:
     """Deleted rows are recorded as retention tombstones, so snapshots keep them as history."""
     rid = await aged(runtime, 40, RequestStatus.COMPLETED)
-    await delete_expired(runtime.engine, 30)
-    async with runtime.engine.connect() as conn:
+    await delete_expired(runtime.database, 30)
+    async with sql_engine(runtime).connect() as conn:
         reason = (
             await conn.execute(
                 text("SELECT reason FROM request_tombstones WHERE request_id = :id"), {"id": rid}
@@ -91,7 +92,7 @@ async def test_deletes_in_batches(runtime: Runtime) -> None:
     """The job removes everything due, batch after batch."""
     for _ in range(7):
         await aged(runtime, 40, RequestStatus.COMPLETED)
-    assert await delete_expired(runtime.engine, 30, batch_size=2) == 7
+    assert await delete_expired(runtime.database, 30, batch_size=2) == 7
 
 
 def test_retention_is_unlimited_by_default(settings: Settings) -> None:

@@ -18,6 +18,7 @@ from service.tracking.retention import delete_expired
 from service.tracking.rollups import FAR_FUTURE, HOUR, Window, floor_to, rebuild
 from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
+from tests.support.sql import sql_engine
 
 
 async def finished(
@@ -58,7 +59,7 @@ async def finished(
 
 
 async def rows(runtime: Runtime, query: str, **params: Any) -> list[Any]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return [tuple(r) for r in await conn.execute(text(query), params)]
 
 
@@ -105,12 +106,12 @@ async def test_a_terminal_row_without_duration_is_counted_but_not_timed(runtime:
     """
     created = await runtime.tracker.create_request(VideoRequest(user_id="rollups", prompt="p"))
     await runtime.tracker.start_request(created.id)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET status = 'failed' WHERE id = :id"), {"id": created.id}
         )
     assert await sketch_total(runtime) == 1
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET duration_ms = NULL WHERE id = :id"), {"id": created.id}
         )
@@ -121,7 +122,7 @@ async def test_a_terminal_row_without_duration_is_counted_but_not_timed(runtime:
 async def test_moving_a_finished_request_moves_its_counts(runtime: Runtime) -> None:
     """A terminal row whose created_at is changed by hand leaves its old bucket for the new one."""
     rid = await finished(runtime, ago=timedelta(minutes=5))
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET created_at = created_at - interval '3 hours' WHERE id = :id"),
             {"id": rid},
@@ -136,7 +137,7 @@ async def test_moving_a_finished_request_moves_its_counts(runtime: Runtime) -> N
 async def test_deleting_rows_keeps_their_rollups(runtime: Runtime) -> None:
     """Rollups outlive the rows: a deleted request stays counted."""
     await finished(runtime)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("DELETE FROM video_requests"))
     assert await hourly_totals(runtime) == [("completed", 1, 1, 30_000)]
 
@@ -155,7 +156,7 @@ async def test_stage_durations_are_rolled_up_when_their_request_ends(runtime: Ru
 async def test_rebuild_recomputes_what_a_bulk_load_left_out(runtime: Runtime) -> None:
     """Rows written with the triggers off are counted after a rebuild, and counted once."""
     await finished(runtime)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(
             text(
@@ -164,7 +165,7 @@ async def test_rebuild_recomputes_what_a_bulk_load_left_out(runtime: Runtime) ->
                 " 'bulk', 'p', 'timeout', now(), now(), now(), 1000 FROM generate_series(1, 4) AS i"
             )
         )
-    report = await rebuild(runtime.engine)
+    report = await rebuild(runtime.database)
     assert report.requests == 5
     assert await hourly_totals(runtime) == [("completed", 1, 1, 30_000), ("timeout", 4, 4, 4000)]
     assert await sketch_total(runtime) == 5
@@ -173,7 +174,7 @@ async def test_rebuild_recomputes_what_a_bulk_load_left_out(runtime: Runtime) ->
 async def test_rebuild_refuses_to_erase_history_before_the_retention_horizon(runtime: Runtime) -> None:
     """A rebuild from before the retention horizon is refused, naming `since`."""
     with pytest.raises(ValidationFailed) as caught:
-        await rebuild(runtime.engine, since=datetime.now(UTC) - timedelta(days=40), retention_days=30)
+        await rebuild(runtime.database, since=datetime.now(UTC) - timedelta(days=40), retention_days=30)
     assert caught.value.context == {"field": "since"}
     assert "retention horizon" in str(caught.value.detail)
 
@@ -181,8 +182,8 @@ async def test_rebuild_refuses_to_erase_history_before_the_retention_horizon(run
 async def test_rebuild_keeps_the_history_of_deleted_rows_by_default(runtime: Runtime) -> None:
     """With retention set, a rebuild starts at the horizon, so the rollups of deleted rows stay."""
     await finished(runtime, ago=timedelta(days=40))
-    await delete_expired(runtime.engine, 30)
-    report = await rebuild(runtime.engine, retention_days=30)
+    await delete_expired(runtime.database, 30)
+    report = await rebuild(runtime.database, retention_days=30)
     assert report.since is not None
     assert await hourly_totals(runtime) == [("completed", 1, 1, 30_000)]
 
@@ -191,7 +192,7 @@ async def test_retention_prunes_the_minutes_and_keeps_the_hours(runtime: Runtime
     """Retention deletes the minute-level rollups before its cutoff; the hourly ones stay."""
     await finished(runtime, ago=timedelta(days=40))
     await finished(runtime, ago=timedelta(minutes=5))
-    await delete_expired(runtime.engine, 30)
+    await delete_expired(runtime.database, 30)
     assert await rows(
         runtime, "SELECT bucket_seconds, count(*) FROM request_rollups GROUP BY 1 ORDER BY 1"
     ) == [(60, 1), (3600, 2)]
@@ -243,7 +244,7 @@ async def test_a_request_that_billed_nothing_adds_zero(runtime: Runtime) -> None
 async def test_changing_a_finished_requests_cost_moves_the_sum(runtime: Runtime) -> None:
     """A terminal row whose cost_usd is changed by hand replaces its old cost in the sums."""
     rid = await finished(runtime, billed_seconds=8)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("UPDATE video_requests SET cost_usd = 2.5 WHERE id = :id"), {"id": rid})
     assert await spend_by_resolution(runtime) == [(60, Decimal("2.5")), (3600, Decimal("2.5"))]
     assert await hourly_totals(runtime) == [("completed", 1, 1, 30_000)]
@@ -252,7 +253,7 @@ async def test_changing_a_finished_requests_cost_moves_the_sum(runtime: Runtime)
 async def test_an_unpriced_cost_adds_nothing(runtime: Runtime) -> None:
     """A finished request whose cost is set to NULL (an unpriced model) leaves the sums at 0."""
     rid = await finished(runtime, billed_seconds=8)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("UPDATE video_requests SET cost_usd = NULL WHERE id = :id"), {"id": rid})
     assert await spend_by_resolution(runtime) == [(60, Decimal(0)), (3600, Decimal(0))]
 
@@ -260,11 +261,11 @@ async def test_an_unpriced_cost_adds_nothing(runtime: Runtime) -> None:
 async def test_rebuild_recomputes_the_cost_sums(runtime: Runtime) -> None:
     """Costs written with the triggers off are summed after a rebuild, each once."""
     await finished(runtime, billed_seconds=8)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text("UPDATE video_requests SET cost_usd = 1.25"))
     assert await spend_by_resolution(runtime) == [(60, Decimal("0.8")), (3600, Decimal("0.8"))]
-    await rebuild(runtime.engine)
+    await rebuild(runtime.database)
     assert await spend_by_resolution(runtime) == [(60, Decimal("1.25")), (3600, Decimal("1.25"))]
 
 

@@ -32,6 +32,7 @@ from service.tracking.rollups import HOUR, RELATIVE_ERROR, Window, floor_to
 from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from service.worker.worker import Worker
+from tests.support.sql import sql_engine
 
 TERMINAL = ("completed", "failed", "timeout")
 UNREACHABLE = "postgresql://reeltrace@127.0.0.1:9/reeltrace"
@@ -76,7 +77,7 @@ def within(estimate: float | None, exact: float | None) -> bool:
 
 async def exact_window(runtime: Runtime, since: datetime, until: datetime) -> dict[str, Any]:
     params = {"since": since, "until": until}
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         counts = dict(
             (
                 await conn.execute(
@@ -112,7 +113,7 @@ async def exact_window(runtime: Runtime, since: datetime, until: datetime) -> di
 
 async def rollup_window(runtime: Runtime, since: datetime, until: datetime) -> dict[str, Any]:
     params = {**Window.of(since, until).params(), "pipeline": None}
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         row = (await conn.execute(rollup_sql.DASHBOARD, params)).mappings().one()
         spend = (await conn.execute(rollup_sql.SPEND, params)).scalar()
     assert spend == row["spend_usd"]  # the dashboard's sum and the spend-only one agree
@@ -172,7 +173,7 @@ async def write(runtime: Runtime, outage: Runtime, anchor: datetime, spec: Spec)
     if spec.outcome == "generating":
         return
     if spec.path == "sql":
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             await conn.execute(
                 text(
                     "UPDATE video_requests SET status = CAST(:s AS request_status), completed_at = :at,"
@@ -195,7 +196,7 @@ async def scenario(
     )
     services = build_pipeline(runtime)
     try:
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             await conn.execute(
                 text(
                     "TRUNCATE video_requests, request_rollups, request_rollup_sketches, stage_rollups CASCADE"
@@ -209,7 +210,7 @@ async def scenario(
         await runtime.tracker.backfill()  # the journal's lifecycles land, in order
         assert not runtime.journal.has_pending()
         await Worker(runtime, services.runner, worker_id="parity-watchdog").watchdog()
-        async with runtime.engine.connect() as conn:
+        async with sql_engine(runtime).connect() as conn:
             stuck = await conn.execute(
                 text("SELECT count(*) FROM video_requests WHERE status = 'pending' AND created_at <= :old"),
                 {"old": anchor - WATCHDOG_AGE},
@@ -227,7 +228,7 @@ async def scenario(
         cutoff = anchor - timedelta(hours=2)
         history = (floor_to(everything[0], HOUR), floor_to(cutoff, HOUR))
         before = await rollup_window(runtime, *history)
-        await delete_expired(runtime.engine, 1, now=cutoff + timedelta(days=1))
+        await delete_expired(runtime.database, 1, now=cutoff + timedelta(days=1))
         for since, until in [(cutoff, everything[1]), *spans_at]:
             if since >= cutoff:
                 await assert_parity(runtime, since, until)
@@ -271,6 +272,6 @@ async def test_a_window_from_the_retention_cutoff_counts_only_the_rows_after_it(
         new = await runtime.tracker.create_request(VideoRequest(user_id="retention-edge", prompt="p"))
         await runtime.tracker.start_request(new.id)
         await runtime.tracker.complete_request(new.id, ["https://cdn/v.mp4"])
-    await delete_expired(runtime.engine, 1, now=cutoff + timedelta(days=1))
+    await delete_expired(runtime.database, 1, now=cutoff + timedelta(days=1))
     for since in (cutoff, cutoff - timedelta(seconds=30)):
         await assert_parity(runtime, since, since + timedelta(hours=2))

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from service.errors import InvalidStatusTransition
@@ -16,6 +16,7 @@ from service.tracking.states import TRANSITIONS, RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 
 NEW = VideoRequest(user_id="u-sm", prompt="state machine")
 S = RequestStatus
@@ -38,7 +39,7 @@ def allowed(old: RequestStatus, new: RequestStatus) -> bool:
 
 
 async def status_of(runtime: Runtime, request_id: uuid.UUID) -> str:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return str(
             (
                 await conn.execute(
@@ -129,7 +130,7 @@ async def test_same_nonterminal_status_changes_nothing(runtime: Runtime) -> None
 async def test_database_rejects_invalid_change_from_psql(runtime: Runtime, pg_cluster: PgCluster) -> None:
     """A psql session cannot break the machine: the trigger refuses completed -> pending."""
     rid = await at_status(runtime, S.COMPLETED)
-    database = runtime.engine.url.database
+    database = make_url(runtime.database_url).database
     assert database is not None
     result = pg_cluster.psql(database, f"UPDATE video_requests SET status = 'pending' WHERE id = '{rid}'")
     assert result.returncode != 0
@@ -140,7 +141,7 @@ async def test_database_rejects_invalid_change_from_psql(runtime: Runtime, pg_cl
 async def test_database_requires_new_requests_to_be_pending(runtime: Runtime) -> None:
     """A request cannot be inserted in any status but pending."""
     created = await runtime.tracker.create_request(NEW)
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         with pytest.raises(DBAPIError, match="Invalid status transition"):
             await conn.execute(
                 text(
@@ -182,7 +183,7 @@ async def test_random_sequences_never_leave_the_machine_in_the_database(
     current = S.PENDING
     message = ""
     for new in sequence:
-        async with runtime.engine.connect() as conn:
+        async with sql_engine(runtime).connect() as conn:
             try:
                 await conn.execute(
                     text("UPDATE video_requests SET status = CAST(:s AS request_status) WHERE id = :id"),

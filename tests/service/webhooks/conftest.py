@@ -12,6 +12,7 @@ from sqlalchemy import text
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.callback import CallbackServer
+from tests.support.sql import sql_engine
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def closed_port_url() -> str:
 
 
 async def delivery_rows(runtime: Runtime, request_id: uuid.UUID) -> list[dict[str, object]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         result = await conn.execute(
             text("SELECT * FROM webhook_deliveries WHERE request_id = :id ORDER BY created_at"),
             {"id": request_id},

@@ -12,7 +12,7 @@ from tests.support.workers import submit
 
 
 def repository(runtime: Runtime) -> DeliveryRepository:
-    return DeliveryRepository(runtime.engine, source_service="test", source_host="here")
+    return DeliveryRepository(runtime.database, source_service="test", source_host="here")
 
 
 async def enqueue(

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from service.runtime import Runtime
 from service.settings import Settings
+from tests.support.sql import sql_engine
 from tests.support.workers import count_events, submit, wait_for, wait_terminal
 
 REPO = Path(__file__).resolve().parents[3]
@@ -66,7 +67,7 @@ def worker_warnings(root: Path) -> list[str]:
 
 
 async def column(runtime: Runtime, sql: str) -> list[tuple[object, ...]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return [tuple(r) for r in await conn.execute(text(sql))]
 
 

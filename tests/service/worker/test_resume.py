@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from service.backends.factory import build_backends
-from service.errors import TrackingUnavailable
+from service.errors import DatabaseUnavailable
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
@@ -42,7 +42,7 @@ async def test_start_made_but_not_recorded_is_not_repeated(runtime: Runtime, set
     await runtime.tracker.log_event(
         rid, "generation_submitting", "starting", stage="video_generation", data={"idempotency_key": key}
     )
-    backends = build_backends(settings, runtime.engine)
+    backends = build_backends(settings, runtime.database)
     try:
         started = await backends.generation.start(
             generation_request(
@@ -78,7 +78,7 @@ class QueriesFailingOnce(RequestQueries):
     ) -> EventRead | None:
         if event_type == "generation_submitting" and not self.failed:
             self.failed = True
-            raise TrackingUnavailable("PostgreSQL is unreachable")
+            raise DatabaseUnavailable("PostgreSQL is unreachable")
         return await super().latest_event(request_id, event_type, stage)
 
 
@@ -88,7 +88,7 @@ async def test_database_outage_inside_a_stage_interrupts_the_run(
     """A read failing because PostgreSQL is unreachable interrupts the run (resumed later) instead of
     failing the request or its stage; each resume runs the cut-off attempt again, not a retry."""
     rid = await left_in_generation(runtime)
-    flaky = QueriesFailingOnce(runtime.engine)
+    flaky = QueriesFailingOnce(runtime.database)
     degraded = dataclasses.replace(runtime, queries=flaky)
     read = (await run_to_end(degraded, [rid]))[rid]
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from service.errors import TrackingUnavailable
+from service.errors import DatabaseUnavailable
 from service.pipeline.run_state import WorkItem
 from service.runtime import Runtime
 from service.settings import Settings
 from service.worker.repository import WorkRepository
 from tests.service.worker.test_crash import start_worker, worker_env
 from tests.support.pg import PgCluster
+from tests.support.sql import sql_engine
 from tests.support.workers import count_events, running_worker, submit, wait_for, wait_idle, wait_terminal
 
 REQUESTS = 4
@@ -95,8 +96,8 @@ async def test_outage_longer_than_the_lease_fences_out_the_first_owner(
 
         async def claimed() -> bool:
             # The pool's connections from before the outage are dead: the first tries fail.
-            with contextlib.suppress(TrackingUnavailable):
-                taken.extend(await WorkRepository(rt.engine).claim("worker-b", REQUESTS, 300))
+            with contextlib.suppress(DatabaseUnavailable):
+                taken.extend(await WorkRepository(rt.database).claim("worker-b", REQUESTS, 300))
             return bool(taken)
 
         await wait_for(claimed, 20, "the second worker's claim")
@@ -114,7 +115,7 @@ async def test_outage_longer_than_the_lease_fences_out_the_first_owner(
         assert polls(settings) == at_takeover
 
         # The second owner resumes the same operations, as the same attempt.
-        async with rt.engine.begin() as conn:
+        async with sql_engine(rt).begin() as conn:
             await conn.execute(text("UPDATE video_requests SET lease_expires_at = now()"))
         async with running_worker(rt) as (worker, _):
             found = await wait_terminal(rt, ids, 60)

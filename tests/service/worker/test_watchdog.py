@@ -18,6 +18,7 @@ from service.tracking.fence import Claim, holding
 from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
 from tests.support.callback import CallbackServer
+from tests.support.sql import sql_engine
 from tests.support.workers import count_events, running_worker, submit, wait_for, wait_idle
 
 
@@ -36,7 +37,7 @@ async def generating(runtime: Runtime, pipeline: str = "veo", age_seconds: float
 
 
 async def backdate(runtime: Runtime, rid: uuid.UUID, age_seconds: float) -> None:
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text(
                 "UPDATE video_requests SET created_at = now() - make_interval(secs => :age),"
@@ -112,7 +113,7 @@ async def test_oldest_age_gauge_per_status(runtime: Runtime, idle_worker: Worker
     assert 300 <= generating_age < 360
 
     for rid in (waiting, running):
-        async with runtime.engine.begin() as conn:
+        async with sql_engine(runtime).begin() as conn:
             await conn.execute(text("DELETE FROM video_requests WHERE id = :id"), {"id": rid})
     await idle_worker.watchdog()
     assert oldest_age("pending") == 0

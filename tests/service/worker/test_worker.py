@@ -22,6 +22,7 @@ from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
 from tests.support.callback import CallbackServer
 from tests.support.logs import json_logs
+from tests.support.sql import sql_engine
 from tests.support.workers import (
     count_events,
     events_of,
@@ -35,7 +36,7 @@ from tests.support.workers import (
 
 
 async def rows(runtime: Runtime, sql: str, **params: object) -> list[tuple[object, ...]]:
-    async with runtime.engine.connect() as conn:
+    async with sql_engine(runtime).connect() as conn:
         return [tuple(r) for r in await conn.execute(text(sql), params)]
 
 
@@ -48,7 +49,7 @@ def sim_operations(settings: Settings) -> Counter[str]:
 async def test_concurrent_claims_never_overlap(runtime: Runtime) -> None:
     """Claims racing from many connections take disjoint sets of requests (FOR UPDATE SKIP LOCKED)."""
     ids = await submit(runtime, 60)
-    repo = WorkRepository(runtime.engine)
+    repo = WorkRepository(runtime.database)
     batches = await asyncio.gather(*(repo.claim(f"w{i}", 10, 30) for i in range(8)))
     claimed = [item.id for batch in batches for item in batch]
     assert len(claimed) == len(set(claimed)) == 60
@@ -59,8 +60,8 @@ async def test_concurrent_claims_never_overlap(runtime: Runtime) -> None:
 async def test_expired_leases_are_claimed_again(runtime: Runtime) -> None:
     """A lease that expired is claimable (claims counts up); a live one and a terminal request are not."""
     held, expired, done = await submit(runtime, 3)
-    repo = WorkRepository(runtime.engine)
-    async with runtime.engine.begin() as conn:
+    repo = WorkRepository(runtime.database)
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text(
                 "UPDATE video_requests SET lease_owner = 'gone', claims = 1,"
@@ -88,9 +89,9 @@ async def test_expired_leases_are_claimed_again(runtime: Runtime) -> None:
 async def test_heartbeat_extends_only_own_leases(runtime: Runtime) -> None:
     """A heartbeat extends the leases this worker holds and reports the ones it lost."""
     mine, theirs = await submit(runtime, 2)
-    repo = WorkRepository(runtime.engine)
+    repo = WorkRepository(runtime.database)
     held = {item.id: item.claim_generation for item in await repo.claim("me", 2, 1)}
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET lease_owner = 'other' WHERE id = :id"), {"id": theirs}
         )
@@ -208,7 +209,7 @@ async def test_lost_lease_cancels_the_run(settings: Settings, database_url: str)
         async with running_worker(rt, worker_id="loser") as (worker, _):
             await wait_for(started)
             task = worker.active[rid]
-            async with rt.engine.begin() as conn:
+            async with sql_engine(rt).begin() as conn:
                 await conn.execute(
                     text("UPDATE video_requests SET lease_owner = 'thief' WHERE id = :id"), {"id": rid}
                 )
@@ -232,7 +233,7 @@ async def test_abandoned_request_is_still_notified(settings: Settings, database_
         rt = Runtime.build(sweeping, database_url, source_service="test")
         try:
             [rid] = await submit(rt, parameters={"callback_url": callback.url})
-            async with rt.engine.begin() as conn:
+            async with sql_engine(rt).begin() as conn:
                 await conn.execute(
                     text("UPDATE video_requests SET claims = :n WHERE id = :id"), {"n": MAX_CLAIMS, "id": rid}
                 )
@@ -252,7 +253,7 @@ async def test_abandoned_request_is_still_notified(settings: Settings, database_
 async def test_crash_looping_request_is_abandoned(runtime: Runtime) -> None:
     """A request claimed more than MAX_CLAIMS times (its runs keep dying) is failed, not run again."""
     [rid] = await submit(runtime)
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(
             text("UPDATE video_requests SET claims = :n WHERE id = :id"), {"n": MAX_CLAIMS, "id": rid}
         )
@@ -268,7 +269,7 @@ async def test_crash_looping_request_is_abandoned(runtime: Runtime) -> None:
 async def test_worker_leaves_unknown_ids_alone(runtime: Runtime) -> None:
     """Releasing or heartbeating requests the worker does not hold changes nothing."""
     [rid] = await submit(runtime)
-    repo = WorkRepository(runtime.engine)
+    repo = WorkRepository(runtime.database)
     [item] = await repo.claim("owner", 1, 30)
     await repo.release("stranger", {rid: item.claim_generation, uuid.uuid4(): 1})
     assert await repo.heartbeat("stranger", {rid: item.claim_generation}, 30) == set()
@@ -290,7 +291,7 @@ async def test_notification_cut_off_by_a_dead_run_is_sent_by_another_worker(
                 await tracker.start_stage(rid, stage)
                 await tracker.complete_stage(rid, stage)
             await tracker.complete_request(rid, ["http://media.test/x.mp4"])
-            async with rt.engine.begin() as conn:
+            async with sql_engine(rt).begin() as conn:
                 await conn.execute(
                     text(
                         "UPDATE video_requests SET lease_owner = 'dead', claims = 1,"
@@ -346,7 +347,7 @@ async def test_worker_never_runs_a_request_twice_after_its_own_lease_lapsed(
         async with running_worker(rt, worker_id="stalled") as (worker, _):
             await wait_for(started)
             task = worker.active[rid]
-            async with rt.engine.begin() as conn:
+            async with sql_engine(rt).begin() as conn:
                 await conn.execute(
                     text("UPDATE video_requests SET lease_expires_at = now() - interval '1 second'")
                 )

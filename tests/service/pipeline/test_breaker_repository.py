@@ -10,9 +10,10 @@ from sqlalchemy import text
 
 from service.app import create_app
 from service.pipeline.breaker import BreakerBoard
-from service.pipeline.breaker_store import BreakerStore
+from service.pipeline.breaker_repository import BreakerRepository
 from service.runtime import Runtime
 from service.settings import Settings
+from tests.support.sql import sql_engine
 
 
 async def open_breaker(board: BreakerBoard, dependency: str) -> None:
@@ -32,7 +33,7 @@ async def read_breakers(app: FastAPI) -> dict[str, dict[str, object]]:
 
 async def test_api_folds_breakers_published_by_workers(settings: Settings, runtime: Runtime) -> None:
     """One worker's open breaker shows as open; counts add up over the workers that published."""
-    store = BreakerStore(runtime.engine)
+    store = BreakerRepository(runtime.database)
     first, second = BreakerBoard(failure_threshold=2), BreakerBoard(failure_threshold=2)
     await open_breaker(first, "generation")
     await second["generation"].before_call()
@@ -51,11 +52,11 @@ async def test_states_of_workers_that_stopped_publishing_age_out(
     settings: Settings, runtime: Runtime
 ) -> None:
     """A worker gone for longer than three heartbeats no longer counts; the API falls back to its own."""
-    store = BreakerStore(runtime.engine)
+    store = BreakerRepository(runtime.database)
     board = BreakerBoard(failure_threshold=1)
     await open_breaker(board, "notification")
     await store.publish("worker-gone", board.snapshot())
-    async with runtime.engine.begin() as conn:
+    async with sql_engine(runtime).begin() as conn:
         await conn.execute(text("UPDATE circuit_breaker_states SET updated_at = now() - interval '1 hour'"))
     app = create_app(settings.model_copy(update={"api_keys_required": False}), runtime)
     app.state.parts = replace(app.state.parts, breakers=BreakerBoard())
@@ -66,7 +67,7 @@ async def test_states_of_workers_that_stopped_publishing_age_out(
 
 async def test_publishing_again_updates_in_place(runtime: Runtime) -> None:
     """A worker's later publication replaces its earlier one (one row per worker and dependency)."""
-    store = BreakerStore(runtime.engine)
+    store = BreakerRepository(runtime.database)
     board = BreakerBoard(failure_threshold=1)
     await store.publish("w", board.snapshot())
     await open_breaker(board, "storage")
