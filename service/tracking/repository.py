@@ -17,6 +17,7 @@ from typing import Any
 
 from service.cost.budgets import BudgetDefaults, describe
 from service.db.database import Database
+from service.db.namedsql import NamedSql
 from service.db.statement import Statement
 from service.errors import (
     BudgetExceeded,
@@ -26,7 +27,6 @@ from service.errors import (
     RequestNotFound,
 )
 from service.settings import RateLimit
-from service.tracking import sql
 from service.tracking.states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.tracking.writes import (
     CreateRequest,
@@ -42,6 +42,8 @@ from telemetry.tracing import untraced
 
 # The stage a watchdog's ending leaves open: the notification sweep still runs it.
 NOTIFICATION_STAGE = "notification"
+
+WRITES = NamedSql("service.tracking", "sql/writes.sql")
 
 AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent | Step
 
@@ -245,7 +247,7 @@ class TrackingRepository:
             "rate_limit": rate_limit.limit if rate_limit else None,
             "rate_window": rate_limit.window_seconds if rate_limit else None,
         }
-        row = (await self._run(sql.CREATE_REQUEST, params))[0]
+        row = (await self._run(WRITES["create_request"], params))[0]
         if row["limited"] and rate_limit is not None:
             frees_at = row["window_oldest"] + timedelta(seconds=rate_limit.window_seconds)
             retry_after = max(1, math.ceil((frees_at - write.created_at).total_seconds()))
@@ -293,7 +295,7 @@ class TrackingRepository:
             "keep_open_stage": NOTIFICATION_STAGE,
             **_event_params(write.event),
         }
-        row = (await self._run(sql.TRANSITION, params))[0]
+        row = (await self._run(WRITES["transition"], params))[0]
         if row["found_status"] is None:
             raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
         if row["id"] is None and write.fence is not None and row["found_generation"] != write.fence:
@@ -322,7 +324,7 @@ class TrackingRepository:
             "fence": write.fence,
             **_event_params(write.event),
         }
-        rows = await self._run(sql.RECORD_OPERATION, params)
+        rows = await self._run(WRITES["record_operation"], params)
         if not rows:
             raise RequestNotFound(f"request {write.request_id} not found")
         if rows[0]["id"] is None:
@@ -343,7 +345,7 @@ class TrackingRepository:
             "fence": write.fence,
             **_event_params(write.event),
         }
-        rows = await self._run(sql.STAGE_CHANGE, params)
+        rows = await self._run(WRITES["stage_change"], params)
         if not rows:
             raise RequestNotFound(f"request {write.request_id} not found")
         row = rows[0]
@@ -365,7 +367,7 @@ class TrackingRepository:
 
     async def step(self, write: Step) -> StepResult:
         """Apply a step's parts in one statement, all or none."""
-        rows = await self._run(sql.STEP, _step_params(write))
+        rows = await self._run(WRITES["step"], _step_params(write))
         first = rows[0]
         if first["found_status"] is None:
             raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))
@@ -417,7 +419,7 @@ class TrackingRepository:
             "fence": write.fence,
             **_event_params(write.event),
         }
-        rows = await self._run(sql.RECORD_COST, params)
+        rows = await self._run(WRITES["record_cost"], params)
         if not rows:
             raise RequestNotFound(f"request {write.request_id} not found")
         if rows[0]["id"] is None:
@@ -425,7 +427,7 @@ class TrackingRepository:
 
     async def log_event(self, write: LogEvent) -> None:
         params = {"request_id": write.event.request_id, "fence": write.fence, **_event_params(write.event)}
-        rows = await self._run(sql.LOG_EVENT, params)
+        rows = await self._run(WRITES["log_event"], params)
         if not rows:
             raise RequestNotFound(f"request {write.event.request_id} not found")
         if rows[0]["id"] is None:
@@ -436,14 +438,14 @@ class TrackingRepository:
         request is not in PostgreSQL (yet)."""
         params = {"request_id": request_id, "fence": fence, "lease_seconds": lease_seconds}
         with untraced():  # lease bookkeeping before every external call: no span of its own
-            rows = await self._run(sql.RENEW_CLAIM, params)
+            rows = await self._run(WRITES["renew_claim"], params)
         if not rows:
             return None
         return rows[0]["id"] is not None
 
     async def was_applied(self, write: AnyWrite) -> bool:
         """True if this very write already landed (its event exists)."""
-        rows = await self._run(sql.EVENT_EXISTS, {"uid": write.event.event_uid})
+        rows = await self._run(WRITES["event_exists"], {"uid": write.event.event_uid})
         return bool(rows[0]["exists"])
 
     async def apply(self, write: AnyWrite) -> object:
