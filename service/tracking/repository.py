@@ -238,12 +238,13 @@ class TrackingRepository:
         own limits in `guild_budgets` replace the defaults). A repeated UUID never
         counts against either.
         """
-        document = write.model_dump_json()
+        document = write.model_dump(mode="json")
         if budget is not None:
             # Not part of the write: a create replayed from the journal is not checked.
-            document = json.dumps({**json.loads(document), "budget": budget.as_json()})
+            document["budget"] = budget.as_json()
         params = {
-            "w": document,
+            # Encoded once, here (not dumped to JSON, read back and dumped again).
+            "w": json.dumps(document),
             "rate_limit": rate_limit.limit if rate_limit else None,
             "rate_window": rate_limit.window_seconds if rate_limit else None,
         }
