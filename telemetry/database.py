@@ -106,12 +106,22 @@ def end_query_span(span: Span | None, error: BaseException | None = None) -> Non
 
 
 def record_write(
-    name: str, table: str, started_ns: int, *, journaled: bool = False, error: str | None = None
+    name: str,
+    table: str,
+    started_ns: int,
+    *,
+    journaled: bool = False,
+    error: str | None = None,
+    folded: bool = False,
+    batch: int | None = None,
 ) -> None:
     """Record one tracking write that started at `started_ns` (`time.time_ns()`) and ended now.
 
     `journaled`: PostgreSQL was not written, the write went to the local journal.
     `error`: the write was refused (the type of the error, e.g. an invalid transition).
+    `folded`: the change was made here and waits to be sent with the run's next
+    statement (recorded where it happened, so a stage's changes show on its own span).
+    `batch`: the statement sent this many folded changes (`db.operation.batch.size`).
     """
     if not is_instrumentation_enabled():
         return
@@ -121,6 +131,10 @@ def record_write(
         attributes["reeltrace.journaled"] = True
     if error is not None:
         attributes["error.type"] = error
+    if folded:
+        attributes["reeltrace.folded"] = True
+    if batch is not None:
+        attributes["db.operation.batch.size"] = batch
     current = trace.get_current_span()
     if current.is_recording() and not TRACKING_WRITES_AS_SPANS:
         attributes["duration_ms"] = round((ended_ns - started_ns) / 1e6, 3)

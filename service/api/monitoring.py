@@ -12,9 +12,9 @@ from service.api.links import request_links
 from service.api.params import IsoDateTime
 from service.api.schemas import REQUEST_KEY, BreakerRead, RequestDetail
 from service.pipeline.breaker_repository import BreakerRepository
+from service.request_states import RequestStatus
 from service.tracking.queries import MAX_PAGE, RequestFilter
 from service.tracking.schemas import DashboardRead, EventRead, HourlyBucket, Page, RequestSummary
-from service.tracking.states import RequestStatus
 from service.video_request import IDENTIFIER, PipelineName
 from service.webhooks.repository import DeliveryRepository
 from service.webhooks.schemas import DeliveryRead

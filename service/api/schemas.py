@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.request_states import RequestStatus
 from service.tracking.schemas import RequestRead
-from service.tracking.states import RequestStatus
 from service.video_request import PATTERN_MESSAGES as REQUEST_PATTERN_MESSAGES
 from service.video_request import VideoRequest
 from service.webhooks.schemas import DeliveryRead

@@ -29,10 +29,10 @@ from service.api import responses
 from service.api.deps import HubDep, RuntimeDep, SettingsDep, read_access
 from service.api.schemas import REQUEST_KEY
 from service.errors import ValidationFailed
+from service.request_states import TERMINAL
 from service.streaming.cursor import EventCursor
 from service.streaming.listener import Subscription
 from service.streaming.repository import StreamEvent, StreamRepository
-from service.tracking.states import TERMINAL
 from service.video_request import IDENTIFIER
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[read_access])

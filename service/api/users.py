@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path
 from service.api import responses
 from service.api.deps import RuntimeDep, read_access
 from service.api.monitoring import Cursor, Limit, Offset
+from service.request_states import RequestStatus
 from service.tracking.schemas import Page, RequestSummary
-from service.tracking.states import RequestStatus
 from service.video_request import IDENTIFIER
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], dependencies=[read_access])

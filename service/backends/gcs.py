@@ -41,8 +41,8 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.errors import ConfigurationError
+from service.sanitize import sanitize_error
 from service.settings import Settings
-from service.tracking.sanitize import sanitize_error
 
 SCHEME = "gs://"
 _TRANSPORT_ERRORS = (

@@ -23,8 +23,8 @@ from google.genai import types
 from google.oauth2.credentials import Credentials
 
 from service.backends.base import BackendError, InvalidBackendRequest, QuotaExceeded, TransientBackendError
+from service.sanitize import sanitize_error
 from service.settings import Settings
-from service.tracking.sanitize import sanitize_error
 
 API_VERSION = "v1"
 PROVIDER = "gcp.vertex_ai"

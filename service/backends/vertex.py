@@ -23,8 +23,8 @@ from service.backends.base import (
     OperationStatus,
 )
 from service.backends.google_clients import PROVIDER, classify_error, genai_client
+from service.sanitize import sanitize_error
 from service.settings import Settings
-from service.tracking.sanitize import sanitize_error
 
 log = structlog.get_logger("reeltrace.vertex")
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from service.tracking.states import RequestStatus, Severity, StageStatus
+from service.request_states import RequestStatus, Severity, StageStatus
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -7,9 +7,9 @@ from decimal import Decimal
 from service.backends.base import OperationStatus
 from service.cost.pricing import billable_seconds
 from service.pipeline.run_state import RunState
+from service.request_states import RequestStatus
 from service.tracking.cost_tracking import BilledAttempt
 from service.tracking.queries import RequestQueries
-from service.tracking.states import RequestStatus
 from service.tracking.tracker import RequestTracker
 
 

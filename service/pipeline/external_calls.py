@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from service.backends.base import BackendError, InvalidBackendRequest, TransientBackendError
 from service.pipeline.admission import outside_gate
 from service.pipeline.breaker import BreakerBoard, CircuitOpen, StateChange
-from service.tracking.states import Severity
+from service.request_states import Severity
 from service.tracking.tracker import RequestTracker
 from telemetry.metrics import Metrics, current_exemplar, get_metrics
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from service.pipeline.run_state import RunState
+from service.request_states import StageStatus
 from service.tracking.queries import RequestQueries
-from service.tracking.states import StageStatus
 
 
 async def cut_off(queries: RequestQueries, state: RunState, stage: str) -> bool:

@@ -9,9 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
+from service.request_states import RequestStatus, StageStatus
 from service.tracking.cost_tracking import Spend
 from service.tracking.schemas import RequestRead, StageRead
-from service.tracking.states import RequestStatus, StageStatus
 from service.video_request import VideoRequest
 
 # A stage's output type (a TypedDict its definition declares).

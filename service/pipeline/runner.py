@@ -43,9 +43,9 @@ from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, g
 from service.pipeline.resume import cut_off, resume_link
 from service.pipeline.run_state import RunState, WorkItem
 from service.pipeline.stages import GenerationTimedOut, ProcessingOutput, StageBodies, StageTimedOut
+from service.request_states import RequestStatus, StageStatus
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
-from service.tracking.states import RequestStatus, StageStatus
 from service.tracking.tracker import RequestTracker
 from telemetry.correlation import request_context
 from telemetry.metrics import Metrics, current_exemplar, get_metrics

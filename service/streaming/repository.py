@@ -16,8 +16,8 @@ from typing import Any
 from service.db.database import Database
 from service.db.namedsql import NamedSql
 from service.errors import RequestNotFound
+from service.request_states import RequestStatus, Severity
 from service.tracking.queries import parse_request_key
-from service.tracking.states import RequestStatus, Severity
 
 STREAM = NamedSql("service.streaming", "sql/stream.sql")
 

@@ -16,8 +16,8 @@ from decimal import Decimal
 import structlog
 
 from service.cost.pricing import attempt_cost
+from service.request_states import Severity
 from service.tracking.fence import fence_of
-from service.tracking.states import Severity
 from service.tracking.writer import TrackingWriter
 from service.tracking.writes import RecordCost
 

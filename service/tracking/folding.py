@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.tracking.states import StageStatus
+from service.request_states import StageStatus
 from service.tracking.writes import LogEvent, RecordCost, RecordOperation, StageChange, StepPart, Transition
 
 # Called with what the write changed (a TransitionResult, a StageResult, or None when

@@ -22,6 +22,7 @@ from sqlalchemy import TextClause
 
 from service.db.database import Database, Timing
 from service.errors import RequestNotFound, ValidationFailed
+from service.request_states import RequestStatus
 from service.tracking import read_sql, rollup_sql
 from service.tracking.read_sql import READS
 from service.tracking.rollups import FAR_FUTURE, RELATIVE_ERROR, Window
@@ -34,7 +35,6 @@ from service.tracking.schemas import (
     RequestRead,
     RequestSummary,
 )
-from service.tracking.states import RequestStatus
 from telemetry.correlation import is_correlation_id
 
 log = structlog.get_logger("reeltrace.queries")

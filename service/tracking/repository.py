@@ -26,8 +26,8 @@ from service.errors import (
     RateLimited,
     RequestNotFound,
 )
+from service.request_states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.settings import RateLimit
-from service.tracking.states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.tracking.writes import (
     CreateRequest,
     EventWrite,

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from service.tracking.states import RequestStatus
+from service.request_states import RequestStatus
 
 
 def timeout_message(timeout_seconds: float) -> str:

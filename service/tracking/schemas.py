@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.tracking.states import RequestStatus, Severity, StageStatus
+from service.request_states import RequestStatus, Severity, StageStatus
 
 
 class _Read(BaseModel):

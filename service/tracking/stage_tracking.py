@@ -10,10 +10,10 @@ from typing import Any
 
 import structlog
 
+from service.request_states import Severity, StageStatus
+from service.sanitize import sanitize_error
 from service.tracking.fence import fence_of
 from service.tracking.repository import StageResult
-from service.tracking.sanitize import sanitize_error
-from service.tracking.states import Severity, StageStatus
 from service.tracking.writer import TrackingWriter
 from service.tracking.writes import StageChange
 

@@ -17,6 +17,8 @@ from opentelemetry import trace
 
 from service.cost.budgets import BudgetDefaults
 from service.errors import InvalidStatusTransition
+from service.request_states import RequestStatus, Severity
+from service.sanitize import sanitize_error
 from service.settings import RateLimit
 from service.tracking.cost_tracking import CostTracking
 from service.tracking.fence import fence_of
@@ -24,9 +26,7 @@ from service.tracking.local_limit import LocalRateCount
 from service.tracking.pipelines import tracked
 from service.tracking.repository import TransitionResult
 from service.tracking.requests import CreatedRequest, timeout_message
-from service.tracking.sanitize import sanitize_error
 from service.tracking.stage_tracking import StageHandle, StageTracking, error_details
-from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import CreateRequest, RecordOperation, Transition
 from service.video_request import VideoRequest
 from telemetry.correlation import new_correlation_id, request_context

@@ -28,13 +28,13 @@ import structlog
 from service.cost.prices import load_prices
 from service.cost.pricing import Pricing
 from service.errors import ClaimLost, DatabaseUnavailable, ReeltraceError
+from service.request_states import RequestStatus, Severity
 from service.tracking.fence import current_claim, fence_of
 from service.tracking.folding import Applied, Fold, current_fold, fold_for, part_request_id
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.pipelines import TrackedPipelines
 from service.tracking.repository import StepResult, TrackingRepository, TransitionResult
 from service.tracking.requests import utcnow
-from service.tracking.states import RequestStatus, Severity
 from service.tracking.writes import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
 from service.video_request import ASPECT_RATIOS
 from telemetry.database import record_write
@@ -62,10 +62,6 @@ _TABLES = {
 # expired, and the watchdog's ending of a run this young is no likelier than one
 # landing during the call itself (which the claim check never covered).
 CLAIM_FRESH_SECONDS = 1.0
-
-
-def _events(write: TrackingWrite) -> list[EventWrite]:
-    return [part.event for part in write.parts] if isinstance(write, Step) else [write.event]
 
 
 def _part_result(result: Any, part: StepPart) -> Any:
@@ -156,9 +152,12 @@ class TrackingWriter:
         table, started = _TABLES[write.op], time.time_ns()
 
         def record(**outcome: Any) -> None:
-            # A step is recorded as its parts, each by what it did.
-            for event in _events(write):
-                record_write(f"tracking.{event.event_type}", table, started, **outcome)
+            if isinstance(write, Step):
+                # Its changes were recorded where they were made (`_track`); this is the
+                # statement that sent them.
+                record_write("tracking.step", table, started, batch=len(write.parts), **outcome)
+                return
+            record_write(f"tracking.{write.event.event_type}", table, started, **outcome)
 
         if self.journal.has_pending() and await asyncio.to_thread(self.journal.holds, request_id):
             # Earlier writes of this request wait in the journal; this one must land after them.
@@ -311,6 +310,7 @@ class TrackingWriter:
         if not fold.accepts(part):
             await self._flush(fold)
         fold.add(part, applied, operation)
+        record_write(f"tracking.{part.event.event_type}", _TABLES[part.op], time.time_ns(), folded=True)
         return await self._flush(fold, last=part) if now else None
 
     async def _flush(self, fold: Fold, last: StepPart | None = None) -> Any:
@@ -318,18 +318,15 @@ class TrackingWriter:
         parts, applied, operations, release = fold.take()
         if not parts:
             return None
-        write: TrackingWrite
-        if len(parts) == 1 and not release:
-            write, operation = parts[0], operations[0]
-        else:
-            write = Step(request_id=fold.request_id, fence=parts[0].fence, parts=parts, release_lease=release)
-            operation = "+".join(operations)
+        # Always a step, even of one change: its changes are already in the trace.
+        write = Step(request_id=fold.request_id, fence=parts[0].fence, parts=parts, release_lease=release)
+        operation = "+".join(operations)
         result = await self._write(
             write, lambda: self.repository.apply(write), operation, request_id=str(fold.request_id)
         )
         found: Any = None
         for part, done in zip(parts, applied, strict=True):
-            part_result = result if write is part else _part_result(result, part)
+            part_result = _part_result(result, part)
             done(part_result)
             if part is last:
                 found = part_result

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.tracking.states import RequestStatus, Severity, StageStatus
+from service.request_states import RequestStatus, Severity, StageStatus
 from service.video_request import VideoRequest
 
 

@@ -34,8 +34,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from service.backends.webhook import WebhookNotifier
 from service.errors import DatabaseUnavailable, RequestNotFound
 from service.pipeline.admission import outside_gate
+from service.sanitize import sanitize_error
 from service.settings import Settings
-from service.tracking.sanitize import sanitize_error
 from service.tracking.tracker import RequestTracker
 from service.webhooks.repository import AttemptRecord, Delivery, DeliveryRepository
 from telemetry.correlation import request_context

@@ -33,9 +33,9 @@ from service.pipeline.breaker_repository import BreakerRepository
 from service.pipeline.definitions import PIPELINES
 from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
-from service.tracking.states import RequestStatus
 from service.webhooks.sweep import DeliverySweep
 from service.worker.repository import WorkRepository
 from telemetry.correlation import request_context

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from telemetry.logging import configure_logging
 from tests.support.pg import PgCluster

@@ -10,9 +10,9 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from service.db import migrate as migrations
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.service.cli.conftest import Cli
 from tests.service.tracking.test_retention import aged, count

@@ -10,7 +10,7 @@ from service.pipeline.definitions import PIPELINES, VIDEO_GENERATION, tracked_pi
 from service.pipeline.lesson import ScriptOutput
 from service.pipeline.run_state import RunState, StageState, WorkItem
 from service.pipeline.stages import GenerationOutput
-from service.tracking.states import RequestStatus
+from service.request_states import RequestStatus
 from service.video_request import PipelineName, VideoRequest
 
 

@@ -19,9 +19,9 @@ from service.corpus.rows import RetrievedChunk
 from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
 from service.pipeline.run_state import RunState
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.states import RequestStatus
 from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
 from tests.support.callback import CallbackServer

@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 from service.background import replay_journal_once
 from service.errors import RateLimited
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import RateLimit, Settings
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from telemetry.metrics import Metrics, get_metrics
 from tests.support.logs import json_logs

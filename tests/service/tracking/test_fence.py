@@ -8,10 +8,10 @@ import uuid
 from sqlalchemy import text
 
 from service.errors import ClaimLost
+from service.request_states import StageStatus
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
 from service.tracking.requests import utcnow
-from service.tracking.states import StageStatus
 from service.tracking.writes import EventWrite, StageChange
 from service.worker.repository import WorkRepository
 from tests.support.sql import sql_engine

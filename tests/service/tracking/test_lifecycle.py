@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from service.request_states import RequestStatus, StageStatus
 from service.runtime import Runtime
-from service.tracking.states import RequestStatus, StageStatus
 from service.tracking.tracker import timeout_message
 from service.video_request import VideoRequest
 from telemetry.correlation import is_correlation_id

@@ -15,10 +15,10 @@ from sqlalchemy import text
 from service.db.database import Database
 from service.db.urls import libpq_dsn
 from service.errors import RequestNotFound, ValidationFailed
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.queries import RequestFilter, RequestQueries
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 from tests.support.sql import sql_engine

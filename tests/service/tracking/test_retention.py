@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from service.background import background_jobs
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.retention import delete_expired
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 from tests.support.sql import sql_engine

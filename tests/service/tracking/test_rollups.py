@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import text
 
 from service.errors import ValidationFailed
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.tracking import rollup_sql
 from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
 from service.tracking.rollups import FAR_FUTURE, HOUR, Window, floor_to, rebuild
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 from tests.support.sql import sql_engine
 

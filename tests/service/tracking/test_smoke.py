@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from service.request_states import RequestStatus
 from service.runtime import Runtime
-from service.tracking.states import RequestStatus
 from service.video_request import VideoRequest
 
 

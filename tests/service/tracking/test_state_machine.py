@@ -11,8 +11,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from service.errors import InvalidStatusTransition
+from service.request_states import TRANSITIONS, RequestStatus
 from service.runtime import Runtime
-from service.tracking.states import TRANSITIONS, RequestStatus
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
 from tests.support.pg import PgCluster

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from service.pipeline.assembly import build_pipeline
+from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.states import RequestStatus
 from service.tracking.writes import EventWrite, Transition
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
