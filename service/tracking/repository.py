@@ -11,8 +11,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from service.cost.budgets import BudgetDefaults, describe
@@ -28,6 +27,8 @@ from service.errors import (
 )
 from service.request_states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.settings import RateLimit
+from service.tracking.results import CreateResult, StageResult, StepResult, TransitionResult
+from service.tracking.step_params import step_params
 from service.tracking.writes import (
     CreateRequest,
     EventWrite,
@@ -73,147 +74,6 @@ def _refused(request_id: uuid.UUID, fence: int | None, found: int | None) -> Cla
         claim_generation=fence,
         found_generation=found,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class CreateResult:
-    id: uuid.UUID
-    correlation_id: str
-    status: RequestStatus
-    created_at: datetime
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionResult:
-    request_id: uuid.UUID
-    correlation_id: str
-    pipeline: str
-    aspect_ratio: str
-    old_status: RequestStatus
-    new_status: RequestStatus
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    error_message: str | None
-
-    @property
-    def changed(self) -> bool:
-        return self.old_status != self.new_status
-
-
-@dataclass(frozen=True, slots=True)
-class StageResult:
-    stage_name: str
-    stage_order: int
-    status: StageStatus
-    attempts: int
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    progress_percentage: int
-    retry_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    """What a step changed: the status change (if it had one) and each stage row."""
-
-    transition: TransitionResult | None
-    stages: dict[str, StageResult]
-
-
-def _stage_event(event: EventWrite, *, if_changed: bool = False) -> dict[str, Any]:
-    return {
-        "event_uid": str(event.event_uid),
-        "event_type": event.event_type,
-        "severity": event.severity.value,
-        "stage_name": event.stage_name,
-        "message": event.message,
-        "data": event.data,
-        "created_at": event.created_at.isoformat(),
-        "source_service": event.source_service,
-        "source_host": event.source_host,
-        "if_changed": if_changed,
-    }
-
-
-def _step_params(write: Step) -> dict[str, Any]:
-    """The statement's parameters: the parts merged (each column set by one part at most)."""
-    params: dict[str, Any] = {
-        "request_id": write.request_id,
-        "fence": write.fence,
-        "new_status": None,
-        "allowed_from": None,
-        "terminal": False,
-        "at": None,
-        "operation_name": None,
-        "gcs_prefix": None,
-        "video_urls": None,
-        "error_message": None,
-        "error_stage": None,
-        "error_details": None,
-        "record_cost": False,
-        "cost_usd": None,
-        "billable_seconds": None,
-        # Only a run's own (fenced) step may clear the lease its claim holds.
-        "release_lease": write.release_lease and write.fence is not None,
-    }
-    stages: dict[str, dict[str, Any]] = {}
-    events: list[dict[str, Any]] = []
-    for part in write.parts:
-        match part:
-            case Transition():
-                params.update(
-                    new_status=part.new_status.value,
-                    allowed_from=[s.value for s in allowed_sources(part.new_status)],
-                    terminal=part.new_status in TERMINAL,
-                    at=part.at,
-                    video_urls=part.video_urls,
-                    error_message=part.error_message,
-                    error_stage=part.error_stage,
-                    error_details=_json(part.error_details),
-                )
-                params["operation_name"] = part.operation_name or params["operation_name"]
-                params["gcs_prefix"] = part.gcs_prefix or params["gcs_prefix"]
-            case StageChange():
-                row = {
-                    "stage_name": part.stage_name,
-                    "status": part.status.value,
-                    "starting": part.status == StageStatus.IN_PROGRESS,
-                    "finishing": part.status in _FINISHING,
-                    "started_at": part.at.isoformat(),
-                    "at": part.at.isoformat(),
-                    "attempts": part.attempts,
-                    "output": part.output,
-                    "error_message": part.error_message,
-                    "error_details": part.error_details,
-                }
-                started = stages.get(part.stage_name)
-                if started is not None:
-                    # Started earlier in this step: the row gets the start and the ending.
-                    row.update(
-                        starting=True,
-                        started_at=started["started_at"],
-                        attempts=part.attempts if part.attempts is not None else started["attempts"],
-                    )
-                stages[part.stage_name] = row
-            case RecordCost():
-                params.update(
-                    record_cost=True,
-                    cost_usd=None if part.cost_usd is None else str(part.cost_usd),
-                    billable_seconds=str(part.billable_seconds),
-                )
-            case RecordOperation():
-                params.update(operation_name=part.operation_name, gcs_prefix=part.gcs_prefix)
-        events.append(_stage_event(part.event, if_changed=isinstance(part, Transition)))
-    params["stages"] = json.dumps(list(stages.values()), default=str)
-    params["events"] = json.dumps(events, default=str)
-    return params
-
-
-_FINISHING = (StageStatus.COMPLETED, StageStatus.FAILED, StageStatus.SKIPPED)
 
 
 class TrackingRepository:
@@ -368,7 +228,7 @@ class TrackingRepository:
 
     async def step(self, write: Step) -> StepResult:
         """Apply a step's parts in one statement, all or none."""
-        rows = await self._run(WRITES["step"], _step_params(write))
+        rows = await self._run(WRITES["step"], step_params(write))
         first = rows[0]
         if first["found_status"] is None:
             raise RequestNotFound(f"request {write.request_id} not found", request_id=str(write.request_id))

@@ -13,7 +13,7 @@ import structlog
 from service.request_states import Severity, StageStatus
 from service.sanitize import sanitize_error
 from service.tracking.fence import fence_of
-from service.tracking.repository import StageResult
+from service.tracking.results import StageResult
 from service.tracking.writer import TrackingWriter
 from service.tracking.writes import StageChange
 

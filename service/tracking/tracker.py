@@ -24,8 +24,8 @@ from service.tracking.cost_tracking import CostTracking
 from service.tracking.fence import fence_of
 from service.tracking.local_limit import LocalRateCount
 from service.tracking.pipelines import tracked
-from service.tracking.repository import TransitionResult
 from service.tracking.requests import CreatedRequest, timeout_message
+from service.tracking.results import TransitionResult
 from service.tracking.stage_tracking import StageHandle, StageTracking, error_details
 from service.tracking.writes import CreateRequest, RecordOperation, Transition
 from service.video_request import VideoRequest

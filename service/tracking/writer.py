@@ -33,8 +33,9 @@ from service.tracking.fence import current_claim, fence_of
 from service.tracking.folding import Applied, Fold, current_fold, fold_for, part_request_id
 from service.tracking.journal import Journal, ReplayReport
 from service.tracking.pipelines import TrackedPipelines
-from service.tracking.repository import StepResult, TrackingRepository, TransitionResult
+from service.tracking.repository import TrackingRepository
 from service.tracking.requests import utcnow
+from service.tracking.results import StepResult, TransitionResult
 from service.tracking.writes import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
 from service.video_request import ASPECT_RATIOS
 from telemetry.database import record_write
