@@ -1,7 +1,7 @@
 """Tracking writes that cost PostgreSQL less, and the schema's functions in one file.
 
 A tracking write now inserts several events in one statement (a run folds its
-consecutive writes: `service.tracking.writes.Step`). Two things ran per event row and
+consecutive writes: `service.tracking.write_values.Step`). Two things ran per event row and
 doubled the statements PostgreSQL ran for each write:
 
 - the notification trigger on `request_events` was a row trigger (one `pg_notify`

@@ -21,7 +21,7 @@ from service.pipeline.stages import (
     ValidationOutput,
 )
 from service.tracking.pipelines import TrackedPipeline
-from service.tracking.writes import StageSpec
+from service.tracking.write_values import StageSpec
 from service.video_request import PipelineName
 
 __all__ = ["PIPELINES", "Pipeline", "StageDefinition", "get_pipeline", "tracked_pipelines"]

@@ -18,8 +18,8 @@ import structlog
 from service.cost.pricing import attempt_cost
 from service.request_states import Severity
 from service.tracking.fence import fence_of
+from service.tracking.write_values import RecordCost
 from service.tracking.writer import TrackingWriter
-from service.tracking.writes import RecordCost
 
 log = structlog.get_logger("reeltrace.tracker")
 

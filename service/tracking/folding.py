@@ -3,7 +3,7 @@
 A run writes in bursts: a stage completes and the next one starts, the last stage
 ends with the request and its skipped notification, a log event precedes a call.
 Inside `RequestTracker.folding` those writes wait in a `Fold` and are sent together
-(`service.tracking.writes.Step`) when they must be durable: before the run calls out
+(`service.tracking.write_values.Step`) when they must be durable: before the run calls out
 (`hold_claim`), when a retry is recorded, and when the run ends. Nothing the run does
 outside this process happens between a write and the statement that carries it, so
 a run that dies loses nothing a resumed run would need: its last durable point is
@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.request_states import StageStatus
-from service.tracking.writes import LogEvent, RecordCost, RecordOperation, StageChange, StepPart, Transition
+from service.tracking.write_values import (
+    LogEvent,
+    RecordCost,
+    RecordOperation,
+    StageChange,
+    StepPart,
+    Transition,
+)
 
 # Called with what the write changed (a TransitionResult, a StageResult, or None when
 # journaled or when the part has no result), once the write has been applied.

@@ -30,7 +30,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition, RequestNotFound
-from service.tracking.writes import TrackingWrite
+from service.tracking.write_values import TrackingWrite
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.tracking.writes import StageSpec
+from service.tracking.write_values import StageSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from sqlalchemy import TextClause
 from service.db.database import Database, Timing
 from service.errors import RequestNotFound, ValidationFailed
 from service.request_states import RequestStatus
-from service.tracking import read_sql, rollup_sql
-from service.tracking.read_sql import READS
+from service.tracking import read_statements, rollup_sql
+from service.tracking.read_statements import READS
 from service.tracking.rollups import FAR_FUTURE, RELATIVE_ERROR, Window
 from service.tracking.schemas import (
     DashboardRead,
@@ -137,7 +137,7 @@ class RequestQueries:
                 raise ValidationFailed("give either cursor or offset, not both", field="offset")
             params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
             present.add("cursor")
-        rows = await self._fetch(query_type, read_sql.list_requests(frozenset(present)), params)
+        rows = await self._fetch(query_type, read_statements.list_requests(frozenset(present)), params)
         items = [RequestSummary.model_validate(row) for row in rows]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(items) == limit else None
         return Page[RequestSummary](items=items, limit=limit, offset=offset, next_cursor=next_cursor)
@@ -224,7 +224,7 @@ class RequestQueries:
         now = datetime.now(UTC)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if exact:
-            row = (await self._fetch("dashboard_exact", read_sql.dashboard(window_hours), {}))[0]
+            row = (await self._fetch("dashboard_exact", read_statements.dashboard(window_hours), {}))[0]
             spend = await self._fetch("dashboard_spend_exact", READS["spend"], {"since": today})
         else:
             window = Window.of(now - timedelta(hours=window_hours), FAR_FUTURE)

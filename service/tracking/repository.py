@@ -29,7 +29,7 @@ from service.request_states import TERMINAL, RequestStatus, StageStatus, allowed
 from service.settings import RateLimit
 from service.tracking.results import CreateResult, StageResult, StepResult, TransitionResult
 from service.tracking.step_params import step_params
-from service.tracking.writes import (
+from service.tracking.write_values import (
     CreateRequest,
     EventWrite,
     LogEvent,

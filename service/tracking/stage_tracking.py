@@ -14,8 +14,8 @@ from service.request_states import Severity, StageStatus
 from service.sanitize import sanitize_error
 from service.tracking.fence import fence_of
 from service.tracking.results import StageResult
+from service.tracking.write_values import StageChange
 from service.tracking.writer import TrackingWriter
-from service.tracking.writes import StageChange
 
 log = structlog.get_logger("reeltrace.tracker")
 

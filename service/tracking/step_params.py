@@ -1,4 +1,4 @@
-"""The parameters of a step (`service.tracking.writes.Step`): its parts merged into the
+"""The parameters of a step (`service.tracking.write_values.Step`): its parts merged into the
 one statement that applies them (`step` in sql/writes.sql)."""
 
 from __future__ import annotations
@@ -7,7 +7,14 @@ import json
 from typing import Any
 
 from service.request_states import TERMINAL, StageStatus, allowed_sources
-from service.tracking.writes import EventWrite, RecordCost, RecordOperation, StageChange, Step, Transition
+from service.tracking.write_values import (
+    EventWrite,
+    RecordCost,
+    RecordOperation,
+    StageChange,
+    Step,
+    Transition,
+)
 
 
 def _json(value: Any) -> str | None:

@@ -27,7 +27,7 @@ from service.tracking.pipelines import tracked
 from service.tracking.requests import CreatedRequest, timeout_message
 from service.tracking.results import TransitionResult
 from service.tracking.stage_tracking import StageHandle, StageTracking, error_details
-from service.tracking.writes import CreateRequest, RecordOperation, Transition
+from service.tracking.write_values import CreateRequest, RecordOperation, Transition
 from service.video_request import VideoRequest
 from telemetry.correlation import new_correlation_id, request_context
 from telemetry.logging import truncate_prompt

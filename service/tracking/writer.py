@@ -36,7 +36,7 @@ from service.tracking.pipelines import TrackedPipelines
 from service.tracking.repository import TrackingRepository
 from service.tracking.requests import utcnow
 from service.tracking.results import StepResult, TransitionResult
-from service.tracking.writes import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
+from service.tracking.write_values import EventWrite, LogEvent, StageChange, Step, StepPart, TrackingWrite
 from service.video_request import ASPECT_RATIOS
 from telemetry.database import record_write
 from telemetry.metrics import Metrics, get_metrics

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.tracking.writes import CreateRequest, EventWrite
+from service.tracking.write_values import CreateRequest, EventWrite
 from service.video_request import COLUMNS, VideoRequest, problems
 
 RID = uuid.UUID("3f1b7c2e-0000-4000-8000-000000000001")

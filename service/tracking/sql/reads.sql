@@ -1,5 +1,5 @@
 -- The tracking reads: history, detail, events, the exact dashboard and hourly metrics
--- (service/tracking/queries.py; the builders in service/tracking/read_sql.py).
+-- (service/tracking/queries.py; the builders in service/tracking/read_statements.py).
 
 -- name: request_by_id
 SELECT 

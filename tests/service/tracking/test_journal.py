@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.tracking.journal import Journal
-from service.tracking.writes import EventWrite, LogEvent, TrackingWrite
+from service.tracking.write_values import EventWrite, LogEvent, TrackingWrite
 
 
 def note(n: int) -> LogEvent:

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.writes import EventWrite, LogEvent
+from service.tracking.write_values import EventWrite, LogEvent
 from service.webhooks.delivery import backoff_seconds
 from telemetry.metrics import get_metrics
 from tests.service.webhooks.conftest import delivery_rows

@@ -17,7 +17,7 @@ from service.pipeline.assembly import build_pipeline
 from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
-from service.tracking.writes import EventWrite, Transition
+from service.tracking.write_values import EventWrite, Transition
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
 from tests.support.callback import CallbackServer
