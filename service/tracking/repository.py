@@ -28,7 +28,7 @@ from service.errors import (
 from service.request_states import TERMINAL, RequestStatus, StageStatus, allowed_sources
 from service.settings import RateLimit
 from service.tracking.results import CreateResult, StageResult, StepResult, TransitionResult
-from service.tracking.step_params import step_params
+from service.tracking.step_params import json_param, step_params
 from service.tracking.write_values import (
     CreateRequest,
     EventWrite,
@@ -49,10 +49,6 @@ WRITES = NamedSql("service.tracking", "sql/writes.sql")
 AnyWrite = CreateRequest | Transition | RecordOperation | StageChange | RecordCost | LogEvent | Step
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
-
-
 def _event_params(event: EventWrite) -> dict[str, Any]:
     return {
         "ev_uid": event.event_uid,
@@ -60,7 +56,7 @@ def _event_params(event: EventWrite) -> dict[str, Any]:
         "ev_severity": event.severity.value,
         "ev_stage": event.stage_name,
         "ev_message": event.message,
-        "ev_data": _json(event.data),
+        "ev_data": json_param(event.data),
         "ev_created_at": event.created_at,
         "ev_service": event.source_service,
         "ev_host": event.source_host,
@@ -149,7 +145,7 @@ class TrackingRepository:
             "video_urls": write.video_urls,
             "error_message": write.error_message,
             "error_stage": write.error_stage,
-            "error_details": _json(write.error_details),
+            "error_details": json_param(write.error_details),
             "fence": write.fence,
             "take_claim": write.take_claim,
             "close_stages": write.close_stages,
@@ -163,19 +159,7 @@ class TrackingRepository:
             raise _refused(write.request_id, write.fence, row["found_generation"])
         if row["id"] is None:
             raise InvalidStatusTransition(old_status=row["found_status"], new_status=write.new_status.value)
-        return TransitionResult(
-            request_id=row["id"],
-            correlation_id=row["correlation_id"],
-            pipeline=row["pipeline"],
-            aspect_ratio=row["aspect_ratio"],
-            old_status=RequestStatus(row["old_status"]),
-            new_status=RequestStatus(row["status"]),
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-            duration_ms=row["duration_ms"],
-            error_message=row["error_message"],
-        )
+        return TransitionResult.from_row(row)
 
     async def record_operation(self, write: RecordOperation) -> None:
         params = {
@@ -200,9 +184,9 @@ class TrackingRepository:
             "starting": write.status == StageStatus.IN_PROGRESS,
             "finishing": write.status in (StageStatus.COMPLETED, StageStatus.FAILED, StageStatus.SKIPPED),
             "attempts": write.attempts,
-            "output": _json(write.output),
+            "output": json_param(write.output),
             "error_message": write.error_message,
-            "error_details": _json(write.error_details),
+            "error_details": json_param(write.error_details),
             "fence": write.fence,
             **_event_params(write.event),
         }
@@ -214,17 +198,7 @@ class TrackingRepository:
             if write.fence is not None and row["found_generation"] != write.fence:
                 raise _refused(write.request_id, write.fence, row["found_generation"])
             raise RequestNotFound(f"request {write.request_id} has no stage {write.stage_name!r}")
-        return StageResult(
-            stage_name=row["stage_name"],
-            stage_order=row["stage_order"],
-            status=StageStatus(row["status"]),
-            attempts=row["attempts"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-            duration_ms=row["duration_ms"],
-            progress_percentage=row["progress_percentage"],
-            retry_count=row["retry_count"],
-        )
+        return StageResult.from_row(row)
 
     async def step(self, write: Step) -> StepResult:
         """Apply a step's parts in one statement, all or none."""
@@ -239,31 +213,9 @@ class TrackingRepository:
             raise InvalidStatusTransition(old_status=first["found_status"], new_status=new_status.value)
         transition = None
         if any(isinstance(part, Transition) for part in write.parts):
-            transition = TransitionResult(
-                request_id=first["id"],
-                correlation_id=first["correlation_id"],
-                pipeline=first["pipeline"],
-                aspect_ratio=first["aspect_ratio"],
-                old_status=RequestStatus(first["old_status"]),
-                new_status=RequestStatus(first["status"]),
-                created_at=first["created_at"],
-                started_at=first["started_at"],
-                completed_at=first["completed_at"],
-                duration_ms=first["duration_ms"],
-                error_message=first["error_message"],
-            )
+            transition = TransitionResult.from_row(first)
         stages = {
-            row["stage_name"]: StageResult(
-                stage_name=row["stage_name"],
-                stage_order=row["stage_order"],
-                status=StageStatus(row["stage_status"]),
-                attempts=row["attempts"],
-                started_at=row["stage_started_at"],
-                completed_at=row["stage_completed_at"],
-                duration_ms=row["stage_duration_ms"],
-                progress_percentage=row["progress_percentage"],
-                retry_count=row["retry_count"],
-            )
+            row["stage_name"]: StageResult.from_row(row, prefix="stage_")
             for row in rows
             if row["stage_name"] is not None
         }

@@ -4,8 +4,10 @@ row and a step (several changes sent together)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from service.request_states import RequestStatus, StageStatus
 
@@ -37,6 +39,23 @@ class TransitionResult:
     def changed(self) -> bool:
         return self.old_status != self.new_status
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TransitionResult:
+        """From the request columns a status change returns (`transition`, `step`)."""
+        return cls(
+            request_id=row["id"],
+            correlation_id=row["correlation_id"],
+            pipeline=row["pipeline"],
+            aspect_ratio=row["aspect_ratio"],
+            old_status=RequestStatus(row["old_status"]),
+            new_status=RequestStatus(row["status"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            duration_ms=row["duration_ms"],
+            error_message=row["error_message"],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StageResult:
@@ -49,6 +68,22 @@ class StageResult:
     duration_ms: int | None
     progress_percentage: int
     retry_count: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> StageResult:
+        """From a stage row's columns; `prefix` names the row's own status and times where
+        they share a result row with the request's (`step` returns them as `stage_...`)."""
+        return cls(
+            stage_name=row["stage_name"],
+            stage_order=row["stage_order"],
+            status=StageStatus(row[f"{prefix}status"]),
+            attempts=row["attempts"],
+            started_at=row[f"{prefix}started_at"],
+            completed_at=row[f"{prefix}completed_at"],
+            duration_ms=row[f"{prefix}duration_ms"],
+            progress_percentage=row["progress_percentage"],
+            retry_count=row["retry_count"],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from service.tracking.write_values import (
 )
 
 
-def _json(value: Any) -> str | None:
+def json_param(value: Any) -> str | None:
+    """A JSON document parameter (None stays NULL); the tracking statements cast it to jsonb."""
     return None if value is None else json.dumps(value, default=str)
 
 
@@ -70,7 +71,7 @@ def step_params(write: Step) -> dict[str, Any]:
                     video_urls=part.video_urls,
                     error_message=part.error_message,
                     error_stage=part.error_stage,
-                    error_details=_json(part.error_details),
+                    error_details=json_param(part.error_details),
                 )
                 params["operation_name"] = part.operation_name or params["operation_name"]
                 params["gcs_prefix"] = part.gcs_prefix or params["gcs_prefix"]
