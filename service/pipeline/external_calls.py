@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from service.backends.base import BackendError, InvalidBackendRequest, TransientBackendError
-from service.pipeline.admission import outside_gate
+from service.db.admission import outside_gate
 from service.pipeline.breaker import BreakerBoard, CircuitOpen, StateChange
 from service.request_states import Severity
 from service.tracking.tracker import RequestTracker

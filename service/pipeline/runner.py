@@ -37,8 +37,8 @@ from tenacity import (
 )
 
 from service.backends.base import BackendError
+from service.db.admission import RunGate
 from service.errors import ClaimLost, DatabaseUnavailable, InvalidStatusTransition, RequestNotFound
-from service.pipeline.admission import RunGate
 from service.pipeline.definitions import PIPELINES, Pipeline, StageDefinition, get_pipeline
 from service.pipeline.resume import cut_off, resume_link
 from service.pipeline.run_state import RunState, WorkItem

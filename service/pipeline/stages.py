@@ -25,7 +25,7 @@ from service.backends.base import (
     TransientBackendError,
 )
 from service.backends.factory import Backends
-from service.pipeline.admission import outside_gate
+from service.db.admission import outside_gate
 from service.pipeline.billing import bill_operation
 from service.pipeline.breaker import CircuitOpen
 from service.pipeline.external_calls import ExternalCalls

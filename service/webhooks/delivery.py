@@ -32,8 +32,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.backends.webhook import WebhookNotifier
+from service.db.admission import outside_gate
 from service.errors import DatabaseUnavailable, RequestNotFound
-from service.pipeline.admission import outside_gate
 from service.sanitize import sanitize_error
 from service.settings import Settings
 from service.tracking.tracker import RequestTracker

@@ -7,11 +7,17 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from service.pipeline.admission import RunGate, outside_gate
+from service.db.admission import RunGate, outside_gate
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.support.sql import sql_engine
 from tests.support.workers import run_to_end, submit
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Workers claim quickly."""
+    return settings.model_copy(update={"worker_poll_seconds": 0.02})
 
 
 class Probe:
