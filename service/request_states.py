@@ -1,4 +1,4 @@
-"""The request and stage state machines.
+"""The request and stage state machines, and the message a timed-out request carries.
 
     pending -> generating -> completed | failed | timeout
 
@@ -58,3 +58,13 @@ def is_valid_transition(old: RequestStatus, new: RequestStatus) -> bool:
 def allowed_sources(new: RequestStatus) -> list[RequestStatus]:
     """The statuses a request may be in for a change to `new` to be accepted."""
     return [old for old in RequestStatus if is_valid_transition(old, new)]
+
+
+def timeout_message(timeout_seconds: float) -> str:
+    """The spec's "Generation timed out after 5 minutes"; the figure follows the setting."""
+    if timeout_seconds >= 60 and timeout_seconds % 60 == 0:
+        amount, unit = int(timeout_seconds // 60), "minute"
+    else:
+        amount, unit = timeout_seconds, "second"  # type: ignore[assignment]
+    plural = "" if amount == 1 else "s"
+    return f"Generation timed out after {amount:g} {unit}{plural}"

@@ -15,8 +15,8 @@ import structlog
 from service.pipeline.run_state import WorkItem
 from service.pipeline.runner import PipelineRunner
 from service.request_states import RequestStatus
+from service.tracking.creation import CreatedRequest
 from service.tracking.fence import Claim, holding
-from service.tracking.tracker import CreatedRequest
 from service.video_request import VideoRequest
 from telemetry.tracing import current_trace_ids
 

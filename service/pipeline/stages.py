@@ -32,10 +32,10 @@ from service.pipeline.external_calls import ExternalCalls
 from service.pipeline.lesson import LessonBodies, ScriptOutput
 from service.pipeline.payload import final_payload
 from service.pipeline.run_state import RunState
-from service.request_states import RequestStatus, Severity
+from service.request_states import RequestStatus, Severity, timeout_message
 from service.settings import Settings
 from service.tracking.queries import RequestQueries
-from service.tracking.tracker import RequestTracker, timeout_message
+from service.tracking.tracker import RequestTracker
 from service.video_request import problems
 from service.webhooks.delivery import Notifications
 from telemetry.metrics import get_metrics

@@ -18,8 +18,8 @@ import structlog
 from service.cost.pricing import attempt_cost
 from service.request_states import Severity
 from service.tracking.fence import fence_of
+from service.tracking.run_writes import RunWrites
 from service.tracking.write_values import RecordCost
-from service.tracking.writer import TrackingWriter
 
 log = structlog.get_logger("reeltrace.tracker")
 
@@ -55,7 +55,13 @@ class BilledAttempt:
     """A call priced per call (the lesson script's Gemini call): `usd_per_second` is its price."""
 
 
-class CostTracking(TrackingWriter):
+class CostTracking:
+    """A request's cost: each billed attempt's write, and the cost metrics."""
+
+    def __init__(self, runs: RunWrites) -> None:
+        self.runs = runs
+        self.writer = runs.writer
+
     async def record_cost(self, request_id: uuid.UUID, spent: Spend, billed: BilledAttempt) -> Spend:
         """Add a billed attempt to the request's cost; returns the new totals."""
         if billed.per_call:
@@ -90,25 +96,25 @@ class CostTracking(TrackingWriter):
             cost_usd=total.cost_usd,
             billable_seconds=total.billable_seconds,
             fence=fence_of(request_id),
-            event=self._event(
+            event=self.writer.event(
                 request_id,
                 "cost_recorded",
-                self.clock(),
+                self.writer.clock(),
                 severity=Severity.INFO if priced else Severity.WARNING,
                 stage=billed.stage,
                 message=message,
                 data=data,
             ),
         )
-        await self._track(write, "cost", lambda _: None, request_id=str(request_id))
+        await self.runs.track(write, "cost", lambda _: None, request_id=str(request_id))
         labels = {"pipeline": billed.pipeline, "model": billed.model}
-        self.metrics.generation_billable_seconds.labels(**labels, outcome=billed.outcome).inc(
+        self.writer.metrics.generation_billable_seconds.labels(**labels, outcome=billed.outcome).inc(
             float(billed.seconds)
         )
         if cost is not None:
-            self.metrics.generation_cost.labels(**labels, outcome=billed.outcome).inc(float(cost))
+            self.writer.metrics.generation_cost.labels(**labels, outcome=billed.outcome).inc(float(cost))
             log.info("cost_recorded", request_id=str(request_id), **data)
         else:
-            self.metrics.generation_unpriced.labels(**labels).inc()
+            self.writer.metrics.generation_unpriced.labels(**labels).inc()
             log.warning("cost_unpriced", request_id=str(request_id), **data)
         return total

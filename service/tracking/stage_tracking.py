@@ -14,8 +14,8 @@ from service.request_states import Severity, StageStatus
 from service.sanitize import sanitize_error
 from service.tracking.fence import fence_of
 from service.tracking.results import StageResult
+from service.tracking.run_writes import RunWrites
 from service.tracking.write_values import StageChange
-from service.tracking.writer import TrackingWriter
 
 log = structlog.get_logger("reeltrace.tracker")
 
@@ -37,8 +37,12 @@ def error_details(exc: BaseException) -> dict[str, Any]:
     return details
 
 
-class StageTracking(TrackingWriter):
+class StageTracking:
     """Stage rows: start, complete, fail, retry, skip, and the tracking context manager."""
+
+    def __init__(self, runs: RunWrites) -> None:
+        self.runs = runs
+        self.writer = runs.writer
 
     async def _stage(
         self,
@@ -55,7 +59,7 @@ class StageTracking(TrackingWriter):
         message: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> StageResult | None:
-        now = self.clock()
+        now = self.writer.clock()
         error = sanitize_error(error) if error is not None else None
         write = StageChange(
             request_id=request_id,
@@ -67,7 +71,7 @@ class StageTracking(TrackingWriter):
             error_message=error,
             error_details=error_details,
             fence=fence_of(request_id),
-            event=self._event(
+            event=self.writer.event(
                 request_id,
                 event_type,
                 now,
@@ -94,7 +98,7 @@ class StageTracking(TrackingWriter):
 
         # A retry is sent at once: the run now waits out its backoff, and the retry
         # shows meanwhile. Other stage changes fold into the run's next write.
-        result: StageResult | None = await self._track(
+        result: StageResult | None = await self.runs.track(
             write,
             f"stage_{status.value}",
             applied,

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from service.runtime import Runtime
-from service.tracking.writer import TrackingWriter
+from service.tracking.tracker import RequestTracker
 from telemetry.logging import redact_text
 from telemetry.metrics import Metrics, current_exemplar
 from tests.conftest import require_tool
@@ -76,9 +76,9 @@ async def test_openmetrics_exposition_has_exemplars_of_real_traces(
 
 
 def test_request_series_exist_at_zero_before_the_first_request(runtime: Runtime) -> None:
-    """A tracking writer declares every pipeline's request counters and histograms at 0."""
+    """A tracker declares every pipeline's request counters and histograms at 0."""
     metrics = Metrics(CollectorRegistry())
-    TrackingWriter(
+    RequestTracker(
         runtime.tracker.repository,
         runtime.tracker.journal,
         pipelines=runtime.tracker.pipelines,

@@ -11,8 +11,8 @@ from service.errors import ClaimLost
 from service.request_states import StageStatus
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
-from service.tracking.requests import utcnow
 from service.tracking.write_values import EventWrite, StageChange
+from service.tracking.writer import utcnow
 from service.worker.repository import WorkRepository
 from tests.support.sql import sql_engine
 from tests.support.workers import count_events, submit

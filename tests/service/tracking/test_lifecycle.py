@@ -7,9 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from service.request_states import RequestStatus, StageStatus
+from service.request_states import RequestStatus, StageStatus, timeout_message
 from service.runtime import Runtime
-from service.tracking.tracker import timeout_message
 from service.video_request import VideoRequest
 from telemetry.correlation import is_correlation_id
 from tests.support.sql import sql_engine
