@@ -74,3 +74,25 @@ def test_tracking_imports_nothing_from_pipeline() -> None:
 def test_no_import_loop_between_folders() -> None:
     """No top-level folder of service/ reaches itself through the others' imports."""
     assert loops(folder_imports()) == []
+
+
+def test_tracking_is_composed_not_inherited() -> None:
+    """No class of service/tracking subclasses a tracking class that does work (has async methods):
+    the tracker's parts are collaborators, not layers of one object."""
+    tracking = SERVICE / "tracking"
+    classes = [
+        (path.name, node)
+        for path in tracking.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ClassDef)
+    ]
+    working = {
+        node.name for _, node in classes if any(isinstance(n, ast.AsyncFunctionDef) for n in node.body)
+    }
+    offenders = sorted(
+        f"{name}: {node.name}({base.id})"
+        for name, node in classes
+        for base in node.bases
+        if isinstance(base, ast.Name) and base.id in working
+    )
+    assert offenders == []
