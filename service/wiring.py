@@ -1,5 +1,8 @@
 """The one place the service is put together: each process's parts, built from settings.
 
+`build_pipeline` assembles what runs requests (backends, breakers, the callback
+notifier, the stage bodies and the runner) on a `Runtime`.
+
 `reeltrace serve` runs the API on `ServiceParts` (runtime, key verifier, event hub,
 session signer, and from its `Processing` the breakers, the in-process runner of
 degraded submissions and, unless `--no-worker`, a worker) beside the periodic jobs.
@@ -18,15 +21,58 @@ from typing import Any
 from service.auth.keys import KeyVerifier
 from service.auth.repository import ApiKeyRepository
 from service.auth.sessions import SessionSigner, load_or_create_secret
+from service.backends.factory import Backends, build_backends
+from service.backends.webhook import WebhookNotifier
+from service.backends.webhook import load_or_create_secret as load_or_create_webhook_secret
 from service.background import background_jobs
 from service.db.urls import libpq_dsn
-from service.pipeline.assembly import PipelineServices, build_pipeline
 from service.pipeline.breaker import BreakerBoard
 from service.pipeline.degraded_runs import LocalRuns
+from service.pipeline.external_calls import ExternalCalls
+from service.pipeline.runner import PipelineRunner
+from service.pipeline.stages import StageBodies
 from service.runtime import Runtime
 from service.settings import Settings
 from service.streaming.listener import EventHub
+from service.webhooks.delivery import Notifications
+from service.webhooks.repository import DeliveryRepository
 from service.worker.worker import Worker
+
+
+@dataclass
+class PipelineServices:
+    backends: Backends
+    breakers: BreakerBoard
+    notifier: WebhookNotifier
+    runner: PipelineRunner
+
+    async def aclose(self) -> None:
+        await self.backends.aclose()
+        await self.notifier.aclose()
+
+
+def build_pipeline(runtime: Runtime, backends: Backends | None = None) -> PipelineServices:
+    """What runs requests on `runtime`: its backends (as settings choose, unless given),
+    breakers, callback notifier, stage bodies and runner."""
+    settings = runtime.settings
+    backends = backends or build_backends(settings, runtime.database)
+    breakers = BreakerBoard(
+        failure_threshold=settings.breaker_failure_threshold, reset_seconds=settings.breaker_reset_seconds
+    )
+    notifier = WebhookNotifier(
+        load_or_create_webhook_secret(settings.webhook_secret, settings.data_dir),
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    calls = ExternalCalls(breakers, runtime.tracker)
+    deliveries = DeliveryRepository(
+        runtime.database,
+        source_service=runtime.tracker.source_service,
+        source_host=runtime.tracker.source_host,
+    )
+    notifications = Notifications(settings, deliveries, notifier, runtime.tracker)
+    bodies = StageBodies(settings, backends, calls, runtime.tracker, runtime.queries, notifications)
+    runner = PipelineRunner(settings, runtime.tracker, runtime.queries, bodies)
+    return PipelineServices(backends, breakers, notifier, runner)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,10 +42,10 @@ import psycopg
 from sqlalchemy import text
 
 from service.db import migrate
-from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
 from service.video_request import VideoRequest
+from service.wiring import build_pipeline
 from service.worker.worker import Worker
 from telemetry import tracing
 from telemetry.logging import configure_logging

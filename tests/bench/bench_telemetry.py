@@ -79,10 +79,10 @@ async def run_mode(mode: str, url: str, data_dir: Path, postmaster_pid: int) -> 
     from sqlalchemy import text
 
     from service.gc_tuning import settle_heap
-    from service.pipeline.assembly import build_pipeline
     from service.runtime import Runtime
     from service.settings import Settings
     from service.video_request import VideoRequest
+    from service.wiring import build_pipeline
     from service.worker.worker import Worker
     from telemetry import metrics as metrics_module
     from telemetry import tracing

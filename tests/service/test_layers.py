@@ -20,22 +20,27 @@ def imported_modules(path: Path) -> Iterator[str]:
 
 
 def folder_of(module: str) -> str | None:
-    """The top-level folder of service/ a module lives in (None: not in a folder of service/)."""
+    """The part of service/ a module lives in: its top-level folder, or itself when it is a
+    module at the top (`runtime.py`); None when it is not in service/."""
     parts = module.split(".")
-    if len(parts) < 3 or parts[0] != "service" or not (SERVICE / parts[1]).is_dir():
+    if len(parts) < 2 or parts[0] != "service":
         return None
-    return parts[1]
+    if (SERVICE / parts[1]).is_dir():
+        return parts[1] if len(parts) >= 3 else None
+    return f"{parts[1]}.py" if (SERVICE / f"{parts[1]}.py").exists() else None
 
 
 def folder_imports() -> dict[str, set[str]]:
-    """For each top-level folder of service/, the other folders its modules import."""
+    """For each top-level folder and module of service/, the other ones its code imports."""
     graph: dict[str, set[str]] = {}
-    for folder in sorted(p for p in SERVICE.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
-        targets = graph.setdefault(folder.name, set())
-        for path in folder.rglob("*.py"):
+    folders = {p.name: sorted(p.rglob("*.py")) for p in SERVICE.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.name: [p] for p in SERVICE.glob("*.py") if p.name != "__init__.py"}
+    for name, paths in sorted({**folders, **modules}.items()):
+        targets = graph.setdefault(name, set())
+        for path in paths:
             for module in imported_modules(path):
                 other = folder_of(module)
-                if other is not None and other != folder.name:
+                if other is not None and other != name:
                     targets.add(other)
     return graph
 
@@ -72,7 +77,7 @@ def test_tracking_imports_nothing_from_pipeline() -> None:
 
 
 def test_no_import_loop_between_folders() -> None:
-    """No top-level folder of service/ reaches itself through the others' imports."""
+    """No top-level folder or module of service/ reaches itself through the others' imports."""
     assert loops(folder_imports()) == []
 
 

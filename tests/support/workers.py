@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import text
 
 from service.backends.factory import Backends
-from service.pipeline.assembly import PipelineServices, build_pipeline
 from service.runtime import Runtime
 from service.tracking.schemas import EventRead, RequestRead
 from service.video_request import VideoRequest
+from service.wiring import PipelineServices, build_pipeline
 from service.worker.worker import Worker
 from tests.support.sql import sql_engine
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from service.pipeline.assembly import build_pipeline
 from service.pipeline.degraded_runs import LocalRuns
 from service.runtime import Runtime
 from service.settings import Settings
 from service.video_request import VideoRequest
+from service.wiring import build_pipeline
 from tests.support.pg import PgCluster
 from tests.support.sql import sql_engine
 from tests.support.workers import running_worker

@@ -16,12 +16,12 @@ import pytest
 from service.backends.base import QuotaExceeded
 from service.backends.factory import build_backends
 from service.corpus.rows import RetrievedChunk
-from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES, Pipeline
 from service.pipeline.run_state import RunState
 from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
+from service.wiring import build_pipeline
 from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
 from tests.support.callback import CallbackServer

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from service.pipeline.assembly import build_pipeline
 from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
@@ -31,6 +30,7 @@ from service.tracking.cost_tracking import BilledAttempt, Spend
 from service.tracking.retention import delete_expired
 from service.tracking.rollups import HOUR, RELATIVE_ERROR, Window, floor_to
 from service.video_request import VideoRequest
+from service.wiring import build_pipeline
 from service.worker.worker import Worker
 from tests.support.sql import sql_engine
 

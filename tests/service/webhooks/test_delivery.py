@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import generate_latest
 
-from service.pipeline.assembly import build_pipeline
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.write_values import EventWrite, LogEvent
 from service.webhooks.delivery import backoff_seconds
+from service.wiring import build_pipeline
 from telemetry.metrics import get_metrics
 from tests.service.webhooks.conftest import delivery_rows
 from tests.support.callback import CallbackServer

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from service.errors import ClaimLost
-from service.pipeline.assembly import build_pipeline
 from service.pipeline.definitions import PIPELINES
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.fence import Claim, holding
+from service.wiring import build_pipeline
 from service.worker.worker import Worker
 from telemetry.metrics import get_metrics
 from tests.support.callback import CallbackServer

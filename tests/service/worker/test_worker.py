@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from service.pipeline.assembly import build_pipeline
 from service.request_states import RequestStatus
 from service.runtime import Runtime
 from service.settings import Settings
 from service.tracking.write_values import EventWrite, Transition
+from service.wiring import build_pipeline
 from service.worker.repository import WorkRepository
 from service.worker.worker import MAX_CLAIMS, Worker
 from tests.support.callback import CallbackServer
