@@ -163,12 +163,9 @@ class RequestQueries:
     async def get_request(self, key: str | uuid.UUID) -> RequestRead:
         """A request with its stages, by UUID or correlation ID."""
         parsed = parse_request_key(key)
-        if isinstance(parsed, uuid.UUID):
-            rows = await self._fetch("request_detail", READS["request_by_id"], {"id": parsed})
-        else:
-            rows = await self._fetch(
-                "request_detail", READS["request_by_correlation"], {"correlation_id": parsed}
-            )
+        by_id = isinstance(parsed, uuid.UUID)
+        params = {"id": parsed if by_id else None, "correlation_id": None if by_id else parsed}
+        rows = await self._fetch("request_detail", READS["request_detail"], params)
         if not rows:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         return RequestRead.model_validate(rows[0])

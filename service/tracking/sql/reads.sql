@@ -1,12 +1,11 @@
 -- The tracking reads: history, detail, events, the exact dashboard and hourly metrics
 -- (service/tracking/queries.py; the builders in service/tracking/read_statements.py).
 
--- name: request_by_id
-SELECT 
+-- name: request_detail
+SELECT
     r.id, r.correlation_id, r.pipeline, r.user_id, r.guild_id, r.channel_id, r.prompt, r.status,
     r.current_stage, r.progress_percentage, r.created_at, r.started_at, r.completed_at, r.duration_ms,
-    r.error_message, r.error_stage, r.trace_id
-,
+    r.error_message, r.error_stage, r.trace_id,
     r.duration_seconds, r.aspect_ratio, r.resolution, r.generate_audio, r.parameters, r.operation_name,
     r.gcs_prefix, r.video_urls, r.error_details, r.retry_count, r.updated_at,
     r.cost_usd, r.billable_seconds, r.estimated_cost_usd, r.usd_per_second, r.price_version,
@@ -17,8 +16,7 @@ SELECT
     (r.status IN ('completed', 'failed', 'timeout') AND r.lease_owner IS NOT NULL AND EXISTS (
         SELECT 1 FROM request_stages n
         WHERE n.request_id = r.id AND n.stage_name = 'notification' AND n.status IN ('pending', 'in_progress')
-    )) AS notification_due
-, 
+    )) AS notification_due,
     coalesce((
         SELECT json_agg(json_build_object(
                    'name', s.stage_name, 'order', s.stage_order, 'status', s.status,
@@ -29,37 +27,10 @@ SELECT
         FROM request_stages s
         WHERE s.request_id = r.id
     ), '[]'::json) AS stages
- FROM video_requests r WHERE r.id = %(id)s;
-
--- name: request_by_correlation
-SELECT 
-    r.id, r.correlation_id, r.pipeline, r.user_id, r.guild_id, r.channel_id, r.prompt, r.status,
-    r.current_stage, r.progress_percentage, r.created_at, r.started_at, r.completed_at, r.duration_ms,
-    r.error_message, r.error_stage, r.trace_id
-,
-    r.duration_seconds, r.aspect_ratio, r.resolution, r.generate_audio, r.parameters, r.operation_name,
-    r.gcs_prefix, r.video_urls, r.error_details, r.retry_count, r.updated_at,
-    r.cost_usd, r.billable_seconds, r.estimated_cost_usd, r.usd_per_second, r.price_version,
-    extract(epoch FROM (r.started_at - r.created_at))::double precision AS queueing_seconds,
-    -- An ended request whose notification stage is still to run by a worker: the run
-    -- that ended it holds the lease until that stage is done (a run that died leaves an
-    -- expired lease, which the sweep takes over); with no lease, none is coming.
-    (r.status IN ('completed', 'failed', 'timeout') AND r.lease_owner IS NOT NULL AND EXISTS (
-        SELECT 1 FROM request_stages n
-        WHERE n.request_id = r.id AND n.stage_name = 'notification' AND n.status IN ('pending', 'in_progress')
-    )) AS notification_due
-, 
-    coalesce((
-        SELECT json_agg(json_build_object(
-                   'name', s.stage_name, 'order', s.stage_order, 'status', s.status,
-                   'started_at', s.started_at, 'completed_at', s.completed_at,
-                   'duration_seconds', s.duration_ms / 1000.0, 'attempts', s.attempts,
-                   'max_retries', s.max_retries, 'error_message', s.error_message, 'output', s.output
-               ) ORDER BY s.stage_order)
-        FROM request_stages s
-        WHERE s.request_id = r.id
-    ), '[]'::json) AS stages
- FROM video_requests r WHERE r.correlation_id = %(correlation_id)s;
+FROM video_requests r
+-- By its UUID, or (when that is NULL) by its correlation ID, which is unique.
+WHERE r.id = coalesce(CAST(%(id)s AS uuid),
+                      (SELECT c.id FROM video_requests c WHERE c.correlation_id = %(correlation_id)s));
 
 -- name: request_exists
 SELECT 1 AS found FROM video_requests WHERE id = %(id)s;
