@@ -25,6 +25,7 @@ from service.settings import Settings
 from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
 from tests.support.callback import CallbackServer
+from tests.support.pipelines import run_stages, stage_names
 from tests.support.workers import events_of, run_to_end, submit
 
 OPERATION = re.compile(
@@ -50,13 +51,8 @@ async def test_veo_pipeline_completes(runtime: Runtime, settings: Settings) -> N
 
     assert read.status == "completed", read.error_message
     assert read.pipeline == "veo"
-    assert [s.name for s in read.stages] == [
-        "validation",
-        "video_generation",
-        "video_processing",
-        "notification",
-    ]
-    assert [s.status for s in read.stages] == ["completed", "completed", "completed", "skipped"]
+    assert [s.name for s in read.stages] == stage_names("veo")
+    assert [s.status for s in read.stages] == ["completed"] * len(run_stages("veo")) + ["skipped"]
     assert read.progress_percentage == 100
     assert read.retry_count == 0
     assert OPERATION.match(read.operation_name or "")
@@ -74,8 +70,8 @@ async def test_every_stage_is_tracked(runtime: Runtime) -> None:
     events = await events_of(runtime, rid)
     started = [(e.stage_name, e.data["attempt"]) for e in events if e.event_type == "stage_started"]
     completed = [e.stage_name for e in events if e.event_type == "stage_completed"]
-    assert started == [("validation", 1), ("video_generation", 1), ("video_processing", 1)]
-    assert completed == ["validation", "video_generation", "video_processing"]
+    assert started == [(name, 1) for name in run_stages("veo")]
+    assert completed == run_stages("veo")
     types = [e.event_type for e in events]
     assert types[0] == "request_created"
     assert (
@@ -93,14 +89,7 @@ async def test_lesson_pipeline_completes(runtime: Runtime) -> None:
     read = (await run_to_end(runtime, [rid]))[rid]
 
     assert read.status == "completed", read.error_message
-    assert [s.name for s in read.stages] == [
-        "validation",
-        "rag_retrieval",
-        "script_generation",
-        "video_generation",
-        "video_processing",
-        "notification",
-    ]
+    assert [s.name for s in read.stages] == stage_names("lesson")
     stages = {s.name: s for s in read.stages}
     assert len(stages["rag_retrieval"].output["chunks"]) == 5  # type: ignore[index]
     assert "photosynthesis" in stages["script_generation"].output["script"]  # type: ignore[index]
