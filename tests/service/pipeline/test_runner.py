@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from service.backends.base import QuotaExceeded
 from service.backends.factory import build_backends
@@ -26,6 +27,7 @@ from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
 from tests.support.callback import CallbackServer
 from tests.support.pipelines import run_stages, stage_names
+from tests.support.sql import sql_engine
 from tests.support.workers import events_of, run_to_end, submit
 
 OPERATION = re.compile(
@@ -61,6 +63,21 @@ async def test_veo_pipeline_completes(runtime: Runtime, settings: Settings) -> N
     media = Path(settings.data_dir) / "media" / "requests" / str(rid)
     assert (media / "sample_0.mp4").read_bytes()[4:8] == b"ftyp"
     assert (media / "metadata.json").exists()
+
+
+async def test_a_request_runs_the_stages_it_was_created_with(runtime: Runtime) -> None:
+    """A request without a row for one of its pipeline's stages (created before that stage was
+    added) runs the stages it has rows for and completes."""
+    [rid] = await submit(runtime)
+    async with sql_engine(runtime).begin() as conn:
+        await conn.execute(
+            text("DELETE FROM request_stages WHERE request_id = :id AND stage_name = 'validation'"),
+            {"id": rid},
+        )
+    read = (await run_to_end(runtime, [rid]))[rid]
+    assert read.status == "completed", read.error_message
+    assert [s.name for s in read.stages] == [name for name in stage_names("veo") if name != "validation"]
+    assert "validation" not in {e.stage_name for e in await events_of(runtime, rid, "stage_started")}
 
 
 async def test_every_stage_is_tracked(runtime: Runtime) -> None:
