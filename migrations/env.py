@@ -18,7 +18,10 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
+    # Run by hand (`alembic ...`) there is no ini file, hence no main section to read.
+    url = config.get_section(config.config_ini_section, {}).get("sqlalchemy.url") or os.environ.get(
+        "DATABASE_URL"
+    )
     if not url:
         raise RuntimeError(
             "set DATABASE_URL (or use `reeltrace migrate`, which also knows the embedded server)"

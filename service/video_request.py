@@ -8,8 +8,11 @@ checked when it was written), and the backends receive it. The validation stage
 checks a stored request against these same rules (`problems`), for rows that did not
 come through the API.
 
-Adding a field is a change here, plus its migration and its SQL when it gets its own
-column; a field without a column travels in `parameters` with nothing else to change.
+Adding a field (README, "Adding a request field"): a field without a column of its own
+travels in `parameters`, with nothing else to change. One with its own column is named
+in `COLUMNS` and needs its column in `service/db/models.py` and in the create
+function's INSERT (`migrations/functions/`); its migration is then written by
+`alembic revision --autogenerate`, and a claim reads it back with the whole row.
 """
 
 from __future__ import annotations

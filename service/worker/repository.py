@@ -23,16 +23,6 @@ from telemetry.tracing import untraced
 
 LEASES = NamedSql("service.worker", "sql/leases.sql")
 
-# The columns of a claimed request that a run needs (`WorkItem`).
-_WORK_ITEM_COLUMNS = """v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.channel_id, v.prompt, v.duration_seconds,
-          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims, v.claim_generation"""
-
-
-# The (id, claim generation) pairs a worker holds.
-_HELD = """FROM unnest(CAST(:ids AS uuid[]), CAST(:generations AS bigint[])) AS held(id, generation)
-WHERE v.id = held.id AND v.claim_generation = held.generation AND v.lease_owner = :worker"""
-
 
 class WorkRepository:
     def __init__(self, database: Database) -> None:

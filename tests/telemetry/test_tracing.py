@@ -22,6 +22,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from telemetry.tracing import EXPORT_BATCH_SIZE, batch_processor
 from tests.support.otlp_receiver import otlp_receiver
+from tests.support.pipelines import run_stages
 from tests.support.sql import sql_engine
 from tests.support.workers import running_worker
 
@@ -58,11 +59,7 @@ async def test_request_is_one_trace_from_http_to_every_stage(
     server = [s for s in trace if s.kind == SpanKind.SERVER]
     stages = [s for s in trace if s.name.startswith("stage ")]
     assert [s.name for s in server] == ["POST /api/v1/requests"]
-    assert sorted(s.name for s in stages) == [
-        "stage validation",
-        "stage video_generation",
-        "stage video_processing",
-    ]
+    assert sorted(s.name for s in stages) == sorted(f"stage {name}" for name in run_stages("veo"))
     assert {s.parent.span_id for s in stages if s.parent} == {server[0].context.span_id}  # type: ignore[union-attr]
     for span in trace:
         assert span.attributes is not None
@@ -203,11 +200,7 @@ async def test_worker_in_another_process_continues_the_trace(
     [server] = [s for s in local if s.kind == SpanKind.SERVER]
     stages = [s for s in remote if s.name.startswith("stage ")]
     assert {s.service_name for s in remote} == {"reeltrace-worker"}
-    assert sorted(s.name for s in stages) == [
-        "stage validation",
-        "stage video_generation",
-        "stage video_processing",
-    ]
+    assert sorted(s.name for s in stages) == sorted(f"stage {name}" for name in run_stages("veo"))
     assert {s.parent_span_id for s in stages} == {format(server.context.span_id, "016x")}  # type: ignore[union-attr]
     assert all(s.attributes.get("correlation_id") == accepted["correlation_id"] for s in remote)
 

@@ -27,13 +27,14 @@ from service.db.urls import libpq_dsn
 from tests.e2e.serve import serve_env
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.support.pg import PgCluster
+from tests.support.pipelines import run_stages
 from tests.support.prometheus import free_port
 
 pytestmark = pytest.mark.slow
 
 REQUESTS = 24  # at a 0.5 ratio, all kept or all dropped has odds of 1 in 8 million
 SERVER_SPAN = "POST /api/v1/requests"
-STAGES = ["stage validation", "stage video_generation", "stage video_processing"]
+STAGES = sorted(f"stage {name}" for name in run_stages("veo"))
 
 
 @dataclass(frozen=True)

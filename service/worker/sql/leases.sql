@@ -1,6 +1,9 @@
 -- The work queue: claims, leases, releases and the watchdog's sweeps (service/worker/repository.py).
 
 -- name: claim
+-- A claim returns the whole row: the run reads its request back from it
+-- (`VideoRequest.from_record`), so a request field given its own column arrives
+-- without this statement naming it.
 UPDATE video_requests v
 SET lease_owner = %(worker)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
@@ -15,9 +18,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS free
 WHERE v.id = free.id
-RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.channel_id, v.prompt, v.duration_seconds,
-          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims, v.claim_generation;
+RETURNING v.*;
 
 -- name: heartbeat
 UPDATE video_requests v
@@ -59,9 +60,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS free
 WHERE v.id = free.id
-RETURNING v.id, v.correlation_id, v.pipeline, v.user_id, v.guild_id, v.channel_id, v.prompt, v.duration_seconds,
-          v.aspect_ratio, v.resolution, v.generate_audio, v.parameters, v.status, v.operation_name,
-          v.gcs_prefix, v.trace_id, v.traceparent, v.created_at, v.claims, v.claim_generation;
+RETURNING v.*;
 
 -- name: owe_notification
 -- A request the watchdog ended still owes its notification, which no run will send: the

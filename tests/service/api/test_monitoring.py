@@ -15,13 +15,14 @@ from service.runtime import Runtime
 from service.video_request import VideoRequest
 from service.worker.repository import WorkRepository
 from tests.service.api.conftest import Headers
+from tests.support.pipelines import run_stages, stage_names
 
 
 async def run_to_completion(runtime: Runtime, user_id: str = "u1", guild_id: str = "g1") -> uuid.UUID:
     t = runtime.tracker
     created = await t.create_request(VideoRequest(user_id=user_id, guild_id=guild_id, prompt="a lighthouse"))
     await t.start_request(created.id)
-    for stage in ("validation", "video_generation", "video_processing"):
+    for stage in run_stages("veo"):
         await t.start_stage(created.id, stage)
         await t.complete_stage(created.id, stage)
     await t.complete_request(created.id, ["https://cdn.example.com/v.mp4"])
@@ -54,12 +55,7 @@ async def test_request_detail_has_the_status_shape(
     assert data["current_stage"] is None
     assert data["video_urls"] == ["https://cdn.example.com/v.mp4"]
     assert "trace_id" in data
-    assert [s["name"] for s in data["stages"]] == [
-        "validation",
-        "video_generation",
-        "video_processing",
-        "notification",
-    ]
+    assert [s["name"] for s in data["stages"]] == stage_names("veo")
     first = data["stages"][0]
     assert set(first) >= {
         "name",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from service.backends.base import QuotaExceeded
 from service.backends.factory import build_backends
@@ -25,6 +26,8 @@ from service.wiring import build_pipeline
 from service.worker.repository import WorkRepository
 from tests.support.backends import FlakyGeneration, flaky_backends
 from tests.support.callback import CallbackServer
+from tests.support.pipelines import run_stages, stage_names
+from tests.support.sql import sql_engine
 from tests.support.workers import events_of, run_to_end, submit
 
 OPERATION = re.compile(
@@ -50,13 +53,8 @@ async def test_veo_pipeline_completes(runtime: Runtime, settings: Settings) -> N
 
     assert read.status == "completed", read.error_message
     assert read.pipeline == "veo"
-    assert [s.name for s in read.stages] == [
-        "validation",
-        "video_generation",
-        "video_processing",
-        "notification",
-    ]
-    assert [s.status for s in read.stages] == ["completed", "completed", "completed", "skipped"]
+    assert [s.name for s in read.stages] == stage_names("veo")
+    assert [s.status for s in read.stages] == ["completed"] * len(run_stages("veo")) + ["skipped"]
     assert read.progress_percentage == 100
     assert read.retry_count == 0
     assert OPERATION.match(read.operation_name or "")
@@ -67,6 +65,21 @@ async def test_veo_pipeline_completes(runtime: Runtime, settings: Settings) -> N
     assert (media / "metadata.json").exists()
 
 
+async def test_a_request_runs_the_stages_it_was_created_with(runtime: Runtime) -> None:
+    """A request without a row for one of its pipeline's stages (created before that stage was
+    added) runs the stages it has rows for and completes."""
+    [rid] = await submit(runtime)
+    async with sql_engine(runtime).begin() as conn:
+        await conn.execute(
+            text("DELETE FROM request_stages WHERE request_id = :id AND stage_name = 'validation'"),
+            {"id": rid},
+        )
+    read = (await run_to_end(runtime, [rid]))[rid]
+    assert read.status == "completed", read.error_message
+    assert [s.name for s in read.stages] == [name for name in stage_names("veo") if name != "validation"]
+    assert "validation" not in {e.stage_name for e in await events_of(runtime, rid, "stage_started")}
+
+
 async def test_every_stage_is_tracked(runtime: Runtime) -> None:
     """Each stage that runs writes a stage_started and a stage_completed event with its attempt."""
     [rid] = await submit(runtime)
@@ -74,8 +87,8 @@ async def test_every_stage_is_tracked(runtime: Runtime) -> None:
     events = await events_of(runtime, rid)
     started = [(e.stage_name, e.data["attempt"]) for e in events if e.event_type == "stage_started"]
     completed = [e.stage_name for e in events if e.event_type == "stage_completed"]
-    assert started == [("validation", 1), ("video_generation", 1), ("video_processing", 1)]
-    assert completed == ["validation", "video_generation", "video_processing"]
+    assert started == [(name, 1) for name in run_stages("veo")]
+    assert completed == run_stages("veo")
     types = [e.event_type for e in events]
     assert types[0] == "request_created"
     assert (
@@ -93,14 +106,7 @@ async def test_lesson_pipeline_completes(runtime: Runtime) -> None:
     read = (await run_to_end(runtime, [rid]))[rid]
 
     assert read.status == "completed", read.error_message
-    assert [s.name for s in read.stages] == [
-        "validation",
-        "rag_retrieval",
-        "script_generation",
-        "video_generation",
-        "video_processing",
-        "notification",
-    ]
+    assert [s.name for s in read.stages] == stage_names("lesson")
     stages = {s.name: s for s in read.stages}
     assert len(stages["rag_retrieval"].output["chunks"]) == 5  # type: ignore[index]
     assert "photosynthesis" in stages["script_generation"].output["script"]  # type: ignore[index]

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from tests.service.web.server import PageServer
 from tests.support.browser import Watched, sign_in, watched_page
+from tests.support.pipelines import stage_names
 from tests.support.tcp_proxy import CuttableProxy
 
 
@@ -32,7 +33,7 @@ def test_pills_advance_and_the_row_moves_to_recently_finished(
     expect(finished).to_have_attribute("data-status", "completed")
     expect(active).to_have_count(0)
     states = finished.locator(".pill").evaluate_all("ps => ps.map(p => p.dataset.state)")
-    assert states == ["done"] * 4
+    assert states == ["done"] * len(stage_names("veo"))
 
 
 def test_filters_narrow_the_lists(signed_in: Watched, live_server: PageServer) -> None:
