@@ -58,18 +58,18 @@ async def submit_request(body: RequestCreate, request: Request, principal: Submi
             parts.worker.wake()
     else:
         # An idempotent repeat: answer with the original request's identity.
-        existing = await runtime.queries.get_request(created.id)
-        if existing.user_id != body.user_id:
+        existing = await runtime.queries.stored_request(created.id)
+        if existing["user_id"] != body.user_id:
             raise RequestIdConflict(f"request_id {created.id} belongs to another user's request")
         # A repeated request_id must repeat the request it named: the same id with other
         # values is a client bug (a key reused), answered with the fields that differ.
-        differing = body.differing(existing.model_dump())
+        differing = body.differing(existing)
         if differing:
             raise RequestIdConflict(
                 f"request_id {created.id} was already used for a request with other values of: "
                 f"{', '.join(differing)}; send the same body to get that request, or a new request_id"
             )
-        trace_id = existing.trace_id
+        trace_id = existing["trace_id"]
     links = request_links(settings, created.id, trace_id)
     accepted = RequestAccepted(
         id=created.id,

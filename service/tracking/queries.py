@@ -170,6 +170,15 @@ class RequestQueries:
             raise RequestNotFound(f"no request with id or correlation id {key}")
         return RequestRead.model_validate(rows[0])
 
+    async def stored_request(self, request_id: uuid.UUID) -> dict[str, Any]:
+        """A request's row as stored, every column included (what a repeated `request_id` is
+        compared against: a field given its own column needs no read model to name it)."""
+        rows = await self._fetch("stored_request", READS["stored_request"], {"id": request_id})
+        if not rows:
+            raise RequestNotFound(f"no request {request_id}")
+        row: dict[str, Any] = rows[0]
+        return row
+
     async def resolve_id(self, key: str | uuid.UUID) -> uuid.UUID:
         """The request UUID for a key: parsed from a UUID, looked up for a correlation ID.
 

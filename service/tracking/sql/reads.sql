@@ -32,6 +32,9 @@ FROM video_requests r
 WHERE r.id = coalesce(CAST(%(id)s AS uuid),
                       (SELECT c.id FROM video_requests c WHERE c.correlation_id = %(correlation_id)s));
 
+-- name: stored_request
+SELECT * FROM video_requests WHERE id = %(id)s;
+
 -- name: request_exists
 SELECT 1 AS found FROM video_requests WHERE id = %(id)s;
 

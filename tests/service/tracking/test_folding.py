@@ -11,6 +11,7 @@ from service.errors import InvalidStatusTransition
 from service.runtime import Runtime
 from service.tracking.fence import Claim, holding
 from service.worker.repository import WorkRepository
+from tests.support.pipelines import run_stages
 from tests.support.sql import sql_engine
 from tests.support.workers import count_events, run_to_end, submit
 
@@ -31,9 +32,10 @@ async def test_a_stage_completion_and_the_next_start_land_in_one_statement(runti
     [rid] = await submit(runtime)
     await run_to_end(runtime, [rid])
     written = await _statements_of(runtime, rid)
-    assert written[("stage_completed", "validation")] == written[("stage_started", "video_generation")]
+    first, second, *_, last = run_stages("veo")
+    assert written[("stage_completed", first)] == written[("stage_started", second)]
     assert (
-        written[("stage_completed", "video_processing")]
+        written[("stage_completed", last)]
         == written[("request_completed", None)]
         == written[("stage_skipped", "notification")]
     )

@@ -21,6 +21,7 @@ from service.settings import Settings
 from service.tracking.queries import RequestFilter, RequestQueries
 from service.video_request import VideoRequest
 from tests.support.logs import json_logs
+from tests.support.pipelines import stage_names
 from tests.support.sql import sql_engine
 
 
@@ -93,7 +94,7 @@ async def test_request_detail_by_uuid_or_correlation_id(runtime: Runtime) -> Non
     by_id = await runtime.queries.get_request(created.id)
     by_correlation = await runtime.queries.get_request(created.correlation_id)
     assert by_id == by_correlation
-    assert [s.order for s in by_id.stages] == [1, 2, 3, 4]
+    assert [s.order for s in by_id.stages] == list(range(1, len(stage_names()) + 1))
     with pytest.raises(RequestNotFound):
         await runtime.queries.get_request(uuid.uuid4())
     with pytest.raises(RequestNotFound):
