@@ -141,6 +141,14 @@ async def run_bench(runtime: Runtime) -> None:
         5,
         100,
     )
+    one = page.items[0]
+    report("request detail, by UUID", await timed(lambda: q.get_request(one.id), 500), 5, 100)
+    report(
+        "request detail, by correlation ID",
+        await timed(lambda: q.get_request(one.correlation_id), 500),
+        5,
+        100,
+    )
     report("global dashboard (24 h)", await timed(q.dashboard, 100), 50, 500)
 
     print(f"writes ({CONCURRENCY} concurrent sessions, fsync on):")
