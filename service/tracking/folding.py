@@ -2,12 +2,13 @@
 
 A run writes in bursts: a stage completes and the next one starts, the last stage
 ends with the request and its skipped notification, a log event precedes a call.
-Inside `RequestTracker.folding` those writes wait in a `Fold` and are sent together
-(`service.tracking.write_values.Step`) when they must be durable: before the run calls out
-(`hold_claim`), when a retry is recorded, and when the run ends. Nothing the run does
-outside this process happens between a write and the statement that carries it, so
-a run that dies loses nothing a resumed run would need: its last durable point is
-the same as before, only fewer round trips led to it.
+Inside `RunWrites.folding` (`service.tracking.run_writes`; the tracker's `folding`)
+those writes wait in a `Fold` and are sent together (`service.tracking.write_values.Step`)
+when they must be durable: before the run calls out (`hold_claim`), when a retry is
+recorded, and when the run ends. Nothing the run does outside this process happens
+between a write and the statement that carries it, so a run that dies loses nothing a
+resumed run would need: its last durable point is the same as before, only fewer
+round trips led to it.
 
 The fold belongs to the run's task (a context variable), so another task writing for
 the same request (the watchdog ending it) never joins it.
